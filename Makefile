@@ -1,0 +1,43 @@
+# Thin front door over meson/ninja. `make demo` and `make check` work on a fresh Debian 12.
+BUILD ?= build
+MESON_FLAGS ?=
+
+.PHONY: all deps build guest check demo bench fuzz clean unit
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) $(MESON_FLAGS)
+
+build: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+guest: deps
+	guest/build.sh $(BUILD)/guest
+
+unit: build
+	meson test -C $(BUILD) --suite unit --print-errorlogs
+
+check: deps
+	$(MAKE) build
+	$(MAKE) guest
+	scripts/run-tests.sh $(BUILD)
+
+demo: deps
+	$(MAKE) build
+	$(MAKE) guest
+	scripts/demo.sh $(BUILD)
+
+bench: deps
+	$(MAKE) build
+	$(MAKE) guest
+	bench/run.sh $(BUILD)
+
+fuzz: deps
+	tests/fuzz/build.sh $(BUILD)-fuzz
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-fuzz
