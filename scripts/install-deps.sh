@@ -8,7 +8,7 @@ packages=(
   # Test guest: kernel source and its build tools, busybox for the initramfs.
   linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio xz-utils busybox-static make
   # Fuzzing (libFuzzer) and the QEMU baseline for benchmarks.
-  clang libclang-rt-14-dev python3 curl
+  clang-16 libclang-rt-16-dev python3
 )
 missing=()
 for package in "${packages[@]}"; do
