@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: MIT
+// TOML -> Config. The schema is a table of tables of keys, each key a small parser, so a new
+// key is one line and an unknown key or table is always an error (typos must not pass).
+#include "vmm/config.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "base/fd.hpp"
+#include "vmm/cpuid.hpp"
+
+namespace vmm {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Parse state: the Config plus whatever needs a default from another key.
+struct Draft {
+    Config config;
+    fs::path base_dir;
+    std::optional<bool> hyperv_enabled;
+};
+
+using KeyParser = std::function<Result<void>(toml::node const&, std::string const& key, Draft&)>;
+struct KeySpec {
+    std::string_view name;
+    KeyParser parse;
+};
+struct TableSpec {
+    std::string_view name;
+    std::vector<KeySpec> keys;
+};
+
+std::unexpected<Error> config_error(std::string message) { return fail(Errc::Config, std::move(message)); }
+
+Result<i64> as_integer(toml::node const& node, std::string const& key)
+{
+    if (auto value = node.value_exact<i64>())
+        return *value;
+    return config_error(fmt::format("{}: expected an integer", key));
+}
+
+Result<u64> as_positive(toml::node const& node, std::string const& key)
+{
+    i64 value = VMM_TRY(as_integer(node, key));
+    if (value <= 0)
+        return config_error(fmt::format("{}: must be positive (got {})", key, value));
+    return static_cast<u64>(value);
+}
+
+Result<u64> as_non_negative(toml::node const& node, std::string const& key)
+{
+    i64 value = VMM_TRY(as_integer(node, key));
+    if (value < 0)
+        return config_error(fmt::format("{}: must not be negative (got {})", key, value));
+    return static_cast<u64>(value);
+}
+
+Result<bool> as_bool(toml::node const& node, std::string const& key)
+{
+    if (auto value = node.value_exact<bool>())
+        return *value;
+    return config_error(fmt::format("{}: expected true or false", key));
+}
+
+Result<std::string> as_string(toml::node const& node, std::string const& key)
+{
+    if (auto value = node.value_exact<std::string>())
+        return *value;
+    return config_error(fmt::format("{}: expected a string", key));
+}
+
+Result<fs::path> as_path(toml::node const& node, std::string const& key, Draft const& draft)
+{
+    std::string text = VMM_TRY(as_string(node, key));
+    if (text.empty())
+        return config_error(fmt::format("{}: empty path", key));
+    fs::path path { text };
+    return path.is_absolute() ? path : (draft.base_dir / path).lexically_normal();
+}
+
+Result<std::vector<std::string>> as_string_array(toml::node const& node, std::string const& key)
+{
+    auto const* array = node.as_array();
+    if (!array)
+        return config_error(fmt::format("{}: expected an array of strings", key));
+    std::vector<std::string> out;
+    for (auto const& element : *array) {
+        auto value = element.value_exact<std::string>();
+        if (!value)
+            return config_error(fmt::format("{}: expected an array of strings", key));
+        out.push_back(*value);
+    }
+    return out;
+}
+
+std::vector<TableSpec> const& schema()
+{
+    static std::vector<TableSpec> const tables {
+        { "machine",
+            {
+                { "vcpus", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     u64 value = VMM_TRY(as_positive(n, k));
+                     if (value > 1024)
+                         return config_error(fmt::format("{}: {} is more than any host supports", k, value));
+                     d.config.machine.vcpus = static_cast<u32>(value);
+                     return {};
+                 } },
+                { "memory_mib", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.machine.memory_mib = VMM_TRY(as_positive(n, k));
+                     return {};
+                 } },
+                { "max_memory_mib", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.machine.max_memory_mib = VMM_TRY(as_positive(n, k));
+                     return {};
+                 } },
+                { "on_reboot", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     std::string value = VMM_TRY(as_string(n, k));
+                     if (value == "reset")
+                         d.config.machine.on_reboot = OnReboot::Reset;
+                     else if (value == "exit")
+                         d.config.machine.on_reboot = OnReboot::Exit;
+                     else
+                         return config_error(fmt::format("{}: expected \"reset\" or \"exit\" (got \"{}\")", k, value));
+                     return {};
+                 } },
+            } },
+        { "cpu",
+            {
+                { "hide_features", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.cpu.hide_features = VMM_TRY(as_string_array(n, k));
+                     if (auto unknown = first_unknown_feature(d.config.cpu.hide_features))
+                         return config_error(fmt::format("{}: unknown feature \"{}\"", k, *unknown));
+                     return {};
+                 } },
+            } },
+        { "boot",
+            {
+                { "firmware", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     std::string value = VMM_TRY(as_string(n, k));
+                     if (value == "direct")
+                         d.config.boot.firmware = BootFirmware::Direct;
+                     else if (value == "uefi")
+                         d.config.boot.firmware = BootFirmware::Uefi;
+                     else
+                         return config_error(fmt::format("{}: expected \"direct\" or \"uefi\" (got \"{}\")", k, value));
+                     return {};
+                 } },
+                { "kernel", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.boot.kernel = VMM_TRY(as_path(n, k, d));
+                     return {};
+                 } },
+                { "initrd", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.boot.initrd = VMM_TRY(as_path(n, k, d));
+                     return {};
+                 } },
+                { "cmdline", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.boot.cmdline = VMM_TRY(as_string(n, k));
+                     return {};
+                 } },
+            } },
+        { "serial",
+            {
+                { "output", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     std::string value = VMM_TRY(as_string(n, k));
+                     if (value == "stdout")
+                         d.config.serial.output_file.reset();
+                     else
+                         d.config.serial.output_file = VMM_TRY(as_path(n, k, d));
+                     return {};
+                 } },
+            } },
+        { "api",
+            {
+                { "socket", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.api.socket = VMM_TRY(as_path(n, k, d));
+                     return {};
+                 } },
+            } },
+        { "dynamic_memory",
+            {
+                { "enabled", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.dynamic_memory.enabled = VMM_TRY(as_bool(n, k));
+                     return {};
+                 } },
+                { "post_connect_delay_ms", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.dynamic_memory.post_connect_delay_ms = VMM_TRY(as_non_negative(n, k));
+                     return {};
+                 } },
+                { "max_request_pages", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.dynamic_memory.max_request_pages = VMM_TRY(as_non_negative(n, k));
+                     return {};
+                 } },
+            } },
+        { "hyperv",
+            {
+                { "enabled", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.hyperv_enabled = VMM_TRY(as_bool(n, k));
+                     return {};
+                 } },
+            } },
+    };
+    return tables;
+}
+
+Result<void> parse_tables(toml::table const& root, Draft& draft)
+{
+    for (auto const& [table_key, table_node] : root) {
+        std::string const table_name { table_key.str() };
+        auto const& tables = schema();
+        auto spec = std::ranges::find(tables, std::string_view { table_name }, &TableSpec::name);
+        if (spec == tables.end())
+            return config_error(fmt::format("unknown table [{}] (line {})", table_name, table_key.source().begin.line));
+        auto const* table = table_node.as_table();
+        if (!table)
+            return config_error(fmt::format("{}: expected a table", table_name));
+        for (auto const& [key, node] : *table) {
+            std::string const full = fmt::format("{}.{}", table_name, key.str());
+            auto key_spec = std::ranges::find(spec->keys, key.str(), &KeySpec::name);
+            if (key_spec == spec->keys.end())
+                return config_error(fmt::format("unknown key {} (line {})", full, key.source().begin.line));
+            VMM_TRY(key_spec->parse(node, full, draft));
+        }
+    }
+    return {};
+}
+
+// Cross-field rules that need nothing from the host.
+Result<void> check_fields(Config& config, bool have_max_memory)
+{
+    auto& machine = config.machine;
+    if (!have_max_memory)
+        machine.max_memory_mib = machine.memory_mib;
+    if (machine.memory_mib > machine.max_memory_mib)
+        return config_error(fmt::format("machine.memory_mib ({}) exceeds machine.max_memory_mib ({})",
+            machine.memory_mib, machine.max_memory_mib));
+    if (machine.max_memory_mib > MAX_MEMORY_MIB_LIMIT)
+        return config_error(fmt::format("machine.max_memory_mib ({}) is above the supported {} MiB",
+            machine.max_memory_mib, MAX_MEMORY_MIB_LIMIT));
+    if (config.boot.firmware == BootFirmware::Direct && config.boot.kernel.empty())
+        return config_error("boot.kernel: missing (required for direct kernel boot)");
+    if (config.dynamic_memory.enabled && !config.hyperv.enabled)
+        return config_error("hyperv.enabled: dynamic_memory.enabled needs Hyper-V (VMBus)");
+    return {};
+}
+
+Result<std::vector<std::byte>> read_head(fs::path const& path, std::string_view key, std::size_t bytes)
+{
+    int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (raw < 0)
+        return config_error(fmt::format("{}: cannot open {}: {}", key, path.string(), std::strerror(errno)));
+    Fd fd { raw };
+    std::vector<std::byte> head(bytes);
+    ssize_t got = ::read(fd.get(), head.data(), head.size());
+    if (got < 0)
+        return config_error(fmt::format("{}: cannot read {}: {}", key, path.string(), std::strerror(errno)));
+    head.resize(static_cast<std::size_t>(got));
+    return head;
+}
+
+} // namespace
+
+KernelFormat detect_kernel_format(std::span<std::byte const> head)
+{
+    constexpr std::array<unsigned char, 4> ELF_MAGIC { 0x7F, 'E', 'L', 'F' };
+    // Linux boot protocol: "HdrS" at 0x202 (Documentation/x86/boot.rst, "header").
+    constexpr std::size_t HDRS_OFFSET = 0x202;
+    constexpr std::array<unsigned char, 4> HDRS { 'H', 'd', 'r', 'S' };
+    if (head.size() >= ELF_MAGIC.size() && std::memcmp(head.data(), ELF_MAGIC.data(), ELF_MAGIC.size()) == 0)
+        return KernelFormat::Elf;
+    if (head.size() >= HDRS_OFFSET + HDRS.size()
+        && std::memcmp(head.data() + HDRS_OFFSET, HDRS.data(), HDRS.size()) == 0)
+        return KernelFormat::BzImage;
+    return KernelFormat::Unknown;
+}
+
+Result<Config> parse_config(std::string_view text, fs::path const& base_dir)
+{
+    Draft draft;
+    draft.base_dir = base_dir;
+    toml::table root;
+    try {
+        root = toml::parse(text);
+    } catch (toml::parse_error const& error) { // toml++ is built with exceptions: caught right here.
+        return config_error(fmt::format("TOML syntax error at line {}, column {}: {}", error.source().begin.line,
+            error.source().begin.column, error.description()));
+    }
+    VMM_TRY(parse_tables(root, draft));
+    draft.config.hyperv.enabled = draft.hyperv_enabled.value_or(draft.config.dynamic_memory.enabled);
+    bool const have_max_memory = root["machine"]["max_memory_mib"].is_value();
+    VMM_TRY(check_fields(draft.config, have_max_memory));
+    return draft.config;
+}
+
+Result<void> validate_config(Config const& config, ConfigLimits limits)
+{
+    if (config.machine.vcpus > limits.max_vcpus)
+        return config_error(fmt::format("machine.vcpus: {} is above this host's limit of {}", config.machine.vcpus,
+            limits.max_vcpus));
+    if (config.boot.firmware == BootFirmware::Direct) {
+        constexpr std::size_t HEAD_BYTES = 0x206; // Covers the ELF magic and "HdrS" at 0x202.
+        auto head = VMM_TRY(read_head(config.boot.kernel, "boot.kernel", HEAD_BYTES));
+        if (detect_kernel_format(head) == KernelFormat::Unknown)
+            return config_error(fmt::format("boot.kernel: {} is neither an ELF vmlinux nor a bzImage",
+                config.boot.kernel.string()));
+        if (config.boot.initrd)
+            VMM_TRY(read_head(*config.boot.initrd, "boot.initrd", 1));
+    }
+    return {};
+}
+
+Result<Config> load_config(fs::path const& path, ConfigLimits limits)
+{
+    std::ifstream file { path, std::ios::binary };
+    if (!file)
+        return config_error(fmt::format("config file {}: {}", path.string(), std::strerror(errno)));
+    std::stringstream text;
+    text << file.rdbuf();
+    if (file.bad())
+        return config_error(fmt::format("config file {}: read error", path.string()));
+    fs::path const absolute = fs::absolute(path);
+    auto config = parse_config(text.str(), absolute.parent_path());
+    if (!config)
+        return config_error(fmt::format("{}: {}", path.string(), config.error().what()));
+    config->source = absolute;
+    VMM_TRY(validate_config(*config, limits));
+    return config;
+}
+
+} // namespace vmm

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: MIT
+// The TOML configuration: parsed and validated before anything starts. Every failure is one
+// Errc::Config error whose message names the key or file (configs/README.md has the schema).
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.hpp"
+#include "base/types.hpp"
+
+namespace vmm {
+
+enum class OnReboot : u8 { Reset, Exit };
+enum class BootFirmware : u8 { Direct, Uefi };
+
+struct MachineSection {
+    u32 vcpus { 1 };
+    u64 memory_mib { 256 };
+    u64 max_memory_mib { 0 }; // 0 in the file means "same as memory_mib" (no hot-add window).
+    OnReboot on_reboot { OnReboot::Reset };
+};
+
+struct CpuSection {
+    std::vector<std::string> hide_features;
+};
+
+struct BootSection {
+    BootFirmware firmware { BootFirmware::Direct };
+    std::filesystem::path kernel;                // Absolute after loading.
+    std::optional<std::filesystem::path> initrd; // Absolute after loading.
+    std::string cmdline;
+};
+
+struct SerialSection {
+    std::optional<std::filesystem::path> output_file; // nullopt = stdout.
+};
+
+struct ApiSection {
+    std::optional<std::filesystem::path> socket;
+};
+
+// Keys of [dynamic_memory]. The DM device owns their meaning; add a key here and one line in
+// config.cpp's DYNAMIC_MEMORY_KEYS table.
+struct DynamicMemorySection {
+    bool enabled { false };
+    // Wait this long after the DM channel connects before the first request (QEMU hv-balloon
+    // waits 50 s for Windows guests; linux-guest-contract.md / dm-anchors).
+    u64 post_connect_delay_ms { 0 };
+    // Largest balloon request in pages (0 = no cap).
+    u64 max_request_pages { 0 };
+};
+
+struct HypervSection {
+    bool enabled { false }; // Defaults to dynamic_memory.enabled (VMBus needs Hyper-V).
+};
+
+struct Config {
+    std::filesystem::path source; // The file it came from (empty for text).
+    MachineSection machine;
+    CpuSection cpu;
+    BootSection boot;
+    SerialSection serial;
+    ApiSection api;
+    DynamicMemorySection dynamic_memory;
+    HypervSection hyperv;
+};
+
+struct ConfigLimits {
+    u32 max_vcpus; // KVM_CAP_MAX_VCPUS of this host (passed in so tests need no KVM).
+};
+
+inline constexpr u64 MAX_MEMORY_MIB_LIMIT = 64 * 1024; // Above 64 GiB the guest's memory block size grows and 6.1 hot-add breaks (contract §9.1).
+
+// Parses TOML text; relative paths resolve against `base_dir`. Checks types, unknown keys and
+// value ranges that need nothing from the host.
+Result<Config> parse_config(std::string_view text, std::filesystem::path const& base_dir);
+// Host-dependent checks: vCPU limit and the kernel/initrd files (existence, kernel format).
+Result<void> validate_config(Config const&, ConfigLimits);
+// Reads, parses and validates `path`.
+Result<Config> load_config(std::filesystem::path const& path, ConfigLimits);
+
+enum class KernelFormat : u8 { Elf, BzImage, Unknown };
+// ELF magic or the Linux boot protocol "HdrS" signature (Documentation/x86/boot.rst).
+KernelFormat detect_kernel_format(std::span<std::byte const> head);
+
+} // namespace vmm

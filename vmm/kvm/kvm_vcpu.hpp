@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: MIT
+// KvmVcpu: the owner of a vCPU fd and its kvm_run mapping. run() is the only place that
+// decodes kvm_run (into VcpuExit).
+#pragma once
+
+#include <span>
+#include <string>
+
+#include "base/error.hpp"
+#include "base/fd.hpp"
+#include "base/mapping.hpp"
+#include "base/types.hpp"
+#include "vmm/cpuid.hpp"
+#include "vmm/kvm/vcpu_exit.hpp"
+#include "vmm/kvm/x86_regs.hpp"
+
+namespace vmm::kvm {
+
+enum class MpState : u8 { Runnable, Uninitialized };
+
+struct MsrValue {
+    u32 index;
+    u64 value;
+};
+
+class KvmVcpu {
+public:
+    KvmVcpu(u32 index, Fd fd, Mapping run)
+        : m_index(index)
+        , m_fd(std::move(fd))
+        , m_run(std::move(run))
+    {
+    }
+
+    u32 index() const { return m_index; }
+
+    Result<void> set_cpuid(CpuidTable const&);
+    Result<Regs> get_regs() const;
+    Result<void> set_regs(Regs const&);
+    Result<SpecialRegs> get_sregs() const;
+    // Reads the current sregs, overlays `sregs`, writes them back.
+    Result<void> set_sregs(SpecialRegs const&);
+    Result<void> set_msrs(std::span<MsrValue const>);
+    Result<void> set_mp_state(MpState);
+
+    // One KVM_RUN. EINTR is not an error: it decodes to Interrupted.
+    Result<VcpuExit> run();
+
+    // Async-signal-safe: makes the current or next KVM_RUN return at once (Interrupted).
+    void request_immediate_exit() const;
+    void clear_immediate_exit() const;
+
+    // For logging an InternalError: suberror, KVM's extra data words and the RIP.
+    std::string describe_internal_error() const;
+
+private:
+    u32 m_index;
+    Fd m_fd;
+    Mapping m_run; // kvm_run, shared with the kernel; unmapped before the fd closes (member order).
+};
+
+} // namespace vmm::kvm
