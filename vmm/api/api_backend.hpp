@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: MIT
+// The seam between the REST API server and the VM: plain data the server renders as JSON, and an
+// abstract, thread-safe ApiBackend the server calls from its own I/O thread.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <string>
+
+namespace vmm::api {
+
+struct VmInfo {
+    std::string state;          // "running", "paused", "stopped", "guestless"...
+    std::uint32_t vcpus = 0;
+    std::uint64_t uptime_ms = 0;
+    std::uint64_t boot_count = 0; // Guest (re)boots seen since the VMM started (1 after first boot).
+    std::string version;          // microvmm version string.
+};
+
+// The guest's last DM_STATUS_REPORT (Linux hv_balloon.c post_status()), in MiB.
+struct GuestStatus {
+    std::uint64_t available_mib = 0;
+    std::uint64_t committed_mib = 0;
+    std::uint64_t age_ms = 0; // Time since the report arrived.
+};
+
+// One memory-target change. The backend owns ids (monotonic, never reused) and states.
+struct Operation {
+    std::uint64_t id = 0;
+    std::string kind;  // "balloon" | "unballoon" | "hot_add" | "idle" (target already reached)
+    std::uint64_t from_mib = 0;
+    std::uint64_t target_mib = 0;
+    std::string state; // "running" | "done" | "superseded" | "failed" | "timed_out"
+    std::uint64_t done_mib = 0;
+    std::uint64_t remaining_mib = 0;
+    std::uint64_t started_ms = 0;                // VM uptime clock (same as VmInfo::uptime_ms).
+    std::optional<std::uint64_t> finished_ms;    // Set once state != "running".
+    std::optional<std::string> reason;           // Why failed/timed_out/superseded (host text only).
+
+    bool running() const { return state == "running"; }
+};
+
+struct MemoryInfo {
+    std::uint64_t boot_mib = 0;
+    std::uint64_t max_mib = 0;        // [memory] max_memory_mib: the upper bound for a target.
+    std::uint64_t target_mib = 0;
+    std::uint64_t current_mib = 0;    // Guest-visible: boot - ballooned + hot_added.
+    std::uint64_t ballooned_mib = 0;
+    std::uint64_t hot_added_mib = 0;
+    // The lowest target the backend accepts ("safe floor"). The DM side decides it; the
+    // recommended rule is max(128 MiB, 25 % of boot, the guest's last committed_mib), so a
+    // target can never push the guest below what it has promised to its processes.
+    std::uint64_t floor_mib = 0;
+    bool dm_connected = false;
+    std::optional<std::uint32_t> dm_protocol_version; // DM_VERSION as negotiated, e.g. 0x00020000.
+    std::optional<GuestStatus> guest_status;
+    std::optional<Operation> operation; // The current operation, or the last finished one.
+};
+
+// Monotonic counters for GET /metrics. The backend counts; the server only renders.
+struct MemoryCounters {
+    std::uint64_t operations_started = 0;
+    std::uint64_t operations_done = 0;
+    std::uint64_t operations_superseded = 0;
+    std::uint64_t operations_failed = 0;
+    std::uint64_t operations_timed_out = 0;
+    std::uint64_t rejected_guest_ranges = 0; // Guest-sent page ranges refused (hostile or stale).
+    std::uint64_t status_reports = 0;
+    std::uint64_t guest_reboots = 0;
+    std::uint64_t balloon_pages_total = 0;   // 4 KiB pages the guest gave back, ever.
+    std::uint64_t unballoon_pages_total = 0; // 4 KiB pages returned to the guest, ever.
+    std::uint64_t hot_added_pages_total = 0;
+};
+
+enum class SetTargetError {
+    NotConnected, // The guest's DM driver has not (yet) connected: 503 + Retry-After.
+    AboveMax,     // target > max_mib: 400.
+    BelowFloor,   // target < floor_mib: 400.
+};
+
+// Every method may be called from the API thread while vCPU and device threads run: the
+// implementation locks (briefly) or reads atomics. No method may block on the guest.
+class ApiBackend {
+public:
+    virtual ~ApiBackend() = default;
+    virtual VmInfo vm_info() = 0;
+    virtual MemoryInfo memory_info() = 0;
+    // Starts (or supersedes the running operation with) a new target. Returns the new operation;
+    // if the target is already reached it may return an operation already in state "done".
+    virtual std::expected<Operation, SetTargetError> set_target(std::uint64_t target_mib) = 0;
+    // The operation with this id (running or finished), or nullopt if unknown/forgotten.
+    virtual std::optional<Operation> operation(std::uint64_t id) = 0;
+    virtual MemoryCounters counters() = 0;
+    // Extra Prometheus text (complete HELP/TYPE/sample lines) appended to GET /metrics.
+    virtual std::string extra_metrics() { return {}; }
+};
+
+} // namespace vmm::api

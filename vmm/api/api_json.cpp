@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT
+// JSON rendering of the API types and strict validation of the target request body.
+#include "vmm/api/api_json.hpp"
+
+#include <fmt/format.h>
+
+namespace vmm::api {
+
+using nlohmann::json;
+
+json to_json(VmInfo const& info)
+{
+    return json {
+        { "state", info.state },
+        { "vcpus", info.vcpus },
+        { "uptime_ms", info.uptime_ms },
+        { "boot_count", info.boot_count },
+        { "version", info.version },
+    };
+}
+
+json to_json(GuestStatus const& status)
+{
+    return json {
+        { "available_mib", status.available_mib },
+        { "committed_mib", status.committed_mib },
+        { "age_ms", status.age_ms },
+    };
+}
+
+json to_json(Operation const& op)
+{
+    json out {
+        { "id", op.id },
+        { "kind", op.kind },
+        { "from_mib", op.from_mib },
+        { "target_mib", op.target_mib },
+        { "state", op.state },
+        { "done_mib", op.done_mib },
+        { "remaining_mib", op.remaining_mib },
+        { "started_ms", op.started_ms },
+    };
+    out["finished_ms"] = op.finished_ms ? json(*op.finished_ms) : json(nullptr);
+    out["reason"] = op.reason ? json(*op.reason) : json(nullptr);
+    return out;
+}
+
+json to_json(MemoryInfo const& info)
+{
+    json dm { { "connected", info.dm_connected } };
+    dm["protocol_version"] = info.dm_protocol_version ? json(*info.dm_protocol_version) : json(nullptr);
+    json out {
+        { "boot_mib", info.boot_mib },
+        { "max_mib", info.max_mib },
+        { "floor_mib", info.floor_mib },
+        { "target_mib", info.target_mib },
+        { "current_mib", info.current_mib },
+        { "ballooned_mib", info.ballooned_mib },
+        { "hot_added_mib", info.hot_added_mib },
+        { "dm", dm },
+    };
+    out["guest_status"] = info.guest_status ? to_json(*info.guest_status) : json(nullptr);
+    out["operation"] = info.operation ? to_json(*info.operation) : json(nullptr);
+    return out;
+}
+
+std::string dump_json(json const& value, int indent)
+{
+    try {
+        return value.dump(indent, ' ', false, json::error_handler_t::replace);
+    } catch (std::exception const&) {
+        return "{}"; // Unreachable with error_handler_t::replace short of bad_alloc.
+    }
+}
+
+std::string fault_body(std::string_view message)
+{
+    json body = json::object();
+    body["fault_message"] = std::string(message);
+    return dump_json(body);
+}
+
+namespace {
+
+// Client text echoed in an error is cut short: an error message is not a mirror.
+std::string quote_key(std::string_view key)
+{
+    constexpr std::size_t MAX = 64;
+    if (key.size() > MAX)
+        return fmt::format("'{}...'", key.substr(0, MAX));
+    return fmt::format("'{}'", key);
+}
+
+std::expected<std::uint64_t, std::string> unsigned_field(json const& body, char const* name)
+{
+    auto const& value = body.at(name);
+    // nlohmann stores non-negative integers as number_unsigned; -1, 1.5, 1e3 and integers past
+    // 2^64 (parsed as double) are not.
+    if (!value.is_number_unsigned())
+        return std::unexpected(fmt::format("field '{}' must be an unsigned integer", name));
+    return value.get<std::uint64_t>();
+}
+
+} // namespace
+
+std::expected<TargetRequest, std::string> parse_target_request(std::string_view body)
+{
+    json parsed = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_discarded())
+        return std::unexpected(std::string("request body is not valid JSON"));
+    if (!parsed.is_object())
+        return std::unexpected(std::string("request body must be a JSON object"));
+    for (auto const& [key, value] : parsed.items()) {
+        if (key != "target_mib" && key != "timeout_ms")
+            return std::unexpected(fmt::format("unknown field {}", quote_key(key)));
+    }
+    if (!parsed.contains("target_mib"))
+        return std::unexpected(std::string("missing field 'target_mib'"));
+    TargetRequest request;
+    auto target = unsigned_field(parsed, "target_mib");
+    if (!target)
+        return std::unexpected(target.error());
+    request.target_mib = *target;
+    if (parsed.contains("timeout_ms")) {
+        auto timeout = unsigned_field(parsed, "timeout_ms");
+        if (!timeout)
+            return std::unexpected(timeout.error());
+        if (*timeout > MAX_TIMEOUT_MS)
+            return std::unexpected(fmt::format("field 'timeout_ms' must be at most {}", MAX_TIMEOUT_MS));
+        request.timeout = std::chrono::milliseconds(*timeout);
+    }
+    return request;
+}
+
+} // namespace vmm::api

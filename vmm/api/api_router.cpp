@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: MIT
+// Routing and status codes of the REST API (API.md is the user-facing description).
+#include "vmm/api/api_router.hpp"
+
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include "vmm/api/api_json.hpp"
+#include "vmm/api/event_hub.hpp"
+#include "vmm/api/metrics.hpp"
+
+namespace vmm::api {
+
+namespace {
+
+constexpr std::string_view OPERATIONS_PREFIX = "/api/v1/memory/operations/";
+
+HttpResponse json_response(unsigned status, nlohmann::json const& body)
+{
+    HttpResponse response;
+    response.status = status;
+    response.body = dump_json(body);
+    return response;
+}
+
+HttpResponse method_not_allowed(std::string_view allow)
+{
+    auto response = error_response(405, "method not allowed; use " + std::string(allow));
+    response.headers.emplace_back("Allow", std::string(allow));
+    return response;
+}
+
+std::optional<std::uint64_t> parse_id(std::string_view text)
+{
+    std::uint64_t id = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+    if (ec != std::errc() || end != text.data() + text.size() || text.empty())
+        return std::nullopt;
+    return id;
+}
+
+} // namespace
+
+HttpResponse error_response(unsigned status, std::string_view message)
+{
+    HttpResponse response;
+    response.status = status;
+    response.body = fault_body(message);
+    return response;
+}
+
+HttpResponse operation_response(Operation const& op)
+{
+    auto response = json_response(op.running() ? 202 : 200, to_json(op));
+    if (op.running())
+        response.headers.emplace_back("Location", fmt::format("{}{}", OPERATIONS_PREFIX, op.id));
+    return response;
+}
+
+RouteResult ApiRouter::route(HttpRequest const& request)
+{
+    std::string_view path = request.target;
+    if (auto query = path.find('?'); query != std::string_view::npos)
+        path = path.substr(0, query);
+    bool const get = request.method == "GET";
+
+    if (path == "/api/v1/vm") {
+        if (!get)
+            return method_not_allowed("GET");
+        return json_response(200, to_json(m_backend.vm_info()));
+    }
+    if (path == "/api/v1/memory") {
+        if (!get)
+            return method_not_allowed("GET");
+        return json_response(200, to_json(m_backend.memory_info()));
+    }
+    if (path == "/api/v1/memory/target") {
+        if (request.method != "PUT")
+            return method_not_allowed("PUT");
+        RouteResult result;
+        auto response = set_target(request.body, result);
+        if (std::holds_alternative<WaitForOperation>(result))
+            return result;
+        return response;
+    }
+    if (path.starts_with(OPERATIONS_PREFIX)) {
+        auto id = parse_id(path.substr(OPERATIONS_PREFIX.size()));
+        if (!id)
+            return error_response(404, "no such operation");
+        if (!get)
+            return method_not_allowed("GET");
+        auto op = m_backend.operation(*id);
+        if (!op)
+            return error_response(404, fmt::format("no operation {}", *id));
+        return json_response(200, to_json(*op));
+    }
+    if (path == "/api/v1/events") {
+        if (!get)
+            return method_not_allowed("GET");
+        return StreamEvents {};
+    }
+    if (path == "/metrics") {
+        if (!get)
+            return method_not_allowed("GET");
+        auto vm = m_backend.vm_info();
+        auto memory = m_backend.memory_info();
+        auto counters = m_backend.counters();
+        HttpResponse response;
+        response.content_type = PROMETHEUS_CONTENT_TYPE;
+        response.body = render_metrics(vm, memory, counters, m_stats, m_hub) + m_backend.extra_metrics();
+        return response;
+    }
+    return error_response(404, "no such endpoint");
+}
+
+HttpResponse ApiRouter::set_target(std::string const& body, RouteResult& result)
+{
+    auto request = parse_target_request(body);
+    if (!request)
+        return error_response(400, request.error());
+    auto op = m_backend.set_target(request->target_mib);
+    if (!op) {
+        switch (op.error()) {
+        case SetTargetError::NotConnected: {
+            // The DM driver connects late (QEMU hv-balloon and Hyper-V hold requests ~50 s after
+            // boot, product-anchors.md §3): tell the client to retry, not that it erred.
+            auto response = error_response(503, "the guest's Dynamic Memory driver is not connected yet");
+            response.headers.emplace_back("Retry-After", "1");
+            return response;
+        }
+        case SetTargetError::AboveMax: {
+            auto info = m_backend.memory_info();
+            return error_response(400,
+                fmt::format("target_mib {} is above max_memory_mib {}", request->target_mib, info.max_mib));
+        }
+        case SetTargetError::BelowFloor: {
+            auto info = m_backend.memory_info();
+            return error_response(400,
+                fmt::format("target_mib {} is below the safe floor of {} MiB", request->target_mib, info.floor_mib));
+        }
+        }
+        return error_response(500, "unknown set_target error");
+    }
+    if (request->timeout && op->running() && request->timeout->count() > 0) {
+        result = WaitForOperation { *op, *request->timeout };
+        return {};
+    }
+    return operation_response(*op);
+}
+
+} // namespace vmm::api
