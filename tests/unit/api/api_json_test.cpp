@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+// Validation of the PUT /api/v1/memory/target body and the JSON shapes of the API types.
+#include <gtest/gtest.h>
+
+#include "vmm/api/api_json.hpp"
+
+namespace vmm::api {
+namespace {
+
+TEST(TargetRequest, AcceptsTargetAlone)
+{
+    auto request = parse_target_request(R"({"target_mib": 768})");
+    ASSERT_TRUE(request.has_value()) << request.error();
+    EXPECT_EQ(request->target_mib, 768u);
+    EXPECT_FALSE(request->timeout.has_value());
+}
+
+TEST(TargetRequest, AcceptsTargetWithTimeout)
+{
+    auto request = parse_target_request(R"({"timeout_ms": 2500, "target_mib": 2048})");
+    ASSERT_TRUE(request.has_value()) << request.error();
+    EXPECT_EQ(request->target_mib, 2048u);
+    EXPECT_EQ(request->timeout, std::chrono::milliseconds(2500));
+}
+
+TEST(TargetRequest, RejectsBadJsonAndNonObjects)
+{
+    for (char const* body : { "", "{", "target_mib=5", "{\"target_mib\": 5,}", "\xff\xfe" })
+        EXPECT_EQ(parse_target_request(body).error(), "request body is not valid JSON") << body;
+    for (char const* body : { "[]", "5", "\"x\"", "null" })
+        EXPECT_EQ(parse_target_request(body).error(), "request body must be a JSON object") << body;
+}
+
+TEST(TargetRequest, RejectsWrongTypesNamingTheField)
+{
+    for (char const* body : { R"({"target_mib": "512"})", R"({"target_mib": -1})", R"({"target_mib": 1.5})",
+             R"({"target_mib": 1e3})", R"({"target_mib": true})", R"({"target_mib": null})",
+             R"({"target_mib": 99999999999999999999999})" })
+        EXPECT_EQ(parse_target_request(body).error(), "field 'target_mib' must be an unsigned integer") << body;
+    EXPECT_EQ(parse_target_request(R"({"target_mib": 512, "timeout_ms": "1"})").error(),
+        "field 'timeout_ms' must be an unsigned integer");
+}
+
+TEST(TargetRequest, RejectsUnknownAndMissingFields)
+{
+    EXPECT_EQ(parse_target_request(R"({"target_mib": 512, "amount_mib": 1})").error(), "unknown field 'amount_mib'");
+    EXPECT_EQ(parse_target_request(R"({})").error(), "missing field 'target_mib'");
+    EXPECT_EQ(parse_target_request(R"({"timeout_ms": 5})").error(), "missing field 'target_mib'");
+    std::string long_key(500, 'k');
+    auto error = parse_target_request("{\"" + long_key + "\": 1}").error();
+    EXPECT_LT(error.size(), 100u) << "client text echoed in errors is truncated";
+}
+
+TEST(TargetRequest, CapsTimeout)
+{
+    EXPECT_TRUE(parse_target_request(R"({"target_mib": 1, "timeout_ms": 600000})").has_value());
+    EXPECT_EQ(parse_target_request(R"({"target_mib": 1, "timeout_ms": 600001})").error(),
+        "field 'timeout_ms' must be at most 600000");
+}
+
+TEST(ApiJson, MemoryInfoRendersNullsForAbsentParts)
+{
+    MemoryInfo info;
+    info.boot_mib = 1024;
+    auto json = to_json(info);
+    EXPECT_EQ(json["boot_mib"], 1024);
+    EXPECT_TRUE(json["guest_status"].is_null());
+    EXPECT_TRUE(json["operation"].is_null());
+    EXPECT_EQ(json["dm"]["connected"], false);
+    EXPECT_TRUE(json["dm"]["protocol_version"].is_null());
+}
+
+TEST(ApiJson, FaultBodyEscapesAndSurvivesInvalidUtf8)
+{
+    auto body = nlohmann::json::parse(fault_body("bad \"quote\" \xff"));
+    EXPECT_TRUE(body["fault_message"].get<std::string>().starts_with("bad \"quote\""));
+}
+
+} // namespace
+} // namespace vmm::api

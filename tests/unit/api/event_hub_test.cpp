@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: MIT
+// EventHub: bounded per-subscriber queues, drop-oldest with a count, wake coalescing, lifetimes.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "vmm/api/event_hub.hpp"
+
+namespace vmm::api {
+namespace {
+
+TEST(EventHub, PublishAddsEventTypeAndTimestamp)
+{
+    EventHub hub;
+    auto subscription = hub.subscribe([] {});
+    hub.publish("status_report", { { "available_mib", 100 }, { "event", "spoofed" } });
+    auto batch = subscription->take();
+    ASSERT_EQ(batch.lines.size(), 1u);
+    auto event = nlohmann::json::parse(*batch.lines[0]);
+    EXPECT_EQ(event["event"], "status_report") << "a field cannot override the type";
+    EXPECT_EQ(event["available_mib"], 100);
+    EXPECT_GT(event["ts_ms"].get<std::uint64_t>(), 1'600'000'000'000u);
+    EXPECT_EQ(hub.published(), 1u);
+}
+
+TEST(EventHub, NonObjectFieldsGoUnderData)
+{
+    EventHub hub;
+    auto subscription = hub.subscribe([] {});
+    hub.publish("guest_reboot", nlohmann::json::array({ 1, 2 }));
+    hub.publish("dm_connected");
+    auto batch = subscription->take();
+    ASSERT_EQ(batch.lines.size(), 2u);
+    EXPECT_EQ(nlohmann::json::parse(*batch.lines[0])["data"], nlohmann::json::array({ 1, 2 }));
+    EXPECT_FALSE(nlohmann::json::parse(*batch.lines[1]).contains("data"));
+}
+
+TEST(EventHub, FullQueueDropsOldestAndCounts)
+{
+    EventHub hub(4);
+    auto subscription = hub.subscribe([] {});
+    for (int i = 0; i < 10; ++i)
+        hub.publish("operation_progress", { { "n", i } });
+    auto batch = subscription->take();
+    ASSERT_EQ(batch.lines.size(), 4u);
+    EXPECT_EQ(batch.dropped, 6u);
+    EXPECT_EQ(nlohmann::json::parse(*batch.lines.front())["n"], 6) << "the newest events survive";
+    EXPECT_EQ(nlohmann::json::parse(*batch.lines.back())["n"], 9);
+    EXPECT_EQ(hub.dropped(), 6u);
+    EXPECT_EQ(subscription->take().dropped, 0u) << "the count resets once reported";
+}
+
+TEST(EventHub, WakeIsCalledOncePerTake)
+{
+    EventHub hub;
+    int wakes = 0;
+    auto subscription = hub.subscribe([&] { ++wakes; });
+    hub.publish("a");
+    hub.publish("b");
+    EXPECT_EQ(wakes, 1);
+    subscription->take();
+    hub.publish("c");
+    EXPECT_EQ(wakes, 2);
+}
+
+TEST(EventHub, CancelledSubscriptionGetsNothing)
+{
+    EventHub hub;
+    int wakes = 0;
+    auto subscription = hub.subscribe([&] { ++wakes; });
+    EXPECT_EQ(hub.subscribers(), 1u);
+    subscription->cancel();
+    hub.publish("a");
+    EXPECT_EQ(wakes, 0);
+    EXPECT_TRUE(subscription->take().lines.empty());
+    EXPECT_EQ(hub.subscribers(), 0u);
+}
+
+TEST(EventHub, SubscriptionMayOutliveTheHub)
+{
+    std::shared_ptr<EventSubscription> subscription;
+    {
+        EventHub hub;
+        subscription = hub.subscribe([] {});
+        hub.publish("a");
+    }
+    EXPECT_EQ(subscription->take().lines.size(), 1u);
+    subscription->cancel();
+}
+
+TEST(EventHub, ConcurrentPublishersAndSubscribersAgree)
+{
+    EventHub hub(100'000);
+    auto subscription = hub.subscribe([] {});
+    std::vector<std::thread> publishers;
+    for (int t = 0; t < 4; ++t)
+        publishers.emplace_back([&] {
+            for (int i = 0; i < 2000; ++i)
+                hub.publish("operation_progress");
+        });
+    std::size_t received = 0;
+    for (int i = 0; i < 50; ++i)
+        received += subscription->take().lines.size();
+    for (auto& publisher : publishers)
+        publisher.join();
+    received += subscription->take().lines.size();
+    EXPECT_EQ(received, 8000u);
+}
+
+} // namespace
+} // namespace vmm::api
