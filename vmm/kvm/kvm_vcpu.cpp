@@ -128,6 +128,7 @@ Result<SpecialRegs> KvmVcpu::get_sregs() const
     out.fs = from_kvm(sregs.fs);
     out.gs = from_kvm(sregs.gs);
     out.ss = from_kvm(sregs.ss);
+    out.tr = from_kvm(sregs.tr);
     out.gdt = { sregs.gdt.base, sregs.gdt.limit };
     out.idt = { sregs.idt.base, sregs.idt.limit };
     out.cr0 = sregs.cr0;
@@ -148,6 +149,7 @@ Result<void> KvmVcpu::set_sregs(SpecialRegs const& in)
     to_kvm(in.fs, sregs.fs);
     to_kvm(in.gs, sregs.gs);
     to_kvm(in.ss, sregs.ss);
+    to_kvm(in.tr, sregs.tr);
     sregs.gdt.base = in.gdt.base;
     sregs.gdt.limit = in.gdt.limit;
     sregs.idt.base = in.idt.base;

@@ -31,10 +31,10 @@ struct DescriptorTable {
     u16 limit { 0 };
 };
 
-// The parts of KVM_GET/SET_SREGS microvmm sets; the rest (TR, LDT, APIC base, interrupt
-// bitmap) is kept as KVM initialised it.
+// The parts of KVM_GET/SET_SREGS microvmm sets; the rest (LDT, APIC base, interrupt bitmap)
+// is kept as KVM initialised it.
 struct SpecialRegs {
-    Segment cs, ds, es, fs, gs, ss;
+    Segment cs, ds, es, fs, gs, ss, tr;
     DescriptorTable gdt, idt;
     u64 cr0 { 0 }, cr3 { 0 }, cr4 { 0 }, efer { 0 };
 };

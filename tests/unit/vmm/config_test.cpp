@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/config.hpp" // Header under test first.
+
+#include <unistd.h>
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+namespace vmm {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A scratch folder with a fake ELF kernel, a fake bzImage, a non-kernel and an initrd.
+class ConfigTest : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        m_dir = fs::temp_directory_path() / fmt::format("microvmm-config-test-{}", ::getpid());
+        fs::create_directories(m_dir);
+        std::string elf(0x300, '\0');
+        elf.replace(0, 4, "\x7f" "ELF");
+        write("vmlinux", elf);
+        std::string bzimage(0x300, '\0');
+        bzimage.replace(0x202, 4, "HdrS");
+        write("bzImage", bzimage);
+        write("garbage", std::string(0x300, 'x'));
+        write("initrd.cpio", "070701");
+    }
+    void TearDown() override { fs::remove_all(m_dir); }
+
+    void write(std::string const& name, std::string const& bytes)
+    {
+        std::ofstream file { m_dir / name, std::ios::binary };
+        file << bytes;
+    }
+
+    // A valid config plus `extra` lines (later keys in the same table are appended there).
+    static std::string with(std::string const& machine_extra = "", std::string const& rest = "")
+    {
+        return "[machine]\nvcpus = 2\nmemory_mib = 512\nmax_memory_mib = 1024\n" + machine_extra
+            + "\n[boot]\nkernel = \"vmlinux\"\ninitrd = \"initrd.cpio\"\ncmdline = \"console=ttyS0\"\n" + rest;
+    }
+
+    Result<Config> load(std::string const& text, u32 max_vcpus = 64)
+    {
+        write("vm.toml", text);
+        return load_config(m_dir / "vm.toml", ConfigLimits { max_vcpus });
+    }
+
+    // Loads `text`, expects a Config error whose message contains `key`.
+    void expect_error(std::string const& text, std::string const& key, u32 max_vcpus = 64)
+    {
+        auto config = load(text, max_vcpus);
+        ASSERT_FALSE(config) << "accepted:\n" << text;
+        EXPECT_EQ(config.error().code(), Errc::Config);
+        EXPECT_NE(config.error().what().find(key), std::string_view::npos)
+            << "message \"" << config.error().what() << "\" does not name " << key;
+    }
+
+    fs::path m_dir;
+};
+
+TEST_F(ConfigTest, ValidConfigLoadsWithPathsResolvedAgainstItsFolder)
+{
+    auto config = load(with("on_reboot = \"exit\"",
+        "[cpu]\nhide_features = [\"xsave\", \"popcnt\"]\n[serial]\noutput = \"serial.log\"\n"
+        "[api]\nsocket = \"/run/microvmm.sock\"\n"));
+    ASSERT_TRUE(config) << config.error().what();
+    EXPECT_EQ(config->machine.vcpus, 2u);
+    EXPECT_EQ(config->machine.memory_mib, 512u);
+    EXPECT_EQ(config->machine.max_memory_mib, 1024u);
+    EXPECT_EQ(config->machine.on_reboot, OnReboot::Exit);
+    EXPECT_EQ(config->boot.kernel, m_dir / "vmlinux");
+    EXPECT_EQ(*config->boot.initrd, m_dir / "initrd.cpio");
+    EXPECT_EQ(config->boot.cmdline, "console=ttyS0");
+    EXPECT_EQ(*config->serial.output_file, m_dir / "serial.log");
+    EXPECT_EQ(*config->api.socket, fs::path("/run/microvmm.sock"));
+    EXPECT_EQ(config->cpu.hide_features, (std::vector<std::string> { "xsave", "popcnt" }));
+    EXPECT_FALSE(config->dynamic_memory.enabled);
+    EXPECT_FALSE(config->hyperv.enabled);
+}
+
+TEST_F(ConfigTest, DefaultsFillOptionalKeys)
+{
+    auto config = load("[boot]\nkernel = \"bzImage\"\n");
+    ASSERT_TRUE(config) << config.error().what();
+    EXPECT_EQ(config->machine.vcpus, 1u);
+    EXPECT_EQ(config->machine.max_memory_mib, config->machine.memory_mib);
+    EXPECT_EQ(config->machine.on_reboot, OnReboot::Reset);
+    EXPECT_FALSE(config->serial.output_file.has_value());
+    EXPECT_FALSE(config->boot.initrd.has_value());
+}
+
+TEST_F(ConfigTest, HypervDefaultsToDynamicMemory)
+{
+    auto config = load(with("", "[dynamic_memory]\nenabled = true\npost_connect_delay_ms = 5\nmax_request_pages = 7\n"));
+    ASSERT_TRUE(config) << config.error().what();
+    EXPECT_TRUE(config->dynamic_memory.enabled);
+    EXPECT_TRUE(config->hyperv.enabled);
+    EXPECT_EQ(config->dynamic_memory.post_connect_delay_ms, 5u);
+    EXPECT_EQ(config->dynamic_memory.max_request_pages, 7u);
+}
+
+TEST_F(ConfigTest, MissingFileNamesTheFile)
+{
+    auto config = load_config(m_dir / "nope.toml", ConfigLimits { 4 });
+    ASSERT_FALSE(config);
+    EXPECT_NE(config.error().what().find("nope.toml"), std::string_view::npos);
+}
+
+TEST_F(ConfigTest, MalformedTomlNamesTheLine)
+{
+    expect_error("[machine]\nvcpus = 2\nmemory_mib = = 3\n", "line 3");
+}
+
+TEST_F(ConfigTest, WrongTypeNamesTheKey)
+{
+    expect_error(with("on_reboot = 1"), "machine.on_reboot");
+    expect_error("[machine]\nvcpus = \"two\"\n[boot]\nkernel = \"vmlinux\"\n", "machine.vcpus");
+    expect_error(with("", "[dynamic_memory]\nenabled = \"yes\"\n"), "dynamic_memory.enabled");
+    expect_error(with("", "[cpu]\nhide_features = \"xsave\"\n"), "cpu.hide_features");
+    expect_error(with("", "[serial]\noutput = 3\n"), "serial.output");
+}
+
+TEST_F(ConfigTest, UnknownKeyOrTableIsRejected)
+{
+    expect_error(with("vcpu = 2"), "machine.vcpu");
+    expect_error(with("", "[machin]\nvcpus = 1\n"), "[machin]");
+    expect_error(with("", "[dynamic_memory]\nenable = true\n"), "dynamic_memory.enable");
+}
+
+TEST_F(ConfigTest, MemoryAboveMaximumIsRejected)
+{
+    expect_error("[machine]\nmemory_mib = 2048\nmax_memory_mib = 1024\n[boot]\nkernel = \"vmlinux\"\n",
+        "machine.memory_mib");
+}
+
+TEST_F(ConfigTest, ZeroOrNegativeSizesAreRejected)
+{
+    expect_error("[machine]\nmemory_mib = 0\n[boot]\nkernel = \"vmlinux\"\n", "machine.memory_mib");
+    expect_error("[machine]\nmemory_mib = -512\n[boot]\nkernel = \"vmlinux\"\n", "machine.memory_mib");
+    expect_error("[machine]\nmax_memory_mib = 0\n[boot]\nkernel = \"vmlinux\"\n", "machine.max_memory_mib");
+    expect_error(with("", "[dynamic_memory]\nmax_request_pages = -1\n"), "dynamic_memory.max_request_pages");
+}
+
+TEST_F(ConfigTest, VcpuCountMustBeBetweenOneAndTheHostLimit)
+{
+    expect_error("[machine]\nvcpus = 0\n[boot]\nkernel = \"vmlinux\"\n", "machine.vcpus");
+    expect_error("[machine]\nvcpus = 5\n[boot]\nkernel = \"vmlinux\"\n", "machine.vcpus", 4);
+    EXPECT_TRUE(load("[machine]\nvcpus = 4\n[boot]\nkernel = \"vmlinux\"\n", 4));
+}
+
+TEST_F(ConfigTest, OnRebootAcceptsOnlyResetOrExit)
+{
+    expect_error(with("on_reboot = \"reboot\""), "machine.on_reboot");
+}
+
+TEST_F(ConfigTest, KernelMustExistAndBeElfOrBzImage)
+{
+    expect_error("[boot]\nkernel = \"garbage\"\n", "boot.kernel");
+    expect_error("[boot]\nkernel = \"missing-vmlinux\"\n", "boot.kernel");
+    expect_error("[machine]\nvcpus = 1\n", "boot.kernel");
+    EXPECT_TRUE(load("[boot]\nkernel = \"bzImage\"\n"));
+}
+
+TEST_F(ConfigTest, MissingInitrdNamesIt)
+{
+    expect_error("[boot]\nkernel = \"vmlinux\"\ninitrd = \"missing.cpio\"\n", "boot.initrd");
+}
+
+TEST_F(ConfigTest, UnknownHiddenFeatureNamesIt)
+{
+    expect_error(with("", "[cpu]\nhide_features = [\"xsave\", \"avx1024\"]\n"), "avx1024");
+    expect_error(with("", "[cpu]\nhide_features = [\"xsave\", \"avx1024\"]\n"), "cpu.hide_features");
+}
+
+TEST_F(ConfigTest, DynamicMemoryWithoutHypervIsRejected)
+{
+    expect_error(with("", "[dynamic_memory]\nenabled = true\n[hyperv]\nenabled = false\n"), "hyperv.enabled");
+}
+
+TEST_F(ConfigTest, UefiFirmwareNeedsNoKernel)
+{
+    auto config = load("[boot]\nfirmware = \"uefi\"\n");
+    ASSERT_TRUE(config) << config.error().what();
+    EXPECT_EQ(config->boot.firmware, BootFirmware::Uefi);
+    expect_error("[boot]\nfirmware = \"bios\"\n", "boot.firmware");
+}
+
+TEST(KernelFormat, DetectsElfBzImageAndNeither)
+{
+    std::vector<std::byte> elf(8, std::byte { 0 });
+    elf[0] = std::byte { 0x7F };
+    elf[1] = std::byte { 'E' };
+    elf[2] = std::byte { 'L' };
+    elf[3] = std::byte { 'F' };
+    EXPECT_EQ(detect_kernel_format(elf), KernelFormat::Elf);
+    std::vector<std::byte> bz(0x206, std::byte { 0 });
+    bz[0x202] = std::byte { 'H' };
+    bz[0x203] = std::byte { 'd' };
+    bz[0x204] = std::byte { 'r' };
+    bz[0x205] = std::byte { 'S' };
+    EXPECT_EQ(detect_kernel_format(bz), KernelFormat::BzImage);
+    EXPECT_EQ(detect_kernel_format(std::span<std::byte const> {}), KernelFormat::Unknown);
+    EXPECT_EQ(detect_kernel_format(std::vector<std::byte>(0x206, std::byte { 1 })), KernelFormat::Unknown);
+}
+
+// Every example in configs/ parses; its files are checked too when the build artifacts exist
+// (the demo kernel is built by `make guest`, so a unit run before that checks the schema only).
+TEST(ConfigExamples, EveryFileInConfigsParsesAndValidates)
+{
+    fs::path const configs = fs::path(MICROVMM_SOURCE_ROOT) / "configs";
+    int count = 0;
+    for (auto const& entry : fs::directory_iterator(configs)) {
+        if (entry.path().extension() != ".toml")
+            continue;
+        ++count;
+        std::ifstream file { entry.path() };
+        std::stringstream text;
+        text << file.rdbuf();
+        auto config = parse_config(text.str(), configs);
+        ASSERT_TRUE(config) << entry.path() << ": " << config.error().what();
+        if (config->boot.firmware == BootFirmware::Direct && fs::exists(config->boot.kernel)) {
+            auto valid = validate_config(*config, ConfigLimits { 64 });
+            EXPECT_TRUE(valid) << entry.path() << ": " << valid.error().what();
+        }
+    }
+    EXPECT_GE(count, 2);
+}
+
+TEST(ConfigExamples, DemoAndWindowsProfilesHaveTheirDocumentedSettings)
+{
+    fs::path const configs = fs::path(MICROVMM_SOURCE_ROOT) / "configs";
+    auto read = [&](char const* name) {
+        std::ifstream file { configs / name };
+        std::stringstream text;
+        text << file.rdbuf();
+        return parse_config(text.str(), configs);
+    };
+    auto demo = read("demo.toml");
+    ASSERT_TRUE(demo) << demo.error().what();
+    EXPECT_EQ(demo->machine.memory_mib, 512u);
+    EXPECT_GE(demo->machine.max_memory_mib, 1024u);
+    EXPECT_TRUE(demo->dynamic_memory.enabled);
+    EXPECT_NE(demo->boot.cmdline.find("microvmm.test=balloon"), std::string::npos);
+    auto win = read("win.toml");
+    ASSERT_TRUE(win) << win.error().what();
+    EXPECT_EQ(win->boot.firmware, BootFirmware::Uefi);
+    EXPECT_EQ(win->dynamic_memory.post_connect_delay_ms, 50'000u);
+    EXPECT_EQ(win->dynamic_memory.max_request_pages, 585'728u);
+}
+
+} // namespace
+} // namespace vmm

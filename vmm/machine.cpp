@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: MIT
+// Building one boot of the guest: memory, platform devices, vCPUs, then the kernel.
+#include "vmm/machine.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iterator>
+
+#include "base/log.hpp"
+#include "firmware/boot_info.hpp"
+#include "firmware/e820.hpp"
+#include "firmware/kernel_image.hpp"
+#include "firmware/layout.hpp"
+#if __has_include("firmware/acpi/acpi_tables.hpp")
+#include "firmware/acpi/acpi_tables.hpp"
+#define MICROVMM_HAVE_ACPI 1
+#endif
+
+namespace vmm {
+
+namespace {
+
+// KVM_SET_TSS_ADDR needs three pages and KVM_SET_IDENTITY_MAP_ADDR one page of guest-physical
+// space that is neither RAM nor a device: just below the 4 GiB BIOS area, inside the MMIO
+// hole and clear of the IOAPIC (0xFEC00000) and LAPIC (0xFEE00000). Firecracker uses the same.
+constexpr mem::Gpa TSS_GPA { 0xFFFB'D000 };
+constexpr mem::Gpa IDENTITY_MAP_GPA { 0xFFFB'C000 };
+
+constexpr u64 align_up(u64 value, u64 alignment) { return (value + alignment - 1) / alignment * alignment; }
+
+Result<std::vector<std::byte>> read_file(std::filesystem::path const& path, std::string_view what)
+{
+    std::ifstream file { path, std::ios::binary };
+    if (!file)
+        return fail(Errc::Config, fmt::format("{}: cannot open {}", what, path.string()));
+    std::vector<std::byte> bytes;
+    file.seekg(0, std::ios::end);
+    auto const size = file.tellg();
+    file.seekg(0, std::ios::beg);
+    if (size < 0)
+        return fail(Errc::Config, fmt::format("{}: cannot read {}", what, path.string()));
+    bytes.resize(static_cast<std::size_t>(size));
+    if (!file.read(reinterpret_cast<char*>(bytes.data()), size)) // iostream reads into char.
+        return fail(Errc::Config, fmt::format("{}: cannot read {}", what, path.string()));
+    return bytes;
+}
+
+kvm::Segment to_segment(firmware::SegmentState const& in)
+{
+    return kvm::Segment { in.base, in.limit, in.selector, in.type, in.present, in.dpl, in.db, in.s, in.l, in.g };
+}
+
+} // namespace
+
+MemoryLayout plan_memory(u64 memory_mib, u64 max_memory_mib)
+{
+    MemoryLayout layout {};
+    layout.ram_bytes = memory_mib * MIB;
+    layout.ram_end_gpa = layout.ram_bytes <= firmware::MMIO_HOLE_START
+        ? layout.ram_bytes
+        : firmware::HIGH_RAM_RELOCATED_START + (layout.ram_bytes - firmware::MMIO_HOLE_START);
+    u64 const extra_bytes = max_memory_mib > memory_mib ? (max_memory_mib - memory_mib) * MIB : 0;
+    // Whole 128 MiB chunks only: the guest adds hot-plugged memory in HA_CHUNK blocks.
+    layout.hot_add_size_bytes = extra_bytes / HOT_ADD_CHUNK_BYTES * HOT_ADD_CHUNK_BYTES;
+    // Above all boot RAM, 128 MiB aligned, and never overlapping the [3 GiB, 4 GiB) hole
+    // (linux-guest-contract.md §9.4 "Address choice").
+    layout.hot_add_base_gpa = align_up(layout.ram_end_gpa, HOT_ADD_CHUNK_BYTES);
+    if (layout.hot_add_base_gpa < firmware::MMIO_HOLE_END
+        && layout.hot_add_base_gpa + layout.hot_add_size_bytes > firmware::MMIO_HOLE_START)
+        layout.hot_add_base_gpa = firmware::MMIO_HOLE_END;
+    return layout;
+}
+
+Result<std::unique_ptr<Machine>> Machine::create(Config const& config, kvm::KvmSystem const& system,
+    devices::ByteSink& serial, MachineCallbacks callbacks)
+{
+    auto vm = VMM_TRY(system.create_vm());
+    std::unique_ptr<Machine> machine { new Machine(config, std::move(vm), serial, std::move(callbacks)) }; // Private constructor.
+    VMM_TRY(machine->m_vm.create_platform(TSS_GPA, IDENTITY_MAP_GPA));
+    VMM_TRY(machine->create_memory());
+    VMM_TRY(machine->create_devices());
+    VMM_TRY(machine->create_vcpus(system));
+    VMM_TRY(machine->load_guest());
+    return machine;
+}
+
+Machine::Machine(Config const& config, kvm::KvmVm vm, devices::ByteSink& serial, MachineCallbacks callbacks)
+    : m_config(config)
+    , m_layout(plan_memory(config.machine.memory_mib, config.machine.max_memory_mib))
+    , m_callbacks(std::move(callbacks))
+    , m_vm(std::move(vm))
+    , m_serial_sink(serial)
+{
+}
+
+Machine::~Machine()
+{
+    // Teardown is not a guest event: stop the threads without reporting a reason.
+    m_stop_requested.store(true, std::memory_order_release);
+    for (auto& thread : m_threads)
+        thread->request_stop();
+    join();
+}
+
+Result<void> Machine::create_memory()
+{
+    VMM_TRY(firmware::check_ram_bytes(m_layout.ram_bytes));
+    // One memfd so ballooned pages can be punched out (discard_guest_pages) and so the
+    // guest RAM is one shareable object.
+    m_ram_fd = Fd { ::memfd_create("guest-ram", MFD_CLOEXEC) };
+    if (!m_ram_fd.is_open())
+        return fail_errno("memfd_create guest-ram");
+    if (::ftruncate(m_ram_fd.get(), static_cast<off_t>(m_layout.ram_bytes)) < 0)
+        return fail_errno("ftruncate guest-ram");
+    m_ram = VMM_TRY(Mapping::of_fd(m_ram_fd, 0, m_layout.ram_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE));
+
+    std::vector<mem::RamRegion> regions;
+    u64 offset = 0;
+    u32 slot = 0;
+    for (auto const& range : firmware::ram_ranges(m_layout.ram_bytes)) {
+        auto host = m_ram.bytes().subspan(offset, range.size_bytes);
+        VMM_TRY(m_vm.set_user_memory_region(slot++, range.start, host));
+        regions.push_back(mem::RamRegion { range.start, host });
+        offset += range.size_bytes;
+    }
+    VMM_ASSERT(offset == m_layout.ram_bytes && slot < FIRST_HOT_ADD_SLOT);
+    if (m_layout.hot_add_size_bytes > 0) {
+        m_hot_add_window = VMM_TRY(Mapping::reserve(m_layout.hot_add_size_bytes));
+        regions.push_back(mem::RamRegion { mem::Gpa { m_layout.hot_add_base_gpa }, m_hot_add_window.bytes() });
+    }
+    m_memory = VMM_TRY(mem::GuestMemory::from_regions(std::move(regions)));
+    if (m_layout.hot_add_size_bytes > 0)
+        VMM_TRY(m_memory.make_pluggable(m_memory.regions().size() - 1, HOT_ADD_CHUNK_BYTES));
+    return {};
+}
+
+Result<void> Machine::discard_guest_pages(mem::Gpa gpa, u64 bytes)
+{
+    if (!gpa.page_aligned() || bytes % mem::PAGE_SIZE != 0)
+        return fail(Errc::InvalidArgument, "discard_guest_pages alignment", gpa.raw());
+    // Translate the GPA to an offset in the memfd: boot RAM ranges are laid out back to back.
+    u64 offset = 0;
+    for (auto const& range : firmware::ram_ranges(m_layout.ram_bytes)) {
+        if (gpa >= range.start && gpa.raw() - range.start.raw() < range.size_bytes) {
+            u64 const inside = gpa.raw() - range.start.raw();
+            if (bytes > range.size_bytes - inside)
+                return fail(Errc::OutOfRange, "discard_guest_pages crosses a RAM range", gpa.raw());
+            if (::fallocate(m_ram_fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    static_cast<off_t>(offset + inside), static_cast<off_t>(bytes))
+                < 0)
+                return fail_errno("fallocate punch hole");
+            return {};
+        }
+        offset += range.size_bytes;
+    }
+    return fail(Errc::NotMapped, "discard_guest_pages outside boot RAM", gpa.raw());
+}
+
+Result<void> Machine::create_devices()
+{
+    auto power = [this](devices::PowerEvent event) {
+        request_stop(event == devices::PowerEvent::Poweroff ? StopReason::Poweroff : StopReason::Reset);
+    };
+    m_uart = std::make_unique<devices::Uart16550>(m_serial_sink, [this](bool level) {
+        // Edge-triggered ISA IRQ 4 on the in-kernel IOAPIC: forwarding the level makes the
+        // 0 -> 1 transition the interrupt (a failure here only loses one interrupt).
+        if (auto done = m_vm.irq_line(firmware::COM1_GSI, level); !done)
+            VMM_GUEST_WARN("uart", "irq_line: {}", done.error());
+    });
+    m_sleep_control = std::make_unique<devices::AcpiSleepControl>(power, firmware::ACPI_S5_SLP_TYP);
+    m_sleep_status = std::make_unique<devices::AcpiSleepStatus>();
+    m_reset_register = std::make_unique<devices::AcpiResetRegister>(power, firmware::ACPI_RESET_VALUE);
+    m_i8042 = std::make_unique<devices::I8042ResetPort>(power);
+    m_post_code = std::make_unique<devices::PostCodePort>();
+
+    constexpr u16 I8042_COMMAND_PORT = 0x64; // PC/AT keyboard controller command/status.
+    constexpr u16 POST_CODE_PORT = 0x80;
+    VMM_TRY(m_pio_bus.attach({ firmware::COM1_PORT, firmware::COM1_PORT_COUNT }, *m_uart));
+    VMM_TRY(m_pio_bus.attach({ firmware::ACPI_SLEEP_CONTROL_PORT, 1 }, *m_sleep_control));
+    VMM_TRY(m_pio_bus.attach({ firmware::ACPI_SLEEP_STATUS_PORT, 1 }, *m_sleep_status));
+    VMM_TRY(m_pio_bus.attach({ firmware::ACPI_RESET_PORT, 1 }, *m_reset_register));
+    VMM_TRY(m_pio_bus.attach({ I8042_COMMAND_PORT, 1 }, *m_i8042));
+    VMM_TRY(m_pio_bus.attach({ POST_CODE_PORT, 1 }, *m_post_code));
+    m_pio_bus.freeze();
+    m_mmio_bus.freeze(); // LAPIC and IOAPIC MMIO are handled in the kernel.
+    return {};
+}
+
+Result<void> Machine::create_vcpus(kvm::KvmSystem const& system)
+{
+    CpuidTable base = VMM_TRY(system.supported_cpuid());
+    set_hypervisor_bit(base);
+    VMM_TRY(hide_features(base, m_config.cpu.hide_features));
+    // FIXME: with [hyperv] enabled, replace_hypervisor_leaves(base, partition.cpuid_leaves())
+    // once vmm/hyperv lands (the KVM signature must then vanish, contract §1.1).
+    restrict_kvm_leaves(base);
+    u32 const count = m_config.machine.vcpus;
+    for (u32 index = 0; index < count; ++index) {
+        auto vcpu = std::make_unique<kvm::KvmVcpu>(VMM_TRY(m_vm.create_vcpu(index)));
+        CpuidTable table = base;
+        set_topology(table, index, count); // APIC id = vCPU index (KVM_CREATE_VCPU id).
+        VMM_TRY(vcpu->set_cpuid(table));
+        // APs sleep until the BSP's INIT/SIPI reaches them through the in-kernel LAPIC.
+        if (index > 0)
+            VMM_TRY(vcpu->set_mp_state(kvm::MpState::Uninitialized));
+        m_vcpus.push_back(std::move(vcpu));
+    }
+    return {};
+}
+
+Result<void> Machine::load_guest()
+{
+    auto const& boot = m_config.boot;
+    if (boot.firmware == BootFirmware::Uefi)
+        return fail(Errc::Unsupported, "UEFI boot is not implemented; Windows guests need it");
+    auto kernel_bytes = VMM_TRY(read_file(boot.kernel, "boot.kernel"));
+    auto kernel = VMM_TRY(firmware::load_kernel(m_memory, kernel_bytes));
+    std::vector<std::byte> initrd;
+    if (boot.initrd)
+        initrd = VMM_TRY(read_file(*boot.initrd, "boot.initrd"));
+    u64 rsdp_gpa = 0;
+#ifdef MICROVMM_HAVE_ACPI
+    bool const vmbus = m_config.dynamic_memory.enabled || m_config.hyperv.enabled;
+    rsdp_gpa = VMM_TRY(firmware::write_acpi_tables(m_memory, firmware::AcpiConfig { m_config.machine.vcpus, vmbus }));
+#endif
+    auto state = VMM_TRY(firmware::write_boot_info(m_memory, kernel,
+        firmware::BootRequest { boot.cmdline, initrd, m_layout.ram_bytes, rsdp_gpa }));
+    return setup_boot_cpu(state);
+}
+
+Result<void> Machine::setup_boot_cpu(firmware::BootCpuState const& state)
+{
+    auto& bsp = *m_vcpus.front();
+    kvm::SpecialRegs sregs = VMM_TRY(bsp.get_sregs());
+    sregs.cs = to_segment(state.cs);
+    sregs.ds = to_segment(state.ds);
+    sregs.es = to_segment(state.es);
+    sregs.fs = to_segment(state.fs);
+    sregs.gs = to_segment(state.gs);
+    sregs.ss = to_segment(state.ss);
+    if (state.tr.present)
+        sregs.tr = to_segment(state.tr);
+    sregs.gdt = { state.gdt_base, state.gdt_limit };
+    sregs.idt = { state.idt_base, state.idt_limit };
+    sregs.cr0 = state.cr0;
+    sregs.cr3 = state.cr3;
+    sregs.cr4 = state.cr4;
+    sregs.efer = state.efer;
+    VMM_TRY(bsp.set_sregs(sregs));
+    kvm::Regs regs {};
+    regs.rip = state.rip;
+    regs.rsp = state.rsp;
+    regs.rbx = state.rbx;
+    regs.rsi = state.rsi;
+    regs.rflags = state.rflags;
+    return bsp.set_regs(regs);
+}
+
+void Machine::start()
+{
+    m_dispatch = std::make_unique<VcpuDispatch>(VcpuDispatch {
+        m_pio_bus, m_mmio_bus, m_hooks, [this](StopReason reason) { request_stop(reason); },
+        m_callbacks.on_first_run });
+    // The vector is complete before any thread runs: request_stop() walks it from vCPU threads.
+    for (auto& vcpu : m_vcpus)
+        m_threads.push_back(std::make_unique<VcpuThread>(*vcpu, *m_dispatch));
+    for (auto& thread : m_threads)
+        thread->start();
+}
+
+void Machine::request_stop(StopReason reason)
+{
+    bool const first = !m_stop_requested.exchange(true, std::memory_order_acq_rel);
+    for (auto& thread : m_threads)
+        thread->request_stop();
+    if (first && m_callbacks.on_stop)
+        m_callbacks.on_stop(reason);
+}
+
+void Machine::join()
+{
+    for (auto& thread : m_threads)
+        thread->join();
+}
+
+} // namespace vmm

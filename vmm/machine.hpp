@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: MIT
+// Machine: one boot of one guest. Owns the KVM VM and vCPUs, guest RAM (a memfd) and the
+// hot-add window, the buses and devices, and the vCPU threads. A guest reset destroys the
+// Machine and builds a fresh one (vmm/runner.*): no state survives a reboot by construction.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "base/error.hpp"
+#include "base/fd.hpp"
+#include "base/mapping.hpp"
+#include "mem/guest_memory.hpp"
+#include "vmm/bus.hpp"
+#include "vmm/config.hpp"
+#include "vmm/devices/acpi_pm.hpp"
+#include "vmm/devices/uart16550.hpp"
+#include "vmm/kvm/kvm_system.hpp"
+#include "vmm/kvm/kvm_vcpu.hpp"
+#include "vmm/kvm/kvm_vm.hpp"
+#include "vmm/vcpu_hooks.hpp"
+#include "vmm/vcpu_thread.hpp"
+
+namespace vmm::firmware {
+struct BootCpuState;
+}
+
+namespace vmm {
+
+// Guest-physical layout decisions that depend only on the configuration (unit-tested).
+struct MemoryLayout {
+    u64 ram_bytes;           // Boot RAM (memory_mib).
+    u64 ram_end_gpa;         // One past the highest boot RAM byte (above 4 GiB if RAM crosses the hole).
+    u64 hot_add_base_gpa;    // 128 MiB aligned; 0 size means no window.
+    u64 hot_add_size_bytes;  // max_memory - memory, rounded down to 128 MiB chunks.
+};
+inline constexpr u64 HOT_ADD_CHUNK_BYTES = 128 * MIB; // Linux 6.1 hv_balloon HA_CHUNK (contract §9.1).
+inline constexpr u32 FIRST_HOT_ADD_SLOT = 8;         // KVM slots 0..7 are boot RAM.
+MemoryLayout plan_memory(u64 memory_mib, u64 max_memory_mib);
+
+struct MachineCallbacks {
+    // Called from any thread (vCPU threads, devices) at most once per Machine, with the first
+    // stop reason; it must only post work to the event loop.
+    std::function<void(StopReason)> on_stop;
+    // Called on vCPU 0's thread just before its first KVM_RUN (timing and logging).
+    std::function<void()> on_first_run;
+};
+
+class Machine {
+public:
+    static Result<std::unique_ptr<Machine>> create(Config const&, kvm::KvmSystem const&, devices::ByteSink& serial,
+        MachineCallbacks callbacks);
+    Machine(Machine const&) = delete;
+    Machine& operator=(Machine const&) = delete;
+    ~Machine(); // Stops and joins the vCPU threads first.
+
+    // Starts the vCPU threads (the BSP runs, APs wait for INIT/SIPI in the kernel).
+    void start();
+    // Any thread: records `reason` (first one wins), stops and kicks every vCPU.
+    void request_stop(StopReason reason);
+    // Loop thread: waits until every vCPU thread has ended.
+    void join();
+
+    // Guest RAM as the rest of the VMM sees it (boot RAM + pluggable hot-add window).
+    mem::GuestMemory const& guest_memory() const { return m_memory; }
+    mem::GuestMemory& guest_memory() { return m_memory; }
+    // The memfd behind boot RAM (offset = position in boot RAM, low part first).
+    int guest_ram_fd() const { return m_ram_fd.get(); }
+    // Gives boot-RAM pages back to the host: fallocate(PUNCH_HOLE | KEEP_SIZE) on the memfd.
+    // The guest reads zeroes there afterwards. gpa and bytes must be page aligned.
+    Result<void> discard_guest_pages(mem::Gpa gpa, u64 bytes);
+    // The hot-add window: reserved address space (PROT_NONE) at layout().hot_add_base_gpa.
+    Mapping const& hot_add_window() const { return m_hot_add_window; }
+    MemoryLayout const& layout() const { return m_layout; }
+    kvm::KvmVm& vm() { return m_vm; }
+    Bus& pio_bus() { return m_pio_bus; }
+    Bus& mmio_bus() { return m_mmio_bus; }
+    u32 vcpu_count() const { return static_cast<u32>(m_vcpus.size()); }
+
+    // Installs the MSR/hypercall seam before start() (the Hyper-V partition glue).
+    void set_vcpu_hooks(VcpuHooks* hooks) { m_hooks = hooks; }
+
+private:
+    Machine(Config const&, kvm::KvmVm, devices::ByteSink&, MachineCallbacks);
+    Result<void> create_memory();
+    Result<void> create_devices();
+    Result<void> create_vcpus(kvm::KvmSystem const&);
+    Result<void> load_guest();
+    Result<void> setup_boot_cpu(firmware::BootCpuState const&);
+
+    // Members are destroyed bottom-up: the vCPU threads (declared last) are joined first,
+    // then the vCPU fds, the devices and buses, the VM fd, and only then the RAM mappings
+    // its memory slots point at, so KVM never holds a slot over unmapped memory.
+    Config m_config;
+    MemoryLayout m_layout;
+    MachineCallbacks m_callbacks;
+    std::atomic<bool> m_stop_requested { false };
+
+    Fd m_ram_fd;                // memfd "guest-ram".
+    Mapping m_ram;              // All of boot RAM, MAP_SHARED over m_ram_fd.
+    Mapping m_hot_add_window;   // Reserved, PROT_NONE until the DM device plugs chunks.
+    kvm::KvmVm m_vm;            // Destroyed before the mappings above (declared after them).
+    mem::GuestMemory m_memory;  // Views into m_ram / m_hot_add_window.
+
+    devices::ByteSink& m_serial_sink;
+    std::unique_ptr<devices::Uart16550> m_uart;
+    std::unique_ptr<devices::AcpiSleepControl> m_sleep_control;
+    std::unique_ptr<devices::AcpiSleepStatus> m_sleep_status;
+    std::unique_ptr<devices::AcpiResetRegister> m_reset_register;
+    std::unique_ptr<devices::I8042ResetPort> m_i8042;
+    std::unique_ptr<devices::PostCodePort> m_post_code;
+    Bus m_pio_bus { "pio" };    // After the devices: holds references to them.
+    Bus m_mmio_bus { "mmio" };
+
+    VcpuHooks* m_hooks { nullptr };
+    std::vector<std::unique_ptr<kvm::KvmVcpu>> m_vcpus; // Before the VM fd closes (declared after m_vm).
+    std::unique_ptr<VcpuDispatch> m_dispatch;
+    std::vector<std::unique_ptr<VcpuThread>> m_threads; // Last: joined first.
+};
+
+} // namespace vmm

@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT
+// microvmm entry point: `microvmm --config FILE` boots a guest; subcommands (e.g. `ctl`) are
+// dispatched by CLI11. Exit statuses: see vmm/runner.hpp (0 guest done, 1 host failure,
+// 2 configuration/usage, 128+N signal N).
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "base/log.hpp"
+#include "vmm/config.hpp"
+#include "vmm/event_loop.hpp"
+#include "vmm/kvm/kvm_system.hpp"
+#include "vmm/runner.hpp"
+#include "vmm/vcpu_thread.hpp"
+#ifdef MICROVMM_HAVE_API
+#include "vmm/api/ctl.hpp"
+#endif
+
+namespace {
+
+using namespace vmm;
+
+Result<log::Level> parse_level(std::string const& name)
+{
+    if (name == "debug")
+        return log::Level::Debug;
+    if (name == "info")
+        return log::Level::Info;
+    if (name == "warn")
+        return log::Level::Warn;
+    if (name == "error")
+        return log::Level::Error;
+    return fail(Errc::Config, "--log-level: expected debug, info, warn or error");
+}
+
+int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point start)
+{
+    // Before any thread exists, so every thread inherits the mask and only the event loop's
+    // signalfd sees SIGTERM/SIGINT.
+    if (auto blocked = block_termination_signals(); !blocked) {
+        log::error("vmm", "{}", blocked.error());
+        return EXIT_FAILURE_HOST;
+    }
+    auto kvm = kvm::KvmSystem::open();
+    // Configuration problems are reported first even without KVM, so a typo is never hidden
+    // behind "no /dev/kvm"; the vCPU limit then falls back to the larger of the two checks.
+    u32 const max_vcpus = kvm ? kvm->max_vcpus() : 1024;
+    auto config = load_config(config_path, ConfigLimits { max_vcpus });
+    if (!config) {
+        std::fprintf(stderr, "microvmm: config error: %s\n", std::string(config.error().what()).c_str());
+        return EXIT_CONFIG;
+    }
+    if (config->boot.firmware == BootFirmware::Uefi) {
+        std::fprintf(stderr, "microvmm: UEFI boot is not implemented; Windows guests need it\n");
+        return EXIT_FAILURE_HOST;
+    }
+    if (!kvm) {
+        std::fprintf(stderr, "microvmm: KVM unavailable: %s\n", kvm.error().message().c_str());
+        return EXIT_FAILURE_HOST;
+    }
+    if (auto installed = VcpuThread::install_kick_handler(); !installed) {
+        log::error("vmm", "{}", installed.error());
+        return EXIT_FAILURE_HOST;
+    }
+    auto loop = EventLoop::create();
+    if (!loop) {
+        log::error("vmm", "{}", loop.error());
+        return EXIT_FAILURE_HOST;
+    }
+    Runner runner { std::move(*config), *kvm, **loop, start };
+    return runner.run();
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    auto const start = std::chrono::steady_clock::now();
+    CLI::App app { "microvmm: a minimal KVM VMM with Hyper-V Dynamic Memory", "microvmm" };
+    std::string config_path;
+    std::string level_name = "info";
+    app.add_option("-c,--config", config_path, "TOML machine configuration (see configs/README.md)");
+    app.add_option("--log-level", level_name, "debug, info, warn or error")->capture_default_str();
+    app.set_version_flag("--version", std::string("microvmm ") + MICROVMM_VERSION);
+    // Subcommands hook in here; without one, --config is required.
+#ifdef MICROVMM_HAVE_API
+    CLI::App* ctl = api::add_ctl_subcommand(app);
+#endif
+    app.require_subcommand(0, 1);
+    try {
+        app.parse(argc, argv);
+    } catch (CLI::CallForHelp const& e) { // CLI11 reports help/version/usage by throwing.
+        return app.exit(e);
+    } catch (CLI::CallForAllHelp const& e) {
+        return app.exit(e);
+    } catch (CLI::CallForVersion const& e) {
+        return app.exit(e);
+    } catch (CLI::ParseError const& e) {
+        app.exit(e); // Prints the message.
+        return EXIT_CONFIG;
+    }
+#ifdef MICROVMM_HAVE_API
+    if (ctl->parsed())
+        return api::ctl_main(ctl->remaining());
+#endif
+    auto level = parse_level(level_name);
+    if (!level) {
+        std::fprintf(stderr, "microvmm: %s\n", std::string(level.error().what()).c_str());
+        return EXIT_CONFIG;
+    }
+    log::set_level(*level);
+    if (config_path.empty()) {
+        std::fprintf(stderr, "microvmm: --config FILE is required (see --help)\n");
+        return EXIT_CONFIG;
+    }
+    return run_vm(config_path, start);
+}

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/runner.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "base/log.hpp"
+
+namespace vmm {
+
+namespace {
+std::string_view reason_name(StopReason reason)
+{
+    switch (reason) {
+    case StopReason::Poweroff: return "poweroff";
+    case StopReason::Reset: return "reset";
+    case StopReason::Signal: return "signal";
+    case StopReason::Error: return "error";
+    }
+    return "?";
+}
+
+u64 elapsed_ms(std::chrono::steady_clock::time_point since)
+{
+    return static_cast<u64>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - since).count());
+}
+} // namespace
+
+Runner::Runner(Config config, kvm::KvmSystem& kvm, EventLoop& loop, std::chrono::steady_clock::time_point process_start)
+    : m_config(std::move(config))
+    , m_kvm(kvm)
+    , m_loop(loop)
+    , m_process_start(process_start)
+{
+}
+
+Runner::~Runner() = default;
+
+int Runner::run()
+{
+    if (m_config.serial.output_file) {
+        auto const& path = *m_config.serial.output_file;
+        int raw = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (raw < 0) {
+            log::error("serial", "serial.output: cannot open {}: {}", path.string(), std::strerror(errno));
+            return EXIT_FAILURE_HOST;
+        }
+        m_serial = std::make_unique<devices::FdSink>(raw, Fd { raw });
+    } else {
+        m_serial = std::make_unique<devices::FdSink>(STDOUT_FILENO);
+    }
+    auto signals = m_loop.watch_signals([this](int signal) {
+        log::info("vmm", "{} received, stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+        m_signal = signal;
+        if (m_machine)
+            m_machine->request_stop(StopReason::Signal);
+        else
+            finish(EXIT_SIGNAL_BASE + signal);
+    });
+    if (!signals) {
+        log::error("vmm", "{}", signals.error());
+        return EXIT_FAILURE_HOST;
+    }
+    m_signals = std::move(*signals);
+    if (auto booted = boot(); !booted) {
+        log::error("vmm", "{}", booted.error());
+        return EXIT_FAILURE_HOST;
+    }
+    if (auto ran = m_loop.run_until_stopped(); !ran) {
+        log::error("vmm", "event loop: {}", ran.error());
+        return EXIT_FAILURE_HOST;
+    }
+    m_machine.reset();
+    return m_exit_status;
+}
+
+Result<void> Runner::boot()
+{
+    MachineCallbacks callbacks;
+    callbacks.on_stop = [this](StopReason reason) {
+        // Runs on a vCPU thread: hand over to the loop thread, which owns the Machine.
+        if (!m_loop.post([this, reason] { handle_stop(reason); }))
+            m_loop.stop(); // Queue full: still leave, as an error.
+    };
+    callbacks.on_first_run = [this, boot = m_boot_count + 1] {
+        log::info("vmm", "boot {}: first KVM_RUN {} ms after start", boot, elapsed_ms(m_process_start));
+    };
+    m_machine = VMM_TRY(Machine::create(m_config, m_kvm, *m_serial, std::move(callbacks)));
+    ++m_boot_count;
+    log::info("vmm", "boot {}: {} vCPU(s), {} MiB RAM, hot-add window {} MiB at {:#x}", m_boot_count,
+        m_config.machine.vcpus, m_config.machine.memory_mib, m_machine->layout().hot_add_size_bytes / MIB,
+        m_machine->layout().hot_add_base_gpa);
+    m_machine->start();
+    for (auto& callback : m_started)
+        callback(*m_machine);
+    return {};
+}
+
+void Runner::handle_stop(StopReason reason)
+{
+    if (!m_machine)
+        return;
+    m_machine->join();
+    log::info("vmm", "guest stopped: {}", reason_name(reason));
+    switch (reason) {
+    case StopReason::Poweroff: finish(EXIT_GUEST_DONE); return;
+    case StopReason::Signal: finish(EXIT_SIGNAL_BASE + m_signal); return;
+    case StopReason::Error: finish(EXIT_FAILURE_HOST); return;
+    case StopReason::Reset: break;
+    }
+    if (m_config.machine.on_reboot == OnReboot::Exit) {
+        log::info("vmm", "guest reboot requested; machine.on_reboot = \"exit\": exiting");
+        finish(EXIT_GUEST_DONE);
+        return;
+    }
+    for (auto& callback : m_reset)
+        callback(*m_machine);
+    m_machine.reset(); // Fresh VM, fresh RAM: nothing of the old boot survives.
+    if (auto booted = boot(); !booted) {
+        log::error("vmm", "reboot failed: {}", booted.error());
+        finish(EXIT_FAILURE_HOST);
+    }
+}
+
+void Runner::finish(int exit_status)
+{
+    m_exit_status = exit_status;
+    m_loop.stop();
+}
+
+} // namespace vmm

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+// Runner: the life of the VMM process around successive Machines. Boots a Machine, reacts to
+// its stop reason on the event-loop thread (poweroff -> exit, reset -> fresh Machine or exit,
+// signal -> exit) and tells observers about each boot and each guest reset.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "base/error.hpp"
+#include "vmm/config.hpp"
+#include "vmm/devices/uart16550.hpp"
+#include "vmm/event_loop.hpp"
+#include "vmm/kvm/kvm_system.hpp"
+#include "vmm/machine.hpp"
+
+namespace vmm {
+
+// Process exit statuses (documented in configs/README.md).
+inline constexpr int EXIT_GUEST_DONE = 0;     // Guest powered off (or reset with on_reboot = "exit").
+inline constexpr int EXIT_FAILURE_HOST = 1;   // KVM unusable, VM setup failed, vCPU error.
+inline constexpr int EXIT_CONFIG = 2;         // Bad configuration or command line.
+inline constexpr int EXIT_SIGNAL_BASE = 128;  // + signal number: SIGINT -> 130, SIGTERM -> 143.
+
+class Runner {
+public:
+    Runner(Config config, kvm::KvmSystem& kvm, EventLoop& loop, std::chrono::steady_clock::time_point process_start);
+    Runner(Runner const&) = delete;
+    Runner& operator=(Runner const&) = delete;
+    ~Runner();
+
+    // Observers, registered before run(). on_machine_started runs on the loop thread after
+    // each boot's vCPUs started; on_guest_reset runs on the loop thread after the old
+    // Machine's vCPUs stopped and before it is destroyed (the DM device resets here).
+    void on_machine_started(std::function<void(Machine&)> callback) { m_started.push_back(std::move(callback)); }
+    void on_guest_reset(std::function<void(Machine&)> callback) { m_reset.push_back(std::move(callback)); }
+
+    // Boots, runs the event loop until the VMM should exit, returns the exit status.
+    int run();
+
+    Machine* machine() { return m_machine.get(); }
+    u64 boot_count() const { return m_boot_count; }
+
+private:
+    Result<void> boot();
+    void handle_stop(StopReason);
+    void finish(int exit_status);
+
+    Config m_config;
+    kvm::KvmSystem& m_kvm;
+    EventLoop& m_loop;
+    std::chrono::steady_clock::time_point m_process_start;
+    std::unique_ptr<devices::ByteSink> m_serial;
+    std::vector<std::function<void(Machine&)>> m_started;
+    std::vector<std::function<void(Machine&)>> m_reset;
+    EventLoop::Registration m_signals;
+    int m_signal { 0 };
+    int m_exit_status { EXIT_GUEST_DONE };
+    u64 m_boot_count { 0 };
+    std::unique_ptr<Machine> m_machine; // Last: its vCPU threads post to the members above.
+};
+
+} // namespace vmm

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/vcpu_thread.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstring>
+
+#include "base/log.hpp"
+
+namespace vmm {
+
+namespace {
+
+// A real-time signal nobody else uses; its handler only touches kvm_run->immediate_exit.
+int kick_signal() { return SIGRTMIN + 1; }
+
+// The vCPU this thread runs, for the kick handler (set before the first KVM_RUN).
+thread_local kvm::KvmVcpu* t_current_vcpu = nullptr;
+
+void on_kick(int)
+{
+    if (auto* vcpu = t_current_vcpu)
+        vcpu->request_immediate_exit();
+}
+
+template<class... F>
+struct Overloaded : F... {
+    using F::operator()...;
+};
+
+} // namespace
+
+Result<void> VcpuThread::install_kick_handler()
+{
+    struct sigaction action {};
+    action.sa_handler = on_kick;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = 0; // No SA_RESTART: KVM_RUN must return EINTR.
+    if (::sigaction(kick_signal(), &action, nullptr) < 0)
+        return fail_errno("sigaction vcpu kick");
+    return {};
+}
+
+VcpuThread::~VcpuThread()
+{
+    request_stop();
+    join();
+}
+
+void VcpuThread::start()
+{
+    m_thread = std::thread([this] { run_until_stopped(); });
+    std::string const name = fmt::format("vcpu{}", m_vcpu.index());
+    pthread_setname_np(m_thread.native_handle(), name.c_str()); // Cosmetic: shows in top/gdb.
+}
+
+void VcpuThread::request_stop()
+{
+    m_stop.store(true, std::memory_order_release);
+    if (m_thread.joinable())
+        pthread_kill(m_thread.native_handle(), kick_signal()); // ESRCH once the thread ended: fine.
+}
+
+void VcpuThread::join()
+{
+    if (m_thread.joinable())
+        m_thread.join();
+}
+
+void VcpuThread::run_until_stopped()
+{
+    t_current_vcpu = &m_vcpu;
+    if (m_vcpu.index() == 0 && m_dispatch.on_first_run)
+        m_dispatch.on_first_run();
+    while (!m_stop.load(std::memory_order_acquire)) {
+        auto exit = m_vcpu.run();
+        if (!exit) {
+            log::error("vcpu", "vcpu {}: {}", m_vcpu.index(), exit.error());
+            m_dispatch.request_stop(StopReason::Error);
+            break;
+        }
+        std::visit(Overloaded {
+                       [&](kvm::PioIn const& e) { dispatch_pio_in(e); },
+                       [&](kvm::PioOut const& e) { dispatch_pio_out(e); },
+                       [&](kvm::MmioRead const& e) { m_dispatch.mmio_bus.read(e.gpa.raw(), e.data); },
+                       [&](kvm::MmioWrite const& e) { m_dispatch.mmio_bus.write(e.gpa.raw(), e.data); },
+                       [&](kvm::MsrRead const& e) {
+                           auto value = m_dispatch.hooks ? m_dispatch.hooks->read_msr(m_vcpu.index(), e.msr) : std::nullopt;
+                           if (value)
+                               e.reply.set_value(*value);
+                           else
+                               e.reply.inject_gp();
+                       },
+                       [&](kvm::MsrWrite const& e) {
+                           if (!m_dispatch.hooks || !m_dispatch.hooks->write_msr(m_vcpu.index(), e.msr, e.value))
+                               e.reply.inject_gp();
+                       },
+                       [&](kvm::Halt const&) {}, // In-kernel LAPIC: HLT normally never exits.
+                       [&](kvm::Shutdown const&) {
+                           // A triple fault resets a PC (Linux uses it as its last reboot method).
+                           log::info("vcpu", "vcpu {}: triple fault, resetting", m_vcpu.index());
+                           m_dispatch.request_stop(StopReason::Reset);
+                       },
+                       [&](kvm::SystemEvent const& e) {
+                           if (e.type == kvm::SystemEventType::Reset)
+                               m_dispatch.request_stop(StopReason::Reset);
+                           else if (e.type == kvm::SystemEventType::Shutdown)
+                               m_dispatch.request_stop(StopReason::Poweroff);
+                           else
+                               log::warn("vcpu", "vcpu {}: system event {} ignored", m_vcpu.index(), e.raw_type);
+                       },
+                       [&](kvm::Interrupted const&) { m_vcpu.clear_immediate_exit(); },
+                       [&](kvm::InternalError const&) {
+                           log::error("vcpu", "vcpu {}: KVM internal error: {}", m_vcpu.index(),
+                               m_vcpu.describe_internal_error());
+                           m_dispatch.request_stop(StopReason::Error);
+                       },
+                       [&](kvm::FailEntry const& e) {
+                           log::error("vcpu", "vcpu {}: VM entry failed, reason {:#x}", m_vcpu.index(), e.reason);
+                           m_dispatch.request_stop(StopReason::Error);
+                       },
+                       [&](kvm::Unknown const& e) {
+                           log::error("vcpu", "vcpu {}: unexpected KVM exit {}", m_vcpu.index(), e.exit_reason);
+                           m_dispatch.request_stop(StopReason::Error);
+                       },
+                   },
+            *exit);
+    }
+    t_current_vcpu = nullptr;
+}
+
+void VcpuThread::dispatch_pio_in(kvm::PioIn const& exit)
+{
+    for (u32 i = 0; i < exit.count; ++i)
+        m_dispatch.pio_bus.read(exit.port, exit.data.subspan(std::size_t { i } * exit.size, exit.size));
+}
+
+void VcpuThread::dispatch_pio_out(kvm::PioOut const& exit)
+{
+    if (m_dispatch.hooks && m_dispatch.hooks->is_hypercall_port(exit.port)) {
+        dispatch_hypercall();
+        return;
+    }
+    for (u32 i = 0; i < exit.count; ++i)
+        m_dispatch.pio_bus.write(exit.port, exit.data.subspan(std::size_t { i } * exit.size, exit.size));
+}
+
+void VcpuThread::dispatch_hypercall()
+{
+    // KVM advances RIP past the OUT either before this exit or on the next KVM_RUN (fast PIO
+    // completion checks RIP is unchanged); we write back the same RIP and only change RAX.
+    auto regs = m_vcpu.get_regs();
+    if (!regs) {
+        log::error("vcpu", "vcpu {}: hypercall: {}", m_vcpu.index(), regs.error());
+        m_dispatch.request_stop(StopReason::Error);
+        return;
+    }
+    m_dispatch.hooks->hypercall(m_vcpu.index(), *regs);
+    if (auto written = m_vcpu.set_regs(*regs); !written) {
+        log::error("vcpu", "vcpu {}: hypercall: {}", m_vcpu.index(), written.error());
+        m_dispatch.request_stop(StopReason::Error);
+    }
+}
+
+} // namespace vmm
