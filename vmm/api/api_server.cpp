@@ -130,9 +130,31 @@ private:
         m_parser.emplace();
         m_parser->body_limit(m_server.config.body_limit);
         m_parser->header_limit(static_cast<std::uint32_t>(m_server.config.header_limit));
-        arm(m_server.config.request_timeout);
-        http::async_read(m_socket, m_buffer, *m_parser,
-            [self = shared_from_this()](error_code ec, std::size_t) { self->on_request(ec); });
+        arm(m_server.config.request_timeout); // Covers header and body together.
+        http::async_read_header(m_socket, m_buffer, *m_parser,
+            [self = shared_from_this()](error_code ec, std::size_t) { self->on_header(ec); });
+    }
+
+    void on_header(error_code ec)
+    {
+        if (ec || m_parser->is_done())
+            return on_request(ec);
+        auto read_body = [this] {
+            http::async_read(m_socket, m_buffer, *m_parser,
+                [self = shared_from_this()](error_code read_ec, std::size_t) { self->on_request(read_ec); });
+        };
+        // RFC 9110 §10.1.1: a client sending "Expect: 100-continue" may wait for an interim
+        // response before the body (curl does, for a second).
+        auto expect = m_parser->get()[http::field::expect];
+        if (!beast::iequals(expect, "100-continue"))
+            return read_body();
+        static constexpr std::string_view CONTINUE = "HTTP/1.1 100 Continue\r\n\r\n";
+        asio::async_write(m_socket, asio::buffer(CONTINUE.data(), CONTINUE.size()),
+            [self = shared_from_this(), read_body](error_code write_ec, std::size_t) {
+                if (write_ec)
+                    return self->on_request(write_ec);
+                read_body();
+            });
     }
 
     void on_request(error_code ec)

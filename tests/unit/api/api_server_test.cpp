@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/unit/api/api_test_fixture.hpp"
+#include "vmm/api/api_events.hpp"
 
 namespace vmm::api::test {
 namespace {
@@ -220,6 +221,23 @@ TEST_F(ApiServerTest, AbsurdContentLengthIs413WithoutWaitingForTheBody)
     EXPECT_EQ(response->status, 400) << "a Content-Length that overflows is malformed";
 }
 
+TEST_F(ApiServerTest, ExpectContinueGetsAnInterimResponseBeforeTheBody)
+{
+    start();
+    Fd fd = raw_connect(m_path);
+    std::string const body = R"({"target_mib": 512})";
+    ASSERT_TRUE(send_all(fd.get(), "PUT /api/v1/memory/target HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                                   "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n"));
+    std::string pending;
+    auto interim = read_response(fd.get(), pending);
+    ASSERT_TRUE(interim.has_value());
+    EXPECT_EQ(interim->status, 100);
+    ASSERT_TRUE(send_all(fd.get(), body));
+    auto response = read_response(fd.get(), pending);
+    ASSERT_TRUE(response.has_value());
+    EXPECT_EQ(response->status, 202);
+}
+
 TEST_F(ApiServerTest, KeepAliveServesSeveralRequestsOnOneConnection)
 {
     start();
@@ -288,13 +306,13 @@ TEST_F(ApiServerTest, EventStreamDeliversPublishedEventsAsJsonLines)
     EXPECT_NE(received.find("Content-Type: application/x-ndjson\r\n"), std::string::npos);
     received.erase(0, received.find("\r\n\r\n") + 4);
 
-    m_hub.publish("dm_connected", { { "protocol_version", 0x20000 } });
-    m_hub.publish("status_report", { { "available_mib", 300 }, { "committed_mib", 500 } });
+    publish_dm_connected(m_hub, true, 0x20000);
+    publish_status_report(m_hub, { 300, 500, 0 });
     ASSERT_EQ(m_fake.set_target(512)->state, "running");
     m_fake.advance(128);
     m_fake.finish();
-    m_hub.publish("rejected_guest_range", { { "start_pfn", 1 }, { "page_count", 2 } });
-    m_hub.publish("guest_reboot");
+    publish_rejected_guest_range(m_hub, "not ballooned", 0x1000, 2);
+    publish_guest_reboot(m_hub, 2);
     std::vector<json> events;
     while (events.size() < 6) {
         auto newline = received.find('\n');
@@ -314,8 +332,18 @@ TEST_F(ApiServerTest, EventStreamDeliversPublishedEventsAsJsonLines)
     }
     EXPECT_EQ(types, (std::vector<std::string> { "dm_connected", "status_report", "operation_progress",
                          "operation_done", "rejected_guest_range", "guest_reboot" }));
+    EXPECT_EQ(events[0]["connected"], true);
+    EXPECT_EQ(events[0]["protocol_version"], 0x20000);
+    EXPECT_EQ(events[1]["available_mib"], 300);
+    EXPECT_EQ(events[1]["committed_mib"], 500);
     EXPECT_EQ(events[2]["done_mib"], 128);
+    EXPECT_EQ(events[2]["state"], "running");
+    EXPECT_EQ(events[2]["target_mib"], 512);
     EXPECT_EQ(events[3]["state"], "done");
+    EXPECT_EQ(events[3]["remaining_mib"], 0);
+    EXPECT_EQ(events[4], json({ { "event", "rejected_guest_range" }, { "ts_ms", events[4]["ts_ms"] },
+                             { "reason", "not ballooned" }, { "start_pfn", 0x1000 }, { "page_count", 2 } }));
+    EXPECT_EQ(events[5]["boot_count"], 2);
     EXPECT_EQ(m_server->stats().event_streams_open.load(), 1u);
 }
 

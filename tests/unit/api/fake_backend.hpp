@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "vmm/api/api_backend.hpp"
+#include "vmm/api/api_events.hpp"
 #include "vmm/api/api_json.hpp"
 #include "vmm/api/event_hub.hpp"
 
@@ -110,7 +111,7 @@ public:
     // Moves the running operation `mib` closer and publishes operation_progress.
     void advance(std::uint64_t mib)
     {
-        nlohmann::json event;
+        Operation event;
         {
             std::lock_guard lock(m_mutex);
             if (!m_last || !m_last->running())
@@ -122,14 +123,14 @@ public:
                 m_memory.current_mib -= mib;
             else
                 m_memory.current_mib += mib;
-            event = to_json(*m_last);
+            event = *m_last;
         }
-        m_hub.publish("operation_progress", event);
+        publish_operation_progress(m_hub, event);
     }
     // Ends the running operation in `state` and publishes operation_done.
     void finish(std::string state = "done")
     {
-        nlohmann::json event;
+        Operation event;
         {
             std::lock_guard lock(m_mutex);
             if (!m_last || !m_last->running())
@@ -145,9 +146,9 @@ public:
             }
             m_last->state = state;
             m_last->finished_ms = 2000;
-            event = to_json(*m_last);
+            event = *m_last;
         }
-        m_hub.publish("operation_done", event);
+        publish_operation_done(m_hub, event);
     }
 
 private:
