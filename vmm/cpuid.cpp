@@ -204,8 +204,23 @@ Result<void> hide_features(CpuidTable& table, std::span<std::string const> names
     return {};
 }
 
+// KVM may report the topology leaf with only its first subleaf (this AMD host does): add the
+// core level and the terminating invalid level so the guest sees one package of N cores.
+static void complete_topology_leaf(CpuidTable& table, u32 function)
+{
+    if (!find_leaf(table, function, 0))
+        return;
+    for (u32 index = 1; index <= 2; ++index) {
+        auto* entry = find_leaf(table, function, index);
+        if (!entry || !entry->indexed || entry->index != index)
+            table.push_back(CpuidEntry { function, index, true, 0, 0, 0, 0 });
+    }
+}
+
 void set_topology(CpuidTable& table, u32 apic_id, u32 vcpu_count)
 {
+    complete_topology_leaf(table, LEAF_TOPOLOGY);
+    complete_topology_leaf(table, LEAF_TOPOLOGY_V2);
     // Bits needed to number the cores of the package (x2APIC id layout, SDM Vol. 3A 10.12.8).
     u32 const core_bits = vcpu_count <= 1 ? 0 : static_cast<u32>(std::bit_width(vcpu_count - 1));
     if (auto* leaf = find_leaf(table, LEAF_FEATURES)) {

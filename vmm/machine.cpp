@@ -10,14 +10,11 @@
 #include <iterator>
 
 #include "base/log.hpp"
+#include "firmware/acpi/acpi_tables.hpp"
 #include "firmware/boot_info.hpp"
 #include "firmware/e820.hpp"
 #include "firmware/kernel_image.hpp"
 #include "firmware/layout.hpp"
-#if __has_include("firmware/acpi/acpi_tables.hpp")
-#include "firmware/acpi/acpi_tables.hpp"
-#define MICROVMM_HAVE_ACPI 1
-#endif
 
 namespace vmm {
 
@@ -134,6 +131,8 @@ Result<void> Machine::create_memory()
     m_memory = VMM_TRY(mem::GuestMemory::from_regions(std::move(regions)));
     if (m_layout.hot_add_size_bytes > 0)
         VMM_TRY(m_memory.make_pluggable(m_memory.regions().size() - 1, HOT_ADD_CHUNK_BYTES));
+    m_memslot_sink = std::make_unique<KvmMemslotSink>(m_vm, m_hot_add_window);
+    m_discard = std::make_unique<GuestRamDiscard>(*this);
     return {};
 }
 
@@ -221,11 +220,9 @@ Result<void> Machine::load_guest()
     std::vector<std::byte> initrd;
     if (boot.initrd)
         initrd = VMM_TRY(read_file(*boot.initrd, "boot.initrd"));
-    u64 rsdp_gpa = 0;
-#ifdef MICROVMM_HAVE_ACPI
     bool const vmbus = m_config.dynamic_memory.enabled || m_config.hyperv.enabled;
-    rsdp_gpa = VMM_TRY(firmware::write_acpi_tables(m_memory, firmware::AcpiConfig { m_config.machine.vcpus, vmbus }));
-#endif
+    u64 const rsdp_gpa = VMM_TRY(
+        firmware::write_acpi_tables(m_memory, firmware::AcpiConfig { m_config.machine.vcpus, vmbus }));
     auto state = VMM_TRY(firmware::write_boot_info(m_memory, kernel,
         firmware::BootRequest { boot.cmdline, initrd, m_layout.ram_bytes, rsdp_gpa }));
     return setup_boot_cpu(state);

@@ -17,6 +17,7 @@
 #include "vmm/config.hpp"
 #include "vmm/devices/acpi_pm.hpp"
 #include "vmm/devices/uart16550.hpp"
+#include "vmm/guest_ram_backends.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/kvm/kvm_vcpu.hpp"
 #include "vmm/kvm/kvm_vm.hpp"
@@ -79,6 +80,11 @@ public:
     Bus& mmio_bus() { return m_mmio_bus; }
     u32 vcpu_count() const { return static_cast<u32>(m_vcpus.size()); }
 
+    // KVM slots for the hot-add window (for mem::OnDemandMemslots, slots from
+    // FIRST_HOT_ADD_SLOT) and page discard for ballooned pages (boot RAM and window).
+    mem::MemslotSink& memslot_sink() { return *m_memslot_sink; }
+    mem::DiscardBackend& discard_backend() { return *m_discard; }
+
     // Installs the MSR/hypercall seam before start() (the Hyper-V partition glue).
     void set_vcpu_hooks(VcpuHooks* hooks) { m_hooks = hooks; }
 
@@ -103,6 +109,8 @@ private:
     Mapping m_hot_add_window;   // Reserved, PROT_NONE until the DM device plugs chunks.
     kvm::KvmVm m_vm;            // Destroyed before the mappings above (declared after them).
     mem::GuestMemory m_memory;  // Views into m_ram / m_hot_add_window.
+    std::unique_ptr<KvmMemslotSink> m_memslot_sink;
+    std::unique_ptr<GuestRamDiscard> m_discard;
 
     devices::ByteSink& m_serial_sink;
     std::unique_ptr<devices::Uart16550> m_uart;

@@ -2,10 +2,11 @@
 #include "vmm/kvm/kvm_system.hpp"
 
 #include <fcntl.h>
-#include <linux/kvm.h>
+#include "vmm/kvm/kvm_abi.hpp"
 #include <sys/ioctl.h>
 
 #include <array>
+#include <cerrno>
 #include <vector>
 #include <string>
 
@@ -29,9 +30,10 @@ constexpr std::array REQUIRED = std::to_array<RequiredCapability>({
     { KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE" },
 });
 
-// Generous upper bound for KVM_GET_SUPPORTED_CPUID (the kernel's limit is 256 entries,
-// arch/x86/kvm/cpuid.c KVM_MAX_CPUID_ENTRIES).
-constexpr u32 MAX_CPUID_ENTRIES = 256;
+// KVM_GET_SUPPORTED_CPUID buffer sizes: start at 128 and double up to 1024 entries (the
+// kernel's KVM_MAX_CPUID_ENTRIES is 256, arch/x86/include/asm/kvm_host.h).
+constexpr u32 INITIAL_CPUID_ENTRIES = 128;
+constexpr u32 MAX_CPUID_ENTRIES = 1024;
 
 } // namespace
 
@@ -70,20 +72,26 @@ int KvmSystem::check_extension(long capability) const
 
 Result<CpuidTable> KvmSystem::supported_cpuid() const
 {
-    // struct kvm_cpuid2 ends in a flexible array: one u64-aligned block for header + entries.
-    std::vector<u64> storage((sizeof(kvm_cpuid2) + MAX_CPUID_ENTRIES * sizeof(kvm_cpuid_entry2)) / 8 + 1);
-    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(storage.data()); // Sized and aligned for it above.
-    cpuid->nent = MAX_CPUID_ENTRIES;
-    if (::ioctl(m_fd.get(), KVM_GET_SUPPORTED_CPUID, cpuid) < 0)
-        return fail_errno("KVM_GET_SUPPORTED_CPUID");
-    CpuidTable table;
-    for (u32 i = 0; i < cpuid->nent; ++i) {
-        auto const& entry = cpuid->entries[i];
-        table.push_back(CpuidEntry { entry.function, entry.index,
-            (entry.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) != 0, entry.eax, entry.ebx, entry.ecx,
-            entry.edx });
+    // Grow the buffer while KVM says E2BIG: the kernel's own limit differs between versions
+    // (this host refuses an over-large nent with EINVAL instead of clamping it).
+    for (u32 capacity = INITIAL_CPUID_ENTRIES; capacity <= MAX_CPUID_ENTRIES; capacity *= 2) {
+        abi::FlexBuffer<abi::Cpuid2Header, kvm_cpuid_entry2> buffer { capacity };
+        buffer.header()->nent = capacity;
+        if (::ioctl(m_fd.get(), abi::GET_SUPPORTED_CPUID, buffer.header()) < 0) {
+            if (errno == E2BIG)
+                continue;
+            return fail_errno("KVM_GET_SUPPORTED_CPUID");
+        }
+        CpuidTable table;
+        for (u32 i = 0; i < buffer.header()->nent; ++i) {
+            auto const& entry = buffer.entries()[i];
+            table.push_back(CpuidEntry { entry.function, entry.index,
+                (entry.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) != 0, entry.eax, entry.ebx, entry.ecx,
+                entry.edx });
+        }
+        return table;
     }
-    return table;
+    return fail(Errc::Unsupported, "KVM_GET_SUPPORTED_CPUID needs more entries than expected", MAX_CPUID_ENTRIES);
 }
 
 Result<KvmVm> KvmSystem::create_vm() const

@@ -2,7 +2,7 @@
 // KVM_RUN and the one decoder of kvm_run (Documentation/virt/kvm/api.rst, "kvm_run").
 #include "vmm/kvm/kvm_vcpu.hpp"
 
-#include <linux/kvm.h>
+#include "vmm/kvm/kvm_abi.hpp"
 #include <sys/ioctl.h>
 
 #include <cerrno>
@@ -78,12 +78,11 @@ VcpuExit decode_system_event(kvm_run* run)
 
 Result<void> KvmVcpu::set_cpuid(CpuidTable const& table)
 {
-    std::vector<u64> storage((sizeof(kvm_cpuid2) + table.size() * sizeof(kvm_cpuid_entry2)) / 8 + 1);
-    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(storage.data()); // Sized and aligned for it above.
-    cpuid->nent = static_cast<u32>(table.size());
+    abi::FlexBuffer<abi::Cpuid2Header, kvm_cpuid_entry2> buffer { table.size() };
+    buffer.header()->nent = static_cast<u32>(table.size());
     for (std::size_t i = 0; i < table.size(); ++i) {
         auto const& entry = table[i];
-        auto& out = cpuid->entries[i];
+        auto& out = buffer.entries()[i];
         out = {};
         out.function = entry.function;
         out.index = entry.index;
@@ -93,7 +92,7 @@ Result<void> KvmVcpu::set_cpuid(CpuidTable const& table)
         out.ecx = entry.ecx;
         out.edx = entry.edx;
     }
-    if (::ioctl(m_fd.get(), KVM_SET_CPUID2, cpuid) < 0)
+    if (::ioctl(m_fd.get(), abi::SET_CPUID2, buffer.header()) < 0)
         return fail_errno("KVM_SET_CPUID2");
     return {};
 }
@@ -165,15 +164,13 @@ Result<void> KvmVcpu::set_sregs(SpecialRegs const& in)
 
 Result<void> KvmVcpu::set_msrs(std::span<MsrValue const> msrs)
 {
-    std::vector<u64> storage((sizeof(kvm_msrs) + msrs.size() * sizeof(kvm_msr_entry)) / 8 + 1);
-    auto* header = reinterpret_cast<kvm_msrs*>(storage.data()); // Sized and aligned for it above.
-    header->nmsrs = static_cast<u32>(msrs.size());
+    abi::FlexBuffer<abi::MsrsHeader, kvm_msr_entry> buffer { msrs.size() };
+    buffer.header()->nmsrs = static_cast<u32>(msrs.size());
     for (std::size_t i = 0; i < msrs.size(); ++i) {
-        header->entries[i] = {};
-        header->entries[i].index = msrs[i].index;
-        header->entries[i].data = msrs[i].value;
+        buffer.entries()[i].index = msrs[i].index;
+        buffer.entries()[i].data = msrs[i].value;
     }
-    int written = ::ioctl(m_fd.get(), KVM_SET_MSRS, header);
+    int written = ::ioctl(m_fd.get(), abi::SET_MSRS, buffer.header());
     if (written < 0)
         return fail_errno("KVM_SET_MSRS");
     // KVM stops at the first MSR it refuses and returns how many it set.

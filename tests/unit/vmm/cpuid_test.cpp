@@ -195,3 +195,22 @@ TEST(Cpuid, HypervLeavesReplaceEveryKvmLeafAndNoKvmSignatureRemains)
 
 } // namespace
 } // namespace vmm
+
+namespace vmm {
+namespace {
+
+TEST(Cpuid, TopologyLeafWithOnlyItsFirstSubleafGetsTheCoreLevelAdded)
+{
+    // KVM_GET_SUPPORTED_CPUID on this AMD host: 0xB subleaf 0 only, all zero but EDX.
+    CpuidTable table { { 0x1, 0, false, 0, 0, 0, 0 }, { 0xB, 0, true, 0, 0, 0, 1 } };
+    set_topology(table, 1, 2);
+    ASSERT_NE(find_leaf(table, 0xB, 1), nullptr);
+    EXPECT_EQ(find_leaf(table, 0xB, 1)->index, 1u);
+    EXPECT_EQ(find_leaf(table, 0xB, 1)->ebx, 2u);
+    EXPECT_EQ(find_leaf(table, 0xB, 1)->edx, 1u);
+    EXPECT_EQ(find_leaf(table, 0xB, 2)->ecx, 2u);
+    EXPECT_EQ(find_leaf(table, 0x1F, 0), nullptr); // Absent leaves stay absent.
+}
+
+} // namespace
+} // namespace vmm
