@@ -90,19 +90,26 @@ void EventHub::publish(std::string_view type, nlohmann::json const& fields)
 {
     std::shared_ptr<std::string const> line;
     try {
-        nlohmann::json event = nlohmann::json::object();
-        event["event"] = type;
-        event["ts_ms"] = now_ms();
+        // "event" and "ts_ms" come first so the lines read well in a terminal; the fields follow
+        // (nlohmann sorts them). Fields cannot override the two.
+        nlohmann::json rest = nlohmann::json::object();
         if (fields.is_object()) {
-            for (auto const& [key, value] : fields.items()) {
-                if (key != "event" && key != "ts_ms")
-                    event[key] = value;
-            }
+            rest = fields;
+            rest.erase("event");
+            rest.erase("ts_ms");
         } else if (!fields.is_null()) {
-            event["data"] = fields;
+            rest["data"] = fields;
         }
-        // Replace invalid UTF-8 instead of throwing: events may quote device-provided text.
-        line = std::make_shared<std::string const>(event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        auto const dump = [](nlohmann::json const& value) {
+            // Replace invalid UTF-8 instead of throwing: events may quote device-provided text.
+            return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        };
+        std::string text = "{\"event\":" + dump(nlohmann::json(type)) + ",\"ts_ms\":" + std::to_string(now_ms());
+        if (!rest.empty())
+            text += "," + dump(rest).substr(1); // Drop the object's "{" and splice its members in.
+        else
+            text += "}";
+        line = std::make_shared<std::string const>(std::move(text));
     } catch (std::exception const&) {
         return; // Only std::bad_alloc can get here; an event is not worth dying for.
     }

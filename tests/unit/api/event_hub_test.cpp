@@ -24,6 +24,7 @@ TEST(EventHub, PublishAddsEventTypeAndTimestamp)
     EXPECT_EQ(event["available_mib"], 100);
     EXPECT_GT(event["ts_ms"].get<std::uint64_t>(), 1'600'000'000'000u);
     EXPECT_EQ(hub.published(), 1u);
+    EXPECT_TRUE(batch.lines[0]->starts_with(R"({"event":"status_report","ts_ms":)")) << *batch.lines[0];
 }
 
 TEST(EventHub, NonObjectFieldsGoUnderData)
