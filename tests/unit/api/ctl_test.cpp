@@ -3,6 +3,7 @@
 #include <sstream>
 #include <thread>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "tests/unit/api/api_test_fixture.hpp"
@@ -163,6 +164,35 @@ TEST_F(CtlTest, UsageErrorsExit2)
     EXPECT_EQ(ctl_main({ "memory", "get" }, out, err), 2) << "--socket is required";
     EXPECT_EQ(ctl_main({ "--help" }, out, err), 0);
     EXPECT_NE(out.str().find("memory"), std::string::npos);
+}
+
+TEST_F(CtlTest, CtlSubcommandHandsEverythingAfterItToCtlMain)
+{
+    start();
+    // As vmm/main.cpp does it: a top-level app with its own options, ctl as a subcommand.
+    CLI::App app { "microvmm", "microvmm" };
+    std::string config;
+    app.add_option("-c,--config", config);
+    auto* sub = add_ctl_subcommand(app);
+    std::vector<std::string> argv_words { "microvmm", "ctl", "--socket", m_path, "memory", "get" };
+    std::vector<char*> argv;
+    for (auto& word : argv_words)
+        argv.push_back(word.data());
+    app.parse(static_cast<int>(argv.size()), argv.data());
+    ASSERT_TRUE(sub->parsed());
+    EXPECT_EQ(sub->remaining(), (std::vector<std::string> { "--socket", m_path, "memory", "get" }));
+    std::ostringstream out, err;
+    EXPECT_EQ(ctl_main(sub->remaining(), out, err), 0) << err.str();
+    EXPECT_EQ(json::parse(out.str())["boot_mib"], 1024);
+
+    CLI::App help_app { "microvmm", "microvmm" };
+    auto* help_sub = add_ctl_subcommand(help_app);
+    std::vector<std::string> help_words { "microvmm", "ctl", "--help" };
+    std::vector<char*> help_argv;
+    for (auto& word : help_words)
+        help_argv.push_back(word.data());
+    help_app.parse(static_cast<int>(help_argv.size()), help_argv.data());
+    EXPECT_EQ(help_sub->remaining(), (std::vector<std::string> { "--help" }));
 }
 
 TEST_F(CtlTest, UnreachableServerExits1)
