@@ -4,6 +4,7 @@
 // on demand.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -23,7 +24,7 @@ public:
     {
         if (fail_next) {
             fail_next = false;
-            return fail(Errc::Syscall, "fallocate(PUNCH_HOLE)");
+            return fail_errno("fallocate(PUNCH_HOLE)", EIO);
         }
         calls.push_back(range);
         discarded.insert(range);
@@ -44,7 +45,7 @@ public:
     {
         if (fail_next_add) {
             fail_next_add = false;
-            return fail(Errc::Syscall, "KVM_SET_USER_MEMORY_REGION");
+            return fail_errno("KVM_SET_USER_MEMORY_REGION", ENOMEM);
         }
         if (slots.contains(slot))
             return fail(Errc::Overlap, "slot already in use", slot);

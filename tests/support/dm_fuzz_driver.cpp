@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: MIT
+// fuzz_hv_balloon driver: actions from bytes, invariants after each (B14/B18):
+//  - no page counted twice: ballooned runs lie in usable RAM (boot ∪ hot-added), totals match;
+//  - every discarded page was ballooned (or belonged to a window slot released by a reset);
+//  - every hot-added page lies in a mapped slot; every hot-add request was backed when sent,
+//    whole 128 MiB blocks, inside the window;
+//  - every unballooned page had been given by the guest and not yet returned;
+//  - host messages fit the guest's 4 KiB buffer and carry an exact hdr.size;
+//  - at most one guest operation requested per action.
+#include "tests/support/dm_fuzz_driver.hpp"
+
+#include <array>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "base/mapping.hpp"
+#include "devices/hv_balloon/dynamic_memory.hpp"
+#include "tests/support/dm_fake_guest.hpp"
+#include "tests/support/dm_fake_port.hpp"
+#include "tests/support/mem_fakes.hpp"
+
+namespace vmm::test {
+
+using namespace vmm::hv_balloon;
+using mem::Gpn;
+using mem::PageCount;
+using mem::PageRange;
+
+namespace {
+
+constexpr std::uint64_t MIB_PAGES_F = 256;
+constexpr std::uint64_t BLOCK = 128 * MIB_PAGES_F;
+// Boot RAM [0, 640 KiB) + [1 MiB, 64 MiB); window [256 MiB, 1280 MiB) in 256 MiB slots.
+constexpr PageRange BOOT_LOW { Gpn { 0 }, PageCount { 160 } };
+constexpr PageRange BOOT_MAIN { Gpn { 256 }, PageCount { 64 * MIB_PAGES_F - 256 } };
+constexpr PageRange WINDOW { Gpn { 256 * MIB_PAGES_F }, PageCount { 1024 * MIB_PAGES_F } };
+
+class Bytes {
+public:
+    Bytes(std::uint8_t const* data, std::size_t size)
+        : m_data(data)
+        , m_size(size)
+    {
+    }
+    bool empty() const { return m_offset >= m_size; }
+    std::uint64_t take(unsigned bytes)
+    {
+        std::uint64_t value = 0;
+        for (unsigned i = 0; i < bytes; ++i)
+            value |= std::uint64_t { empty() ? std::uint8_t { 0 } : m_data[m_offset++] } << (8 * i);
+        return value;
+    }
+    std::uint64_t below(std::uint64_t bound) { return bound == 0 ? 0 : take(bound > 0xFFFFFF ? 8 : bound > 0xFFFF ? 3 : bound > 0xFF ? 2 : 1) % bound; }
+
+private:
+    std::uint8_t const* m_data;
+    std::size_t m_size;
+    std::size_t m_offset = 0;
+};
+
+// Checks each discard against the map at call time.
+class CheckingDiscard final : public mem::DiscardBackend {
+public:
+    Result<void> discard(PageRange range) override
+    {
+        bool ok = map && (map->ballooned().contains_all(range) || (in_reset && WINDOW.contains(range)));
+        if (!ok && failure.empty())
+            failure = fmt::format("discarded {} which is not ballooned", range);
+        return {};
+    }
+    mem::GuestPhysicalMap const* map = nullptr;
+    bool in_reset = false;
+    std::string failure;
+};
+
+struct Harness {
+    Harness()
+        : map(make_map())
+        , host(Mapping::reserve(WINDOW.size_bytes()).value())
+        , slots(mem::OnDemandMemslots::create(sink, mem::MemslotPlan::make(WINDOW, 4, 0).value(), host.bytes()).value())
+        , engine(map, discard, &slots, config())
+    {
+        discard.map = &map;
+    }
+    static mem::GuestPhysicalMap make_map()
+    {
+        std::array boot { BOOT_LOW, BOOT_MAIN };
+        return mem::GuestPhysicalMap::create(boot, WINDOW).value();
+    }
+    static DmConfig config()
+    {
+        DmConfig config;
+        config.max_balloon_pages_per_request = PageCount { 20000 };
+        config.max_hot_add_pages_per_request = PageCount { 2 * BLOCK };
+        return config;
+    }
+
+    mem::GuestPhysicalMap map;
+    Mapping host;
+    FakeMemslots sink;
+    mem::OnDemandMemslots slots;
+    CheckingDiscard discard;
+    DynamicMemory engine;
+    FakeChannelPort port;
+    mem::PageRangeSet given; // Pages the guest reported ballooned and has not got back.
+    std::optional<PageRange> last_hot_add;
+    Instant now {};
+    std::string failure;
+
+    void fail_with(std::string text)
+    {
+        if (failure.empty())
+            failure = std::move(text);
+    }
+    PageRange pick_range(Bytes& in)
+    {
+        // Mostly plausible ranges (boot RAM, window, holes nearby), sometimes anything.
+        switch (in.below(4)) {
+        case 0: return { Gpn { in.below(64 * MIB_PAGES_F + 512) }, PageCount { 1 + in.below(1024) } };
+        case 1: return { Gpn { in.below(64 * MIB_PAGES_F / 512) * 512 }, PageCount { 512 } };
+        case 2: return { Gpn { WINDOW.start.raw() + in.below(4 * BLOCK) }, PageCount { 1 + in.below(2048) } };
+        default: return { Gpn { in.take(5) }, PageCount { in.take(3) } };
+        }
+    }
+    void guest_balloon_response(Bytes& in)
+    {
+        std::vector<DmPageRange> ranges;
+        auto count = in.below(12);
+        for (std::uint64_t i = 0; i < count; ++i) {
+            auto range = pick_range(in);
+            ranges.push_back(DmPageRange::make(range.start.raw(), range.count.raw()));
+        }
+        // Pages the guest claims to give are "given" only if the engine accepts them; a
+        // refused range is the guest's loss. Learn acceptance from the map afterwards.
+        mem::PageRangeSet before;
+        for (auto run : map.ballooned())
+            before.insert(run);
+        engine.on_packet(dm_balloon_response(1, in.below(2) == 1, ranges));
+        for (auto run : map.ballooned()) {
+            mem::PageRangeSet added;
+            added.insert(run);
+            for (auto old : before)
+                added.remove(old);
+            for (auto fresh : added)
+                given.insert(fresh);
+        }
+    }
+    void guest_message(Bytes& in)
+    {
+        switch (in.below(8)) {
+        case 0: {
+            static constexpr std::array versions { 0x00020000u, 0x00010000u, 0x00000003u, 0x00030000u, 0u };
+            engine.on_packet(dm_version_request(1, versions[in.below(versions.size())], in.below(2)));
+            given.clear(); // A version request resets the connection.
+            return;
+        }
+        case 1: return engine.on_packet(dm_caps_report(2, in.take(1)));
+        case 2: return engine.on_packet(dm_status_report(3, in.take(4), in.take(4)));
+        case 3: return guest_balloon_response(in);
+        case 4: return engine.on_packet(dm_unballoon_response(4));
+        case 5: {
+            std::uint32_t pages = in.below(2) ? (last_hot_add ? static_cast<std::uint32_t>(last_hot_add->count.raw()) : 0)
+                                              : static_cast<std::uint32_t>(in.take(4));
+            return engine.on_packet(dm_hot_add_response(5, pages, static_cast<std::uint32_t>(in.below(3))));
+        }
+        default: {
+            std::vector<std::byte> raw(in.below(64));
+            for (auto& byte : raw)
+                byte = std::byte { static_cast<std::uint8_t>(in.take(1)) };
+            if (raw.size() >= 2)
+                raw[0] = std::byte { static_cast<std::uint8_t>(in.below(16)) };
+            return engine.on_packet(raw);
+        }
+        }
+    }
+    // Reads what the host sent during one action.
+    void check_host_messages()
+    {
+        int operations = 0;
+        while (!port.sent.empty()) {
+            auto message = std::move(port.sent.front());
+            port.sent.pop_front();
+            if (message.size() > 4096 || message.size() < sizeof(DmHeader))
+                return fail_with(fmt::format("host message of {} bytes", message.size()));
+            auto header = wire_from<DmHeader>(message);
+            if (header.size != message.size())
+                return fail_with("host hdr.size differs from the packet");
+            switch (static_cast<DmMessageType>(header.type)) {
+            case DmMessageType::DM_BALLOON_REQUEST: ++operations; break;
+            case DmMessageType::DM_UNBALLOON_REQUEST: {
+                ++operations;
+                auto request = wire_from<DmUnballoonRequest>(message);
+                if (sizeof(DmUnballoonRequest) + std::uint64_t { request.range_count } * 8 != message.size())
+                    return fail_with("unballoon range_count does not match the message");
+                for (std::uint32_t i = 0; i < request.range_count; ++i) {
+                    auto raw = wire_from<DmPageRange>(std::span { message }.subspan(16 + 8 * i));
+                    PageRange range { Gpn { raw.start() }, PageCount { raw.count() } };
+                    if (range.empty() || !given.contains_all(range))
+                        return fail_with(fmt::format("unballoon of {} the guest never gave", range));
+                    given.remove(range);
+                }
+                break;
+            }
+            case DmMessageType::DM_MEM_HOT_ADD_REQUEST: {
+                ++operations;
+                if (message.size() != sizeof(DmHotAddRequest))
+                    return fail_with("hot-add request not in the range-only form");
+                auto raw = wire_from<DmHotAddRequest>(message).range;
+                PageRange range { Gpn { raw.start() }, PageCount { raw.count() } };
+                if (!WINDOW.contains(range) || range.empty() || range.start.raw() % BLOCK || range.count.raw() % BLOCK)
+                    return fail_with(fmt::format("hot-add range {} unaligned or outside the window", range));
+                if (!sink.mapped_pages.contains_all(range))
+                    return fail_with(fmt::format("hot-add range {} not backed when sent", range));
+                if (map.hot_added().intersects(range))
+                    return fail_with(fmt::format("hot-add range {} overlaps added memory", range));
+                last_hot_add = range;
+                break;
+            }
+            default: break;
+            }
+        }
+        if (operations > 1)
+            fail_with("more than one guest operation requested at once");
+    }
+    void check_invariants()
+    {
+        if (!discard.failure.empty())
+            return fail_with(discard.failure);
+        std::uint64_t total = 0;
+        for (auto run : map.ballooned()) {
+            if (!map.is_usable(run))
+                return fail_with(fmt::format("ballooned {} is not usable RAM", run));
+            total += run.count.raw();
+        }
+        if (total != map.ballooned_pages().raw())
+            return fail_with("ballooned total mismatch");
+        for (auto run : map.hot_added()) {
+            if (!sink.mapped_pages.contains_all(run))
+                return fail_with(fmt::format("hot-added {} outside a mapped slot", run));
+        }
+        auto status = engine.status();
+        if (status.current != map.boot_pages() + map.hot_added_pages() - map.ballooned_pages())
+            return fail_with("current size mismatch");
+        if (status.operation && status.operation->done > status.operation->requested)
+            return fail_with("operation progress above its request");
+    }
+    void act(Bytes& in)
+    {
+        switch (in.below(10)) {
+        case 0: engine.on_open(port); given.clear(); break;
+        case 1: engine.on_close(); given.clear(); break;
+        case 2:
+            discard.in_reset = true;
+            engine.on_machine_reset();
+            discard.in_reset = false;
+            given.clear();
+            break;
+        case 3: (void)engine.set_target(PageCount { in.below(map.max_pages().raw() + 16) }); break;
+        case 4:
+            now += std::chrono::milliseconds { in.below(70'000) };
+            engine.on_tick(now);
+            break;
+        case 5:
+            port.busy = in.below(2) == 1;
+            if (!port.busy)
+                engine.on_ring_space();
+            break;
+        default: guest_message(in); break;
+        }
+        check_host_messages();
+        check_invariants();
+    }
+};
+
+} // namespace
+
+std::string run_dm_fuzz_input(std::uint8_t const* data, std::size_t size)
+{
+    Harness harness;
+    Bytes in { data, size };
+    for (int step = 0; step < 4096 && !in.empty() && harness.failure.empty(); ++step)
+        harness.act(in);
+    return harness.failure;
+}
+
+} // namespace vmm::test
