@@ -273,3 +273,21 @@ TEST(BootInfo, InitrdStaysBelowTheMmioHoleInLargeGuests)
     KernelImage linux64 { KernelImage::Kind::ElfLinux64, 0x100'0000, 0x100'0000, 0x200'0000, std::nullopt };
     EXPECT_LE(place_initrd(linux64, 8 * GIB, 4096).value().gpa, DEFAULT_INITRD_ADDR_MAX);
 }
+
+TEST(PvhBoot, GuestAboveThreeGiBGetsRelocatedRamInItsMemmapAndInitrdBelowTheHole)
+{
+    constexpr u64 BIG_RAM = 5 * GIB; // Mapped lazily: only touched pages cost memory.
+    test::TestMemory ram { BIG_RAM };
+    auto kernel = load(ram, true);
+    auto initrd = initrd_bytes(8192);
+    ASSERT_TRUE(write_boot_info(ram.memory(), kernel, { .cmdline = "", .initrd = initrd, .ram_bytes = BIG_RAM, .rsdp_gpa = RSDP }));
+    auto info = ram.read<HvmStartInfo>(PVH_START_INFO_GPA);
+    ASSERT_EQ(info.memmap_entries, 4u);
+    auto high = ram.read<HvmMemmapTableEntry>(info.memmap_paddr + 3 * sizeof(HvmMemmapTableEntry));
+    EXPECT_EQ(high.addr, 4 * GIB);
+    EXPECT_EQ(high.size, 2 * GIB);
+    EXPECT_EQ(high.type, E820_RAM);
+    auto module = ram.read<HvmModlistEntry>(info.modlist_paddr);
+    EXPECT_EQ(module.paddr + module.size, MMIO_HOLE_START);
+    EXPECT_EQ(ram.read_bytes(module.paddr, initrd.size()), initrd);
+}

@@ -1,13 +1,18 @@
 // SPDX-License-Identifier: MIT
-// Guest RAM for firmware tests: one zeroed heap buffer at GPA 0 (default 64 MiB), or the
-// layout ram_ranges() asks for when the test needs holes.
+// Guest RAM for firmware tests, laid out as ram_ranges() asks (one range below 3 GiB, one
+// from 4 GiB for bigger guests). Anonymous MAP_NORESERVE mappings are zero-filled lazily, so
+// a test pays only for the pages it touches, as with real guest RAM.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
+#include <sys/mman.h>
+
 #include <gtest/gtest.h>
+
+#include "base/mapping.hpp"
 
 #include "firmware/e820.hpp"
 #include "mem/guest_memory.hpp"
@@ -20,8 +25,8 @@ public:
     {
         std::vector<mem::RamRegion> regions;
         for (auto const& range : ram_ranges(ram_bytes)) {
-            m_backing.emplace_back(range.size_bytes);
-            regions.push_back({ range.start, m_backing.back() });
+            m_backing.push_back(Mapping::anonymous(range.size_bytes, PROT_READ | PROT_WRITE, MAP_NORESERVE).value());
+            regions.push_back({ range.start, m_backing.back().bytes() });
         }
         m_memory = mem::GuestMemory::from_regions(std::move(regions)).value();
     }
@@ -40,7 +45,7 @@ public:
     }
 
 private:
-    std::vector<std::vector<std::byte>> m_backing; // Sized before m_memory is built; never resized after.
+    std::vector<Mapping> m_backing; // Moving a Mapping keeps its address, so regions stay valid.
     mem::GuestMemory m_memory;
 };
 
