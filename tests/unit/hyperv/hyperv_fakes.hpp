@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: MIT
+// Fakes for the Hyper-V partition tests: guest RAM with a hole, and recording InterruptSink /
+// HypercallSink implementations.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "base/wire.hpp"
+#include "mem/guest_memory.hpp"
+#include "vmm/hyperv/hvdef.hpp"
+#include "vmm/hyperv/partition.hpp"
+
+namespace vmm::hyperv::test {
+
+// Guest RAM made of heap buffers (8-byte aligned, as atomic_ref on shared words requires).
+// Gaps between the given ranges are holes.
+class FakeRam {
+public:
+    struct Ram {
+        std::uint64_t gpa;
+        std::uint64_t size_bytes;
+    };
+    FakeRam(std::initializer_list<Ram> layout)
+    {
+        std::vector<mem::RamRegion> regions;
+        for (auto const& ram : layout) {
+            auto& words = m_backing.emplace_back(ram.size_bytes / sizeof(std::uint64_t), 0);
+            regions.push_back(mem::RamRegion { mem::Gpa { ram.gpa },
+                std::as_writable_bytes(std::span { words }) });
+        }
+        auto memory = mem::GuestMemory::from_regions(std::move(regions));
+        EXPECT_TRUE(memory.has_value());
+        m_memory = std::move(*memory);
+    }
+    mem::GuestMemory const& memory() const { return m_memory; }
+
+    template<Wire T>
+    T read(std::uint64_t gpa) const
+    {
+        auto value = m_memory.read_obj<T>(mem::Gpa { gpa });
+        EXPECT_TRUE(value.has_value());
+        return value.value_or(T {});
+    }
+    template<Wire T>
+    void write(std::uint64_t gpa, T const& value) const
+    {
+        EXPECT_TRUE(m_memory.write_obj(mem::Gpa { gpa }, value).has_value());
+    }
+    void write_bytes(std::uint64_t gpa, std::span<std::byte const> bytes) const
+    {
+        EXPECT_TRUE(m_memory.write(mem::Gpa { gpa }, bytes).has_value());
+    }
+    std::vector<std::byte> read_bytes(std::uint64_t gpa, std::size_t size) const
+    {
+        std::vector<std::byte> bytes(size);
+        EXPECT_TRUE(m_memory.read(mem::Gpa { gpa }, bytes).has_value());
+        return bytes;
+    }
+
+private:
+    std::vector<std::vector<std::uint64_t>> m_backing; // Never resized after construction.
+    mem::GuestMemory m_memory;
+};
+
+struct Injection {
+    std::uint32_t vp;
+    std::uint8_t vector;
+    bool operator==(Injection const&) const = default;
+};
+
+class RecordingInterrupts final : public InterruptSink {
+public:
+    void inject(std::uint32_t vp, std::uint8_t vector) override { injected.push_back(Injection { vp, vector }); }
+    std::vector<Injection> injected;
+};
+
+class RecordingHypercalls final : public HypercallSink {
+public:
+    struct Post {
+        std::uint32_t vp;
+        std::uint32_t connection_id;
+        std::uint32_t message_type;
+        std::vector<std::byte> payload;
+    };
+    struct Signal {
+        std::uint32_t vp;
+        std::uint32_t connection_id;
+        std::uint16_t flag_number;
+        bool operator==(Signal const&) const = default;
+    };
+    std::uint16_t post_message(std::uint32_t vp, std::uint32_t connection_id, std::uint32_t message_type,
+        std::span<std::byte const> payload) override
+    {
+        posts.push_back(Post { vp, connection_id, message_type, { payload.begin(), payload.end() } });
+        return post_status;
+    }
+    std::uint16_t signal_event(std::uint32_t vp, std::uint32_t connection_id, std::uint16_t flag_number) override
+    {
+        signals.push_back(Signal { vp, connection_id, flag_number });
+        return signal_status;
+    }
+    void message_slot_freed(std::uint32_t vp, std::uint8_t sint) override { freed.emplace_back(vp, sint); }
+
+    std::uint16_t post_status = 0;
+    std::uint16_t signal_status = 0;
+    std::vector<Post> posts;
+    std::vector<Signal> signals;
+    std::vector<std::pair<std::uint32_t, std::uint8_t>> freed;
+};
+
+// Layout used by most tests: RAM [0, 64 KiB) and [128 KiB, 192 KiB), hole in between.
+inline constexpr std::uint64_t RAM_LOW_END = 0x1'0000;
+inline constexpr std::uint64_t HOLE_GPA = 0x1'8000;
+inline constexpr std::uint64_t RAM_HIGH = 0x2'0000;
+inline constexpr std::uint64_t HYPERCALL_PAGE_GPA = 0x3000;
+inline constexpr std::uint64_t INPUT_PAGE_GPA = 0x4000;
+inline constexpr std::uint64_t LINUX_GUEST_OS_ID = 0x8100'0006'01C0'0000; // Contract §1.4, 6.1.192.
+inline constexpr std::uint64_t TSC_HZ = 2'599'998'000;
+inline constexpr std::uint64_t APIC_HZ = 1'000'000'000;
+
+class PartitionTest : public ::testing::Test {
+protected:
+    PartitionTest()
+        : partition(ram.memory(), interrupts, PartitionConfig { 2, TSC_HZ, APIC_HZ })
+    {
+        partition.set_hypercall_sink(&sink);
+    }
+    void enable_hypercalls()
+    {
+        ASSERT_TRUE(partition.write_msr(0, HV_X64_MSR_GUEST_OS_ID, LINUX_GUEST_OS_ID));
+        ASSERT_TRUE(partition.write_msr(0, HV_X64_MSR_HYPERCALL, HYPERCALL_PAGE_GPA | HV_X64_MSR_HYPERCALL_ENABLE));
+    }
+    std::uint64_t call(std::uint32_t vp, std::uint64_t control, std::uint64_t rdx, std::uint64_t r8 = 0)
+    {
+        HypercallRegs regs { .rax = 0xDEAD, .rcx = control, .rdx = rdx, .r8 = r8 };
+        partition.hypercall(vp, regs);
+        return regs.rax;
+    }
+    // Linux's per-CPU SynIC bring-up order (drivers/hv/hv.c:170-241): SIMP, SIEFP, SINT2, SCONTROL.
+    void enable_synic(std::uint32_t vp, std::uint64_t simp, std::uint64_t siefp, std::uint8_t sint = 2,
+        std::uint8_t vector = 0xF3)
+    {
+        ASSERT_TRUE(partition.write_msr(vp, HV_X64_MSR_SIMP, simp | HV_SYNIC_SIMP_ENABLE));
+        ASSERT_TRUE(partition.write_msr(vp, HV_X64_MSR_SIEFP, siefp | HV_SYNIC_SIEFP_ENABLE));
+        ASSERT_TRUE(partition.write_msr(vp, HV_X64_MSR_SINT0 + sint, vector));
+        ASSERT_TRUE(partition.write_msr(vp, HV_X64_MSR_SCONTROL, HV_SYNIC_CONTROL_ENABLE));
+    }
+
+    FakeRam ram { { 0, RAM_LOW_END }, { RAM_HIGH, 0x1'0000 } };
+    RecordingInterrupts interrupts;
+    RecordingHypercalls sink;
+    Partition partition;
+};
+
+inline std::vector<std::byte> bytes_of(std::initializer_list<int> values)
+{
+    std::vector<std::byte> bytes;
+    for (int value : values)
+        bytes.push_back(static_cast<std::byte>(value));
+    return bytes;
+}
+
+} // namespace vmm::hyperv::test

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: MIT
+// Partition: the user-space Hyper-V enlightenments of one VM (CPUID leaves, synthetic MSRs,
+// hypercalls, SynIC) for a KVM without in-kernel Hyper-V. The vCPU loop forwards MSR exits and
+// hypercall-port OUTs here; the VMBus host posts messages and events through vmbus::SynicPort.
+//
+// Spec:     Linux 6.1 guest contract §1-§4 (/work/shared/reference/linux-guest-contract.md), TLFS 6.0
+// Done:     CPUID 0x40000000-A, GUEST_OS_ID/HYPERCALL/VP_INDEX/VP_ASSIST/frequency/TSC-invariant/
+//           crash MSRs, SynIC (SCONTROL..SINT15), HvPostMessage, HvSignalEvent, cluster IPIs
+// Missing:  reference TSC page, synthetic timers, VP runtime, save/restore
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "devices/vmbus/synic_port.hpp"
+#include "mem/guest_memory.hpp"
+
+namespace vmm::hyperv {
+
+struct CpuidLeaf {
+    std::uint32_t function, index, eax, ebx, ecx, edx;
+};
+
+// In: rcx = control, rdx/r8 = input/output GPA or fast params; out: rax = result.
+struct HypercallRegs {
+    std::uint64_t rax, rcx, rdx, r8;
+    // Addition: the caller's CPL (CS.RPL from KVM_GET_SREGS). The port can be reached from guest
+    // user space through ioperm(); a non-zero CPL is not a hypercall and leaves rax untouched
+    // (contract §3.1 hardening). Defaults to 0 for callers that do not fetch sregs.
+    std::uint8_t cpl = 0;
+};
+
+// Implemented by the VMM core with KVM_SIGNAL_MSI to the vCPU's LAPIC (fixed, edge).
+class InterruptSink {
+public:
+    virtual ~InterruptSink() = default;
+    virtual void inject(std::uint32_t vp, std::uint8_t vector) = 0;
+};
+
+// Where guest VMBus traffic goes (the VMM core glue forwards it to the event-loop thread).
+class HypercallSink {
+public:
+    virtual ~HypercallSink() = default;
+    virtual std::uint16_t post_message(std::uint32_t vp, std::uint32_t connection_id, std::uint32_t message_type,
+        std::span<std::byte const> payload) = 0; // HV status
+    virtual std::uint16_t signal_event(std::uint32_t vp, std::uint32_t connection_id, std::uint16_t flag_number) = 0; // HV status
+    // A post_message() that returned false for (vp, sint) may succeed now: the guest wrote EOM
+    // (on any VP), or enabled the SynIC, message page or SINT.
+    virtual void message_slot_freed(std::uint32_t vp, std::uint8_t sint) = 0;
+};
+
+struct PartitionConfig {
+    std::uint32_t vcpu_count;
+    std::uint64_t tsc_hz;        // KVM_GET_TSC_KHZ * 1000; 0 = unknown (frequency MSRs not advertised)
+    std::uint64_t apic_timer_hz; // LAPIC timer input clock (1 GHz in KVM, arch/x86/kvm/lapic.h)
+    // Additions (defaults keep `{vcpu_count, tsc_hz, apic_timer_hz}` initialisation valid):
+    // Advertise HvCallSendSyntheticClusterIpi[Ex] (hints 10 and 11). On by default because this
+    // host does not deliver xAPIC IPIs and a Hyper-V guest loses KVM PV IPIs (test-guest.md §7, §9).
+    bool ipi_hypercalls = true;
+    // Start the hypercall page with ENDBR64 for IBT guests (contract §1.4). Off by default: the
+    // test guest has no IBT, and on this host guest CPL0 code runs in KVM's instruction emulator.
+    bool hypercall_page_endbr64 = false;
+};
+
+// Counters for metrics and tests; each counts guest-visible events since construction.
+struct PartitionStats {
+    std::uint64_t msr_faults;           // #GP answers
+    std::uint64_t hypercalls;           // dispatched hypercalls
+    std::uint64_t hypercall_failures;   // non-success status returned
+    std::uint64_t messages_delivered;   // SynIC messages written into a slot
+    std::uint64_t messages_refused;     // post_message() returned false (busy or not enabled)
+    std::uint64_t events_signalled;     // event flags newly set
+    std::uint64_t ipis_sent;            // IPI injections from the IPI hypercalls
+};
+
+class Synic;
+class HypercallDispatcher;
+struct SintRef;
+
+// Thread-safe: vCPU threads call read_msr/write_msr/hypercall, the event loop posts messages.
+// Sinks are called without any internal lock held, so they may call back into the Partition.
+class Partition : public vmbus::SynicPort {
+public:
+    Partition(mem::GuestMemory const&, InterruptSink&, PartitionConfig);
+    ~Partition() override;
+    Partition(Partition const&) = delete;
+    Partition& operator=(Partition const&) = delete;
+
+    void set_hypercall_sink(HypercallSink*);
+    // 0x40000000..0x4000000A; the VMM drops every KVM leaf (0x40000000+) and installs these.
+    std::vector<CpuidLeaf> cpuid_leaves() const;
+    // Every MSR that must exit to user space (for KVM_X86_SET_MSR_FILTER): the whole synthetic
+    // range 0x40000000-0x400001FF, so no Hyper-V MSR reaches a KVM that might know some of them.
+    static std::span<std::uint32_t const> msrs();
+    std::optional<std::uint64_t> read_msr(std::uint32_t vp, std::uint32_t msr); // nullopt -> inject #GP
+    bool write_msr(std::uint32_t vp, std::uint32_t msr, std::uint64_t value);   // false -> inject #GP
+    // Port-I/O exit on firmware::HYPERCALL_PORT: the VMM core reads regs (KVM_GET_REGS), calls
+    // this and writes rax back. Leaves regs untouched when the OUT is not a hypercall (hypercall
+    // page disabled, or CPL != 0).
+    void hypercall(std::uint32_t vp, HypercallRegs& regs);
+    void reset(); // Guest reboot: every register back to its power-on value.
+
+    // vmbus::SynicPort
+    bool post_message(std::uint32_t vp, std::uint8_t sint, std::uint32_t message_type,
+        std::span<std::byte const> payload) override;
+    void signal_event(std::uint32_t vp, std::uint8_t sint, std::uint32_t flag) override;
+
+    // Additions.
+    std::uint32_t vcpu_count() const { return m_config.vcpu_count; }
+    bool hypercall_page_enabled() const;
+    bool guest_crashed() const; // The guest wrote CRASH_CTL.CRASH_NOTIFY since the last reset.
+    PartitionStats stats() const;
+
+private:
+    std::optional<std::uint64_t> read_partition_msr(std::uint32_t vp, std::uint32_t msr);
+    bool write_partition_msr(std::uint32_t vp, std::uint32_t msr, std::uint64_t value);
+    bool write_hypercall_msr(std::uint64_t value);
+    bool write_crash_ctl(std::uint64_t value);
+    bool frequency_msrs_available() const { return m_config.tsc_hz != 0 && m_config.apic_timer_hz != 0; }
+    void notify_slots_freed(std::vector<SintRef> const&);
+
+    mem::GuestMemory const& m_memory;
+    InterruptSink& m_interrupts;
+    PartitionConfig const m_config;
+    std::atomic<HypercallSink*> m_sink { nullptr };
+    std::unique_ptr<Synic> m_synic;
+    std::unique_ptr<HypercallDispatcher> m_dispatcher;
+
+    mutable std::mutex m_mutex; // Guards the partition-wide and per-VP registers below.
+    std::uint64_t m_guest_os_id { 0 };
+    std::uint64_t m_hypercall { 0 };
+    std::uint64_t m_reference_tsc { 0 };
+    std::uint64_t m_tsc_invariant_control { 0 };
+    std::uint64_t m_crash_params[5] {};
+    bool m_crash_reported { false };
+    std::vector<std::uint64_t> m_vp_assist_page; // Per VP.
+
+    std::atomic<std::uint64_t> m_msr_faults { 0 };
+    std::atomic<std::uint64_t> m_hypercalls { 0 };
+    std::atomic<std::uint64_t> m_hypercall_failures { 0 };
+};
+
+} // namespace vmm::hyperv
