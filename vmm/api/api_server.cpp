@@ -183,8 +183,14 @@ private:
         auto result = m_server.router.route(request);
         if (auto* response = std::get_if<HttpResponse>(&result))
             return respond(std::move(*response));
-        if (std::holds_alternative<StreamEvents>(result))
+        if (std::holds_alternative<StreamEvents>(result)) {
+            if (m_server.stats.event_streams_open.load() >= m_server.config.max_event_streams) {
+                auto busy = error_response(503, "too many event streams are open");
+                busy.headers.emplace_back("Retry-After", "1");
+                return respond(std::move(busy));
+            }
             return start_stream();
+        }
         auto& wait = std::get<WaitForOperation>(result);
         m_waiting = wait.operation;
         m_wait_until = std::chrono::steady_clock::now() + wait.timeout;

@@ -26,6 +26,8 @@ struct ApiServerConfig {
     // How often a PUT .../target with timeout_ms re-checks its operation.
     std::chrono::milliseconds wait_poll_interval { 25 };
     std::size_t max_connections = 256; // Further connections are accepted and closed at once.
+    // Event streams live long; capping them keeps connection slots for requests: 503 past it.
+    std::size_t max_event_streams = 64;
     std::size_t body_limit = 64 * 1024;  // Larger bodies: 413.
     std::size_t header_limit = 16 * 1024; // Larger header sections: 431.
 };

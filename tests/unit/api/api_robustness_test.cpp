@@ -139,6 +139,31 @@ TEST_F(ApiServerTest, ConnectionsOverTheLimitAreClosedAndServiceRecovers)
     expect_alive(m_path);
 }
 
+TEST_F(ApiServerTest, EventStreamsAreCappedWith503)
+{
+    auto limited = config();
+    limited.max_event_streams = 2;
+    start(limited);
+    std::vector<Fd> streams;
+    for (int i = 0; i < 2; ++i) {
+        streams.push_back(raw_connect(m_path));
+        ASSERT_TRUE(send_all(streams.back().get(), http_request("GET", "/api/v1/events")));
+        ASSERT_TRUE(recv_some(streams.back().get(), 2s).has_value());
+    }
+    auto refused = roundtrip(m_path, http_request("GET", "/api/v1/events"));
+    ASSERT_TRUE(refused.has_value());
+    EXPECT_EQ(refused->status, 503);
+    EXPECT_EQ(json::parse(refused->body)["fault_message"], "too many event streams are open");
+    streams.pop_back();
+    for (int i = 0; i < 200 && m_server->stats().event_streams_open.load() > 1; ++i)
+        std::this_thread::sleep_for(5ms);
+    Fd again = raw_connect(m_path);
+    ASSERT_TRUE(send_all(again.get(), http_request("GET", "/api/v1/events")));
+    auto head = recv_some(again.get(), 2s);
+    ASSERT_TRUE(head.has_value());
+    EXPECT_TRUE(head->starts_with("HTTP/1.1 200 OK"));
+}
+
 TEST_F(ApiServerTest, SlowEventReaderNeitherBlocksPublishersNorOtherClients)
 {
     start();
