@@ -19,22 +19,28 @@ namespace vmm::firmware {
 
 namespace {
 
-// The header's own length: it ends at 0x202 + the byte at 0x201 (boot.rst "jump" field).
-// Bytes past that are setup code, not header, so they must not reach the zero page.
-Result<SetupHeader> copy_setup_header(std::span<std::byte const> image)
+struct CopiedHeader {
+    SetupHeader header;  // Bytes past the header's end are zero.
+    std::uint64_t bytes; // The header's own length from 0x1F1.
+};
+
+// The header ends at 0x202 + the byte at 0x201 (boot.rst, "jump" field). Bytes past that are
+// setup code, not header, so they must not reach the zero page.
+Result<CopiedHeader> copy_setup_header(std::span<std::byte const> image)
 {
     if (!fits_in(image.size(), SETUP_JUMP_OFFSET + 1, 1))
         return fail(Errc::InvalidArgument, "kernel image: bzImage setup header truncated", image.size());
     std::uint64_t end = SETUP_MAGIC_OFFSET + std::to_integer<std::uint64_t>(image[SETUP_JUMP_OFFSET + 1]);
-    std::uint64_t length = std::min<std::uint64_t>(end - SETUP_HEADER_OFFSET, sizeof(SetupHeader));
-    if (!fits_in(image.size(), SETUP_HEADER_OFFSET, length))
+    std::uint64_t bytes = end - SETUP_HEADER_OFFSET;
+    std::uint64_t copied = std::min<std::uint64_t>(bytes, sizeof(SetupHeader));
+    if (!fits_in(image.size(), SETUP_HEADER_OFFSET, copied))
         return fail(Errc::InvalidArgument, "kernel image: bzImage setup header truncated", image.size());
-    SetupHeader header {};
-    std::memcpy(&header, image.data() + SETUP_HEADER_OFFSET, length);
-    return header;
+    CopiedHeader out { .header = {}, .bytes = bytes };
+    std::memcpy(&out.header, image.data() + SETUP_HEADER_OFFSET, copied);
+    return out;
 }
 
-Result<void> check_setup_header(SetupHeader const& header, std::uint64_t header_length)
+Result<void> check_setup_header(SetupHeader const& header, std::uint64_t header_bytes)
 {
     // boot.rst: pref_address and init_size exist from 2.10; the 2.12 header reaches xloadflags.
     if (header.header != SETUP_HEADER_MAGIC)
@@ -43,8 +49,8 @@ Result<void> check_setup_header(SetupHeader const& header, std::uint64_t header_
         return fail(Errc::InvalidArgument, "kernel image: bzImage boot_flag is not 0xAA55", header.boot_flag);
     if (header.version < MIN_BOOT_PROTOCOL)
         return fail(Errc::Unsupported, "kernel image: bzImage boot protocol older than 2.12", header.version);
-    if (header_length < offsetof(SetupHeader, cmdline_size) + sizeof(header.cmdline_size))
-        return fail(Errc::InvalidArgument, "kernel image: bzImage header too short for its version", header_length);
+    if (header_bytes < offsetof(SetupHeader, cmdline_size) + sizeof(header.cmdline_size))
+        return fail(Errc::InvalidArgument, "kernel image: bzImage header too short for its version", header_bytes);
     if (!(header.loadflags & LOADED_HIGH))
         return fail(Errc::Unsupported, "kernel image: bzImage is not loadable at 1 MiB (no LOADED_HIGH)");
     if (!(header.xloadflags & XLF_KERNEL_64))
@@ -56,10 +62,8 @@ Result<void> check_setup_header(SetupHeader const& header, std::uint64_t header_
 
 Result<KernelImage> load_bzimage(mem::GuestMemory const& memory, std::span<std::byte const> image)
 {
-    auto header = VMM_TRY(copy_setup_header(image));
-    std::uint64_t header_length = SETUP_MAGIC_OFFSET + std::to_integer<std::uint64_t>(image[SETUP_JUMP_OFFSET + 1])
-        - SETUP_HEADER_OFFSET;
-    VMM_TRY(check_setup_header(header, header_length));
+    auto [header, header_bytes] = VMM_TRY(copy_setup_header(image));
+    VMM_TRY(check_setup_header(header, header_bytes));
 
     std::uint64_t setup_sects = header.setup_sects == 0 ? SETUP_SECTS_DEFAULT : header.setup_sects;
     std::uint64_t setup_bytes = (setup_sects + 1) * SECTOR_BYTES; // Boot sector + setup sectors.

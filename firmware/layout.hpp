@@ -132,4 +132,14 @@ inline constexpr u8 ACPI_S5_SLEEP_CONTROL_VALUE
 inline constexpr u16 HYPERCALL_PORT = 0xE4;
 static_assert(HYPERCALL_PORT <= 0xFF, "out imm8, al needs an 8-bit port");
 
+// The boot structures must neither overlap each other nor leave conventional memory, and the
+// ACPI tables must stay in the BIOS area where the RSDP scan looks.
+static_assert(BOOT_GDT_GPA >= 0x1000 && BOOT_IDT_GPA < PVH_START_INFO_GPA);
+static_assert(PVH_START_INFO_GPA < PVH_MODLIST_GPA && PVH_MODLIST_GPA < PVH_MEMMAP_GPA);
+static_assert(PVH_MEMMAP_END <= ZERO_PAGE_GPA && ZERO_PAGE_GPA + 0x1000 <= BOOT_STACK_TOP - 0x4000);
+static_assert(BOOT_STACK_TOP <= BOOT_PML4_GPA && BOOT_PML4_GPA < BOOT_PDPT_GPA && BOOT_PDPT_GPA < BOOT_PD_GPA);
+static_assert(BOOT_PAGE_TABLES_END <= CMDLINE_GPA && CMDLINE_GPA + CMDLINE_MAX_BYTES <= LOW_RAM_END);
+static_assert(ACPI_RSDP_GPA >= 0xE'0000 && ACPI_RSDP_GPA % 16 == 0 && ACPI_RSDP_GPA + 36 <= ACPI_TABLES_GPA);
+static_assert(ACPI_TABLES_END == HIGH_RAM_START && EBDA_START == LOW_RAM_END);
+
 } // namespace vmm::firmware

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "firmware/acpi/acpi_spec.hpp"
 #include "firmware/layout.hpp"
@@ -85,6 +86,21 @@ TEST(AcpiTables, TablesStayInsideTheBiosAreaAndRsdpIsScannable)
     auto rsdp = ram.read<Rsdp>(rsdp_gpa);
     auto xsdt = table_at(ram, rsdp.xsdt_physical_address);
     EXPECT_LE(rsdp.xsdt_physical_address + xsdt.size(), ACPI_TABLES_END);
+}
+
+TEST(AcpiTables, ABiosAreaScanLikeLinuxFindsTheRsdp)
+{
+    test::TestMemory ram;
+    u64 rsdp_gpa = write_acpi_tables(ram.memory(), { .vcpus = 2, .vmbus = false }).value();
+    // acpi_find_root_pointer(): 16-byte steps over 0xE0000..0xFFFFF, signature + checksum.
+    std::optional<u64> found;
+    auto area = ram.read_bytes(0xE0000, 0x20000);
+    for (std::size_t offset = 0; offset + sizeof(Rsdp) <= area.size() && !found; offset += 16) {
+        if (std::memcmp(area.data() + offset, "RSD PTR ", 8) == 0
+            && acpi_checksum(std::span { area }.subspan(offset, RSDP_CHECKSUM_LENGTH)) == 0)
+            found = 0xE0000 + offset;
+    }
+    EXPECT_EQ(found, rsdp_gpa);
 }
 
 TEST(AcpiTables, VcpuCountOutsideOneTo4096IsRefused)
