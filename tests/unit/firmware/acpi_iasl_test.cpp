@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Cross-checks the generated tables with ACPICA's own disassembler (iasl, Debian
-// acpica-tools) when it is installed: the AML must decode to the ASL we meant, and iasl must
-// not report checksum or length problems.
+// Cross-checks the generated tables with ACPICA's own tools (Debian acpica-tools) when they
+// are installed: iasl must decode the AML to the ASL we meant without complaints, and
+// acpiexec (the ACPICA interpreter Linux also uses) must evaluate the objects Linux reads.
 #include "firmware/acpi/acpi_tables.hpp"
 
 #include <gtest/gtest.h>
@@ -35,23 +35,35 @@ protected:
             std::filesystem::remove_all(m_dir);
     }
 
-    // Writes `table` to <name>.dat, runs `iasl -d` on it, returns the .dsl text plus iasl's output.
-    std::string disassemble(std::string const& name, std::vector<std::byte> const& table, std::string& log)
+    std::filesystem::path write_table(std::string const& file_name, std::vector<std::byte> const& table)
     {
-        auto path = m_dir / (name + ".dat");
-        {
-            std::ofstream out(path, std::ios::binary);
-            out.write(reinterpret_cast<char const*>(table.data()), static_cast<std::streamsize>(table.size())); // Bytes to a file.
-        }
-        std::string command = "cd '" + m_dir.string() + "' && iasl -d '" + path.filename().string() + "' 2>&1";
-        FILE* pipe = popen(command.c_str(), "r");
+        auto path = m_dir / file_name;
+        std::ofstream out(path, std::ios::binary);
+        out.write(reinterpret_cast<char const*>(table.data()), static_cast<std::streamsize>(table.size())); // Bytes to a file.
+        return path;
+    }
+
+    // Runs a shell command in the temporary directory and returns its combined output.
+    std::string run(std::string const& command)
+    {
+        std::string full = "cd '" + m_dir.string() + "' && " + command + " 2>&1";
+        FILE* pipe = popen(full.c_str(), "r");
         EXPECT_NE(pipe, nullptr);
         if (!pipe)
             return {};
+        std::string output;
         char buffer[512];
         while (std::fgets(buffer, sizeof(buffer), pipe))
-            log += buffer;
-        EXPECT_EQ(pclose(pipe), 0) << log;
+            output += buffer;
+        EXPECT_EQ(pclose(pipe), 0) << output;
+        return output;
+    }
+
+    // Writes `table` to <name>.dat, runs `iasl -d` on it, returns the .dsl text plus iasl's output.
+    std::string disassemble(std::string const& name, std::vector<std::byte> const& table, std::string& log)
+    {
+        write_table(name + ".dat", table);
+        log += run("iasl -d '" + name + ".dat'");
         std::ifstream dsl(m_dir / (name + ".dsl"));
         std::stringstream text;
         text << dsl.rdbuf();
@@ -104,4 +116,22 @@ TEST_F(IaslDisassembly, MadtDecodesWithoutComplaints)
     EXPECT_EQ(dsl.find("Invalid"), std::string::npos) << dsl;
     EXPECT_NE(dsl.find("Subtable Type : 09 [Processor Local x2APIC]"), std::string::npos) << dsl;
     EXPECT_NE(dsl.find("Subtable Type : 01 [I/O APIC]"), std::string::npos) << dsl;
+}
+
+TEST_F(IaslDisassembly, AcpiexecEvaluatesS5VmbusHidAndCom1ResourcesAndFindsNoS4)
+{
+    if (std::system("command -v acpiexec >/dev/null 2>&1") != 0)
+        GTEST_SKIP() << "acpiexec not installed (acpica-tools)";
+    write_table("dsdt.aml", build_dsdt({ .vcpus = 1, .vmbus = true }));
+    auto out = run("timeout 20 acpiexec -b 'evaluate \\_S5; evaluate \\_SB.VMBS._HID; evaluate \\_SB.VMBS._CRS; "
+                   "evaluate \\_SB.COM1._HID; evaluate \\_SB.COM1._CRS; evaluate \\_SB.COM1._STA; evaluate \\_S4' dsdt.aml");
+    EXPECT_NE(out.find("[Package] Contains 4 Elements:\n    [Integer] = 0000000000000005\n    [Integer] = 0000000000000005"),
+        std::string::npos) << out;
+    // ACPICA upper-cases string _HIDs (nsrepair2.c), so Linux matches "VMBUS".
+    EXPECT_NE(out.find("[String] Length 05 = \"VMBUS\""), std::string::npos) << out;
+    EXPECT_NE(out.find("[Buffer] Length 02 =     0000: 79 00"), std::string::npos) << out;
+    EXPECT_NE(out.find("[Integer] = 000000000105D041"), std::string::npos) << out;
+    EXPECT_NE(out.find("47 01 F8 03 F8 03 00 08 22 10 00 79 00"), std::string::npos) << out;
+    EXPECT_NE(out.find("[Integer] = 000000000000000F"), std::string::npos) << out;
+    EXPECT_NE(out.find("Evaluation of \\_S4 failed with status AE_NOT_FOUND"), std::string::npos) << out;
 }
