@@ -58,14 +58,15 @@ std::expected<PageRange, RejectReason> GuestPhysicalMap::check_balloon(std::uint
 std::expected<PageRange, RejectReason> GuestPhysicalMap::balloon(std::uint64_t start, std::uint64_t count,
     PageCount max_pages)
 {
+    // Fast path: one lookup in usable RAM, one walk of the balloon tree.
+    auto range = PageRange::from_guest(start, count);
+    if (range && range->count <= max_pages && m_usable.contains_all(*range) && m_ballooned.insert_if_disjoint(*range))
+        return *range;
     auto checked = check_balloon(start, count);
     if (checked && checked->count > max_pages)
         checked = std::unexpected(RejectReason::ExceedsRequest);
-    if (!checked) {
-        count_rejection(checked.error());
-        return checked;
-    }
-    m_ballooned.insert(*checked);
+    VMM_ASSERT(!checked); // The fast path accepts everything check_balloon() would.
+    count_rejection(checked.error());
     return checked;
 }
 

@@ -85,6 +85,33 @@ PageCount PageRangeSet::insert(PageRange range)
     return duplicates;
 }
 
+bool PageRangeSet::insert_if_disjoint(PageRange range)
+{
+    if (range.empty())
+        return true;
+    auto next = m_tree.upper_bound(range.start);
+    auto previous = next == m_tree.begin() ? m_tree.end() : std::prev(next);
+    if (previous != m_tree.end() && previous->range.end() > range.start)
+        return false;
+    if (next != m_tree.end() && next->range.start < range.end())
+        return false;
+    bool joins_previous = previous != m_tree.end() && previous->range.end() == range.start;
+    bool joins_next = next != m_tree.end() && next->range.start == range.end();
+    if (joins_previous && joins_next) {
+        Gpn end = next->range.end();
+        m_tree.erase_and_dispose(next, DeleteNode {});
+        previous->range = PageRange::between(previous->range.start, end);
+    } else if (joins_previous) {
+        previous->range.count += range.count;
+    } else if (joins_next) {
+        next->range = PageRange::between(range.start, next->range.end()); // Stays above previous.
+    } else {
+        m_tree.insert_before(next, *new PageRangeNode { range });
+    }
+    m_total += range.count;
+    return true;
+}
+
 PageCount PageRangeSet::remove(PageRange range)
 {
     PageCount removed { 0 };

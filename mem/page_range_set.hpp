@@ -72,6 +72,9 @@ public:
     // Adds `range`, merging with overlapping and adjacent runs. Returns the pages that were
     // already present (duplicates), which are not counted twice in total().
     PageCount insert(PageRange range);
+    // Inserts `range` only if none of its pages is present (one tree walk: the hot path of
+    // balloon validation). Returns false, changing nothing, on any overlap.
+    bool insert_if_disjoint(PageRange range);
     // Removes every page of `range` that is present, splitting runs. Returns the pages removed.
     PageCount remove(PageRange range);
     // Takes up to `max` pages from the lowest run (splitting it if larger).

@@ -21,7 +21,17 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
         std::uint64_t present = 0;
         for (auto page = start; page < start + count; ++page)
             present += model.count(page);
-        switch (input.ConsumeIntegralInRange<int>(0, 3)) {
+        switch (input.ConsumeIntegralInRange<int>(0, 4)) {
+        case 4: {
+            bool inserted = set.insert_if_disjoint(range);
+            if (inserted != (present == 0))
+                __builtin_trap();
+            if (inserted) {
+                for (auto page = start; page < start + count; ++page)
+                    model.insert(page);
+            }
+            break;
+        }
         case 0:
             if (set.insert(range).raw() != present)
                 __builtin_trap();

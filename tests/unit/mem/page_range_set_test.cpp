@@ -117,6 +117,25 @@ TEST(PageRangeSet, QueriesAnswerContainsIntersectsAndOverlap)
     EXPECT_EQ(set.overlap(range(15, 20)).raw(), 10u);
 }
 
+TEST(PageRangeSet, InsertIfDisjointRefusesAnyOverlapAndMergesNeighbours)
+{
+    PageRangeSet set;
+    EXPECT_TRUE(set.insert_if_disjoint(range(10, 10)));
+    EXPECT_TRUE(set.insert_if_disjoint(range(30, 10)));
+    EXPECT_FALSE(set.insert_if_disjoint(range(19, 2)));
+    EXPECT_FALSE(set.insert_if_disjoint(range(25, 6)));
+    EXPECT_FALSE(set.insert_if_disjoint(range(0, 100)));
+    EXPECT_EQ(set.total().raw(), 20u);
+    EXPECT_TRUE(set.insert_if_disjoint(range(20, 5))); // joins the left run
+    EXPECT_TRUE(set.insert_if_disjoint(range(27, 3))); // joins the right run
+    EXPECT_TRUE(set.insert_if_disjoint(range(25, 2))); // joins both
+    EXPECT_EQ(runs(set), (std::vector { range(10, 30) }));
+    EXPECT_TRUE(set.insert_if_disjoint(range(0, 5)));
+    EXPECT_TRUE(set.insert_if_disjoint(range(MAX_GPN - 1, 1)));
+    EXPECT_EQ(set.total().raw(), 36u);
+    expect_invariants(set);
+}
+
 TEST(PageRangeSet, PopFrontTakesTheLowestPagesAndSplitsLargeRuns)
 {
     PageRangeSet set;
@@ -166,7 +185,16 @@ TEST(PageRangeSet, RandomOperationsMatchAPageSetModel)
         std::uint64_t present = 0;
         for (auto page = start; page < start + count; ++page)
             present += model.count(page);
-        switch (random() % 5) {
+        switch (random() % 6) {
+        case 5: {
+            bool inserted = set.insert_if_disjoint(r);
+            ASSERT_EQ(inserted, present == 0);
+            if (inserted) {
+                for (auto page = start; page < start + count; ++page)
+                    model.insert(page);
+            }
+            break;
+        }
         case 0:
         case 1:
             ASSERT_EQ(set.insert(r).raw(), present);
