@@ -190,24 +190,59 @@ Result<void> Machine::create_devices()
 
 Result<void> Machine::create_vcpus(kvm::KvmSystem const& system)
 {
-    CpuidTable base = VMM_TRY(system.supported_cpuid());
-    set_hypervisor_bit(base);
-    VMM_TRY(hide_features(base, m_config.cpu.hide_features));
-    // FIXME: with [hyperv] enabled, replace_hypervisor_leaves(base, partition.cpuid_leaves())
-    // once vmm/hyperv lands (the KVM signature must then vanish, contract §1.1).
-    restrict_kvm_leaves(base);
     u32 const count = m_config.machine.vcpus;
     for (u32 index = 0; index < count; ++index) {
         auto vcpu = std::make_unique<kvm::KvmVcpu>(VMM_TRY(m_vm.create_vcpu(index)));
-        CpuidTable table = base;
-        set_topology(table, index, count); // APIC id = vCPU index (KVM_CREATE_VCPU id).
-        VMM_TRY(vcpu->set_cpuid(table));
         // APs sleep until the BSP's INIT/SIPI reaches them through the in-kernel LAPIC.
         if (index > 0)
             VMM_TRY(vcpu->set_mp_state(kvm::MpState::Uninitialized));
         m_vcpus.push_back(std::move(vcpu));
     }
+    if (m_config.hyperv.enabled)
+        VMM_TRY(create_partition());
+    CpuidTable const base = VMM_TRY(guest_cpuid(system));
+    for (auto& vcpu : m_vcpus) {
+        CpuidTable table = base;
+        set_topology(table, vcpu->index(), count); // APIC id = vCPU index (KVM_CREATE_VCPU id).
+        VMM_TRY(vcpu->set_cpuid(table));
+    }
     return {};
+}
+
+Result<CpuidTable> Machine::guest_cpuid(kvm::KvmSystem const& system) const
+{
+    CpuidTable table = VMM_TRY(system.supported_cpuid());
+    set_hypervisor_bit(table);
+    VMM_TRY(hide_features(table, m_config.cpu.hide_features));
+    if (!m_partition) {
+        restrict_kvm_leaves(table);
+        return table;
+    }
+    // A visible KVM signature makes Linux pick KVM over Hyper-V (contract §1.1): every
+    // hypervisor leaf is replaced by the partition's.
+    std::vector<CpuidEntry> leaves;
+    for (auto const& leaf : m_partition->cpuid_leaves())
+        leaves.push_back(CpuidEntry { leaf.function, leaf.index, false, leaf.eax, leaf.ebx, leaf.ecx, leaf.edx });
+    replace_hypervisor_leaves(table, leaves);
+    return table;
+}
+
+Result<void> Machine::create_partition()
+{
+    // KVM's LAPIC timer runs at 1 GHz (arch/x86/kvm/lapic.h APIC_BUS_CYCLE_NS_DEFAULT = 1);
+    // the partition reports it through the Hyper-V frequency MSRs with the TSC rate.
+    constexpr u64 KVM_APIC_BUS_HZ = 1'000'000'000;
+    u64 tsc_hz = 0;
+    if (auto khz = m_vcpus.front()->tsc_khz())
+        tsc_hz = u64 { *khz } * 1000;
+    else
+        log::warn("machine", "{}: Hyper-V frequency MSRs not offered", khz.error());
+    m_interrupts = std::make_unique<MsiInterruptSink>(m_vm);
+    m_partition = std::make_unique<hyperv::Partition>(m_memory, *m_interrupts,
+        hyperv::PartitionConfig { m_config.machine.vcpus, tsc_hz, KVM_APIC_BUS_HZ });
+    m_partition_hooks = std::make_unique<PartitionHooks>(*m_partition);
+    m_hooks = m_partition_hooks.get();
+    return m_vm.set_msr_filter(hyperv::Partition::msrs());
 }
 
 Result<void> Machine::load_guest()

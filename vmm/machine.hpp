@@ -18,6 +18,7 @@
 #include "vmm/devices/acpi_pm.hpp"
 #include "vmm/devices/uart16550.hpp"
 #include "vmm/guest_ram_backends.hpp"
+#include "vmm/hyperv_glue.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/kvm/kvm_vcpu.hpp"
 #include "vmm/kvm/kvm_vm.hpp"
@@ -85,7 +86,11 @@ public:
     mem::MemslotSink& memslot_sink() { return *m_memslot_sink; }
     mem::DiscardBackend& discard_backend() { return *m_discard; }
 
-    // Installs the MSR/hypercall seam before start() (the Hyper-V partition glue).
+    // The Hyper-V partition when [hyperv] enabled, else null. The VMBus host posts through it
+    // (vmbus::SynicPort) and registers with set_hypercall_sink() before start().
+    hyperv::Partition* partition() { return m_partition.get(); }
+
+    // Replaces the MSR/hypercall seam before start() (default: the partition's hooks, if any).
     void set_vcpu_hooks(VcpuHooks* hooks) { m_hooks = hooks; }
 
 private:
@@ -93,6 +98,8 @@ private:
     Result<void> create_memory();
     Result<void> create_devices();
     Result<void> create_vcpus(kvm::KvmSystem const&);
+    Result<void> create_partition();
+    Result<CpuidTable> guest_cpuid(kvm::KvmSystem const&) const;
     Result<void> load_guest();
     Result<void> setup_boot_cpu(firmware::BootCpuState const&);
 
@@ -121,6 +128,11 @@ private:
     std::unique_ptr<devices::PostCodePort> m_post_code;
     Bus m_pio_bus { "pio" };    // After the devices: holds references to them.
     Bus m_mmio_bus { "mmio" };
+
+    // Hyper-V (only with [hyperv] enabled): references m_memory and m_vm.
+    std::unique_ptr<MsiInterruptSink> m_interrupts;
+    std::unique_ptr<hyperv::Partition> m_partition;
+    std::unique_ptr<PartitionHooks> m_partition_hooks;
 
     VcpuHooks* m_hooks { nullptr };
     std::vector<std::unique_ptr<kvm::KvmVcpu>> m_vcpus; // Before the VM fd closes (declared after m_vm).

@@ -19,9 +19,9 @@ public:
     virtual bool write_msr(u32 vp, u32 msr, u64 value) = 0;
     // True for the port whose OUT is a hypercall (firmware::HYPERCALL_PORT).
     virtual bool is_hypercall_port(u16 port) const = 0;
-    // Called on that OUT with the vCPU's registers; the hook updates `regs` (rax = result)
-    // and the vCPU loop writes them back before resuming the guest.
-    virtual void hypercall(u32 vp, kvm::Regs& regs) = 0;
+    // Called on that OUT with the vCPU's registers and privilege level (CS.RPL); the hook
+    // updates `regs` (rax = result) and the vCPU loop writes them back before resuming.
+    virtual void hypercall(u32 vp, u8 cpl, kvm::Regs& regs) = 0;
 };
 
 } // namespace vmm

@@ -151,12 +151,16 @@ void VcpuThread::dispatch_hypercall()
     // KVM advances RIP past the OUT either before this exit or on the next KVM_RUN (fast PIO
     // completion checks RIP is unchanged); we write back the same RIP and only change RAX.
     auto regs = m_vcpu.get_regs();
-    if (!regs) {
-        log::error("vcpu", "vcpu {}: hypercall: {}", m_vcpu.index(), regs.error());
+    auto sregs = m_vcpu.get_sregs();
+    if (!regs || !sregs) {
+        log::error("vcpu", "vcpu {}: hypercall: {}", m_vcpu.index(), regs ? sregs.error() : regs.error());
         m_dispatch.request_stop(StopReason::Error);
         return;
     }
-    m_dispatch.hooks->hypercall(m_vcpu.index(), *regs);
+    // The port is reachable from guest user space through ioperm(): pass the CPL so user-mode
+    // OUTs are not taken as hypercalls (contract §3.1).
+    u8 const cpl = static_cast<u8>(sregs->cs.selector & 3);
+    m_dispatch.hooks->hypercall(m_vcpu.index(), cpl, *regs);
     if (auto written = m_vcpu.set_regs(*regs); !written) {
         log::error("vcpu", "vcpu {}: hypercall: {}", m_vcpu.index(), written.error());
         m_dispatch.request_stop(StopReason::Error);

@@ -188,6 +188,14 @@ Result<void> KvmVcpu::set_mp_state(MpState state)
     return {};
 }
 
+Result<u32> KvmVcpu::tsc_khz() const
+{
+    int khz = ::ioctl(m_fd.get(), KVM_GET_TSC_KHZ, 0);
+    if (khz <= 0)
+        return fail_errno("KVM_GET_TSC_KHZ");
+    return static_cast<u32>(khz);
+}
+
 Result<VcpuExit> KvmVcpu::run()
 {
     if (::ioctl(m_fd.get(), KVM_RUN, 0) < 0) {

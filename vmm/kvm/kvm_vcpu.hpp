@@ -42,6 +42,8 @@ public:
     Result<void> set_sregs(SpecialRegs const&);
     Result<void> set_msrs(std::span<MsrValue const>);
     Result<void> set_mp_state(MpState);
+    // KVM_GET_TSC_KHZ: the guest TSC frequency.
+    Result<u32> tsc_khz() const;
 
     // One KVM_RUN. EINTR is not an error: it decodes to Interrupted.
     Result<VcpuExit> run();

@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# End-to-end tests of the microvmm binary: boots the Linux test guest (build/guest) and a
+# tiny PVH kernel written on the fly, and checks serial output and exit statuses.
+# Exit status: 0 pass, 1 fail, 77 skip (meson's skip code; only when /dev/kvm is absent).
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SKIP = 77
+
+
+def fail(message: str) -> None:
+    print(f"FAIL: {message}", flush=True)
+    sys.exit(1)
+
+
+def write_config(directory: Path, machine: dict, boot: dict, extra: str = "") -> Path:
+    lines = ["[machine]"]
+    for key, value in machine.items():
+        lines.append(f"{key} = {value!r}".replace("'", '"'))
+    lines.append("[boot]")
+    for key, value in boot.items():
+        lines.append(f'{key} = "{value}"')
+    path = directory / "vm.toml"
+    path.write_text("\n".join(lines) + "\n" + extra)
+    return path
+
+
+class Run:
+    """One microvmm process; serial output (stdout) and log (stderr) are kept with timestamps."""
+
+    def __init__(self, microvmm: str, config: Path, timeout: float):
+        self.start = time.monotonic()
+        self.process = subprocess.Popen([microvmm, "--config", str(config)], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, errors="replace")
+        self.timeout = timeout
+        self.lines: list[tuple[float, str]] = []
+        self.cursor = 0  # Lines before it were consumed by earlier matches.
+
+    def wait_for(self, pattern: str) -> re.Match | None:
+        """Reads serial lines until one after the last match matches `pattern` (None at EOF/timeout)."""
+        regex = re.compile(pattern)
+        while True:
+            while self.cursor < len(self.lines):
+                line = self.lines[self.cursor][1]
+                self.cursor += 1
+                if match := regex.search(line):
+                    return match
+            if time.monotonic() - self.start >= self.timeout:
+                return None
+            line = self.process.stdout.readline()
+            if not line:
+                return None
+            self.lines.append((time.monotonic() - self.start, line.rstrip("\n")))
+            print(f"[{self.lines[-1][0]:7.2f}] {self.lines[-1][1]}", flush=True)
+
+    def finish(self) -> tuple[int, str]:
+        remaining = max(1.0, self.timeout - (time.monotonic() - self.start))
+        try:
+            out, err = self.process.communicate(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate()
+            print(err)
+            fail(f"microvmm still running after {self.timeout} s")
+        for line in out.splitlines():
+            self.lines.append((time.monotonic() - self.start, line))
+            print(f"[{self.lines[-1][0]:7.2f}] {line}", flush=True)
+        print(err, end="", flush=True)
+        return self.process.returncode, err
+
+    def first_time(self, pattern: str) -> float | None:
+        regex = re.compile(pattern)
+        return next((t for t, line in self.lines if regex.search(line)), None)
+
+
+def guest_paths(args) -> dict[str, Path]:
+    guest = Path(args.build_root) / "guest"
+    paths = {"vmlinux": guest / "vmlinux", "bzImage": guest / "bzImage",
+             "initramfs": guest / "initramfs.cpio", "cmdline": Path(args.source_root) / "guest" / "cmdline.txt"}
+    missing = [str(p) for p in paths.values() if not p.exists()]
+    if missing:
+        fail("guest artifacts missing (run `make guest`): " + ", ".join(missing))
+    return paths
+
+
+def linux_boot(args, kernel: str, vcpus: int, memory_mib: int) -> None:
+    paths = guest_paths(args)
+    cmdline = paths["cmdline"].read_text().strip() + " microvmm.test=boot"
+    with tempfile.TemporaryDirectory() as directory:
+        config = write_config(Path(directory), {"vcpus": vcpus, "memory_mib": memory_mib, "on_reboot": "exit"},
+                              {"kernel": paths[kernel], "initrd": paths["initramfs"], "cmdline": cmdline})
+        run = Run(args.microvmm, config, args.timeout)
+        if not run.wait_for(r"INIT: up"):
+            run.finish()
+            fail("no 'INIT: up' on the serial console")
+        cpus = run.wait_for(r"INIT: cpus[=: ]+(\d+)")
+        if not cpus or int(cpus.group(1)) != vcpus:
+            run.finish()
+            fail(f"expected INIT: cpus={vcpus}, got {cpus.group(0) if cpus else 'nothing'}")
+        memtotal = run.wait_for(r"INIT: memtotal_kib[=: ]+(\d+)")
+        if not memtotal:
+            run.finish()
+            fail("no 'INIT: memtotal_kib' line")
+        kib = int(memtotal.group(1))
+        # MemTotal is RAM minus the kernel image and reservations: well above half, never above RAM.
+        if not (memory_mib * 1024 // 2 < kib <= memory_mib * 1024):
+            run.finish()
+            fail(f"memtotal_kib={kib} is implausible for {memory_mib} MiB")
+        status, log = run.finish()
+        if status != 0:
+            fail(f"microvmm exited with {status} after the guest's poweroff (expected 0)")
+        if "guest stopped: poweroff" not in log:
+            fail("microvmm did not log the guest poweroff")
+        first_kvm_run = re.search(r"first KVM_RUN (\d+) ms", log)
+        print(f"TIMING: kernel={kernel} vcpus={vcpus} first_kvm_run_ms={first_kvm_run.group(1) if first_kvm_run else '?'} "
+              f"first_init_line_s={run.first_time(r'INIT:'):.2f} exit_s={time.monotonic() - run.start:.2f}", flush=True)
+
+
+def tiny_kernel(directory: Path, message: str, action: str) -> Path:
+    path = directory / f"tiny-{action}.elf"
+    subprocess.run([sys.executable, str(HERE / "tiny_pvh_kernel.py"), str(path), message, action], check=True)
+    return path
+
+
+def tiny_poweroff(args) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        kernel = tiny_kernel(Path(directory), "TINY: hello", "poweroff")
+        config = write_config(Path(directory), {"vcpus": 2, "memory_mib": 64}, {"kernel": kernel})
+        run = Run(args.microvmm, config, 30)
+        if not run.wait_for(r"^TINY: hello$"):
+            run.finish()
+            fail("tiny kernel output missing")
+        status, _ = run.finish()
+        if status != 0:
+            fail(f"exit status {status} after ACPI S5 (expected 0)")
+
+
+def tiny_reset(args) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        kernel = tiny_kernel(Path(directory), "TINY: booted", "reset")
+        # on_reboot = "reset": a fresh machine boots again; SIGTERM then ends it with 143.
+        config = write_config(Path(directory), {"vcpus": 1, "memory_mib": 64, "on_reboot": "reset"}, {"kernel": kernel})
+        run = Run(args.microvmm, config, 30)
+        boots = 0
+        while boots < 3 and run.wait_for(r"^TINY: booted$"):
+            boots += 1
+        run.process.send_signal(signal.SIGTERM)
+        status, log = run.finish()
+        if boots < 3:
+            fail(f"expected at least 3 boots with on_reboot = reset, saw {boots}")
+        if status != 128 + signal.SIGTERM:
+            fail(f"exit status {status} after SIGTERM (expected 143)")
+        # on_reboot = "exit": the first reset ends microvmm with 0.
+        config = write_config(Path(directory), {"vcpus": 1, "memory_mib": 64, "on_reboot": "exit"}, {"kernel": kernel})
+        run = Run(args.microvmm, config, 30)
+        status, log = run.finish()
+        if status != 0 or "on_reboot" not in log:
+            fail(f"on_reboot = exit: status {status}, log {log!r}")
+
+
+def bad_config(args) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        config = Path(directory) / "vm.toml"
+        config.write_text("[machine]\nvcpus = 1\nmemroy_mib = 64\n[boot]\nkernel = \"x\"\n")
+        result = subprocess.run([args.microvmm, "--config", str(config)], capture_output=True, text=True, timeout=30)
+        if result.returncode != 2 or "machine.memroy_mib" not in result.stderr:
+            fail(f"typo: status {result.returncode}, stderr {result.stderr!r}")
+        if len(result.stderr.strip().splitlines()) != 1:
+            fail(f"a config error must be one line: {result.stderr!r}")
+        result = subprocess.run([args.microvmm, "--no-such-flag"], capture_output=True, text=True, timeout=30)
+        if result.returncode != 2:
+            fail(f"unknown flag: status {result.returncode}")
+
+
+CASES = {
+    "linux-vmlinux-1vcpu": lambda a: linux_boot(a, "vmlinux", 1, 256),
+    "linux-vmlinux-2vcpu": lambda a: linux_boot(a, "vmlinux", 2, 512),
+    "linux-bzimage-1vcpu": lambda a: linux_boot(a, "bzImage", 1, 256),
+    "tiny-poweroff": tiny_poweroff,
+    "tiny-reset": tiny_reset,
+    "bad-config": bad_config,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--microvmm", required=True)
+    parser.add_argument("--source-root", required=True)
+    parser.add_argument("--build-root", required=True)
+    parser.add_argument("--timeout", type=float, default=240)
+    parser.add_argument("case", choices=CASES)
+    args = parser.parse_args()
+    if args.case != "bad-config" and not os.path.exists("/dev/kvm"):
+        print("SKIP: /dev/kvm does not exist")
+        sys.exit(SKIP)
+    CASES[args.case](args)
+    print("PASS")
+
+
+if __name__ == "__main__":
+    main()
