@@ -234,6 +234,28 @@ bool Synic::post_message(u32 vp, u8 sint, u32 message_type, std::span<std::byte 
     return true;
 }
 
+void Synic::kick_occupied_slots()
+{
+    // Linux leaves a message in its slot, without EOM, when it cannot allocate memory for it
+    // (vmbus_drv.c:1084-1087) and only looks again on the next interrupt. A spurious 0xF3 is
+    // harmless: the handler re-checks the slot (vmbus_drv.c:1286-1308).
+    std::vector<Injection> inject;
+    {
+        std::lock_guard lock { m_mutex };
+        for (u32 vp = 0; vp < m_vps.size(); ++vp) {
+            VpState const& state = m_vps[vp];
+            for (u8 sint = 0; sint < HV_SYNIC_SINT_COUNT; ++sint) {
+                if (!messages_enabled(state, sint) || !can_interrupt(state, sint))
+                    continue;
+                mem::Gpa const slot { page_gpa(state.simp).raw() + sint * HV_MESSAGE_SIZE };
+                if (message_slot_occupied(m_memory, slot))
+                    inject.push_back(Injection { vp, sint_vector(state.sint[sint]) });
+            }
+        }
+    }
+    inject_all(inject);
+}
+
 void Synic::signal_event(u32 vp, u8 sint, u32 flag)
 {
     if (vp >= m_vps.size() || sint >= HV_SYNIC_SINT_COUNT || flag >= HV_EVENT_FLAGS_COUNT) {

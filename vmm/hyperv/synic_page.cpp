@@ -52,6 +52,12 @@ SlotWrite write_message_slot(mem::GuestMemory const& memory, mem::Gpa slot, u32 
     return SlotWrite::Written;
 }
 
+bool message_slot_occupied(mem::GuestMemory const& memory, mem::Gpa slot)
+{
+    auto bytes = memory.contiguous(slot, HV_MESSAGE_SIZE);
+    return bytes && shared_word<u32>(*bytes, HV_MESSAGE_TYPE_OFFSET).load(std::memory_order_acquire) != HVMSG_NONE;
+}
+
 FlagSet set_event_flag(mem::GuestMemory const& memory, mem::Gpa area, u32 flag)
 {
     VMM_ASSERT(flag < HV_EVENT_FLAGS_COUNT);

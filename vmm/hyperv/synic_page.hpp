@@ -23,6 +23,9 @@ enum class SlotWrite {
 SlotWrite write_message_slot(mem::GuestMemory const&, mem::Gpa slot, u32 message_type,
     std::span<std::byte const> payload);
 
+// True if the slot at `slot` holds a message the guest has not consumed (message_type != 0).
+bool message_slot_occupied(mem::GuestMemory const&, mem::Gpa slot);
+
 enum class FlagSet { NewlySet, AlreadySet, Fault };
 
 // Atomically sets bit `flag` (< HV_EVENT_FLAGS_COUNT, checked by the caller) of the 256-byte

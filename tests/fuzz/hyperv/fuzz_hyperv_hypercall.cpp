@@ -105,7 +105,7 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
 
     while (input.remaining_bytes() > 0) {
         std::uint32_t const vp = input.ConsumeIntegralInRange<std::uint32_t>(0, VCPUS - 1);
-        switch (input.ConsumeIntegralInRange<int>(0, 7)) {
+        switch (input.ConsumeIntegralInRange<int>(0, 8)) {
         case 0: { // WRMSR
             std::uint32_t msr = input.ConsumeBool() ? input.PickValueInArray(INTERESTING_MSRS)
                                                     : input.ConsumeIntegralInRange<std::uint32_t>(0x4000'0000, 0x4000'0200);
@@ -152,6 +152,9 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
             break;
         case 6:
             partition.write_msr(vp, HV_X64_MSR_EOM, 0);
+            break;
+        case 7:
+            partition.kick_pending_messages();
             break;
         default:
             partition.reset();

@@ -176,6 +176,30 @@ TEST_F(SynicTest, EventWithoutAnEventPageOrOutOfRangeIsDropped)
     EXPECT_TRUE(interrupts.injected.empty());
 }
 
+TEST_F(SynicTest, KickReraisesOnlySintsWhoseSlotIsStillOccupied)
+{
+    enable_synic(0, SIMP_GPA, SIEFP_GPA);
+    enable_synic(1, 0x8000, 0x9000);
+    ASSERT_TRUE(post(1, bytes_of({ 1 })));
+    interrupts.injected.clear();
+    partition.kick_pending_messages();
+    EXPECT_EQ(interrupts.injected, (std::vector<Injection> { { 1, 0xF3 } }));
+    guest_consume(1, 0x8000 + 512);
+    interrupts.injected.clear();
+    partition.kick_pending_messages();
+    EXPECT_TRUE(interrupts.injected.empty());
+}
+
+TEST_F(SynicTest, KickLeavesMaskedSintsAlone)
+{
+    enable_synic(0, SIMP_GPA, SIEFP_GPA);
+    ASSERT_TRUE(post(0, bytes_of({ 1 })));
+    ASSERT_TRUE(partition.write_msr(0, HV_X64_MSR_SINT0 + 2, 0x1'00F3));
+    interrupts.injected.clear();
+    partition.kick_pending_messages();
+    EXPECT_TRUE(interrupts.injected.empty());
+}
+
 TEST_F(SynicTest, ResetForgetsTheSynicAndWaitingSlots)
 {
     enable_synic(0, SIMP_GPA, SIEFP_GPA);
