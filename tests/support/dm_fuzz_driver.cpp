@@ -107,6 +107,10 @@ struct Harness {
     FakeChannelPort port;
     mem::PageRangeSet given; // Pages the guest reported ballooned and has not got back.
     std::optional<PageRange> last_hot_add;
+    // What the host last asked for, so a "cooperative guest" action can answer it properly and
+    // the fuzzer reaches the states behind a completed operation.
+    DmMessageType last_request = DmMessageType::DM_ERROR;
+    std::uint64_t balloon_left = 0;
     Instant now {};
     std::string failure;
 
@@ -139,6 +143,61 @@ struct Harness {
         for (auto run : map.ballooned())
             before.insert(run);
         engine.on_packet(dm_balloon_response(1, in.below(2) == 1, ranges));
+        learn_given(before);
+    }
+    // Answers the last host request the way Linux would (2 MiB or 4 KiB pieces of free RAM).
+    void cooperate(Bytes& in)
+    {
+        switch (last_request) {
+        case DmMessageType::DM_BALLOON_REQUEST: {
+            std::uint64_t unit = in.below(2) ? 512 : 1;
+            std::vector<DmPageRange> ranges;
+            mem::PageRangeSet free;
+            for (auto run : map.boot_ram())
+                free.insert(run);
+            for (auto run : map.hot_added())
+                free.insert(run);
+            for (auto run : map.ballooned())
+                free.remove(run);
+            while (ranges.size() < 510 && balloon_left >= unit) {
+                auto piece = free.pop_front(PageCount { unit });
+                if (!piece)
+                    break;
+                if (piece->count.raw() < unit)
+                    continue; // Too short for a 2 MiB piece.
+                ranges.push_back(DmPageRange::make(piece->start.raw(), piece->count.raw()));
+                balloon_left -= unit;
+            }
+            bool more = balloon_left > 0 && !ranges.empty() && in.below(4) != 0;
+            if (!more)
+                last_request = DmMessageType::DM_ERROR;
+            mem::PageRangeSet before;
+            for (auto run : map.ballooned())
+                before.insert(run);
+            engine.on_packet(dm_balloon_response(6, more, ranges));
+            learn_given(before);
+            return;
+        }
+        case DmMessageType::DM_UNBALLOON_REQUEST:
+            last_request = DmMessageType::DM_ERROR;
+            return engine.on_packet(dm_unballoon_response(7));
+        case DmMessageType::DM_MEM_HOT_ADD_REQUEST: {
+            last_request = DmMessageType::DM_ERROR;
+            auto pages = last_hot_add ? last_hot_add->count.raw() : 0;
+            if (in.below(4) == 0)
+                pages = in.below(pages + 1);
+            return engine.on_packet(dm_hot_add_response(8, static_cast<std::uint32_t>(pages), pages ? 1 : in.below(2)));
+        }
+        default:
+            // The handshake, as Linux sends it.
+            engine.on_packet(dm_version_request(1, DYNMEM_PROTOCOL_VERSION_3, false));
+            engine.on_packet(dm_caps_report(2, 0x1F));
+            given.clear();
+            return;
+        }
+    }
+    void learn_given(mem::PageRangeSet const& before)
+    {
         for (auto run : map.ballooned()) {
             mem::PageRangeSet added;
             added.insert(run);
@@ -170,8 +229,14 @@ struct Harness {
             std::vector<std::byte> raw(in.below(64));
             for (auto& byte : raw)
                 byte = std::byte { static_cast<std::uint8_t>(in.take(1)) };
-            if (raw.size() >= 2)
+            if (raw.size() >= 4) {
                 raw[0] = std::byte { static_cast<std::uint8_t>(in.below(16)) };
+                raw[1] = std::byte { 0 };
+                if (in.below(2)) { // A consistent size field half of the time.
+                    raw[2] = std::byte { static_cast<std::uint8_t>(raw.size()) };
+                    raw[3] = std::byte { 0 };
+                }
+            }
             return engine.on_packet(raw);
         }
         }
@@ -189,9 +254,14 @@ struct Harness {
             if (header.size != message.size())
                 return fail_with("host hdr.size differs from the packet");
             switch (static_cast<DmMessageType>(header.type)) {
-            case DmMessageType::DM_BALLOON_REQUEST: ++operations; break;
+            case DmMessageType::DM_BALLOON_REQUEST:
+                ++operations;
+                last_request = DmMessageType::DM_BALLOON_REQUEST;
+                balloon_left = wire_from<DmBalloonRequest>(message).num_pages;
+                break;
             case DmMessageType::DM_UNBALLOON_REQUEST: {
                 ++operations;
+                last_request = DmMessageType::DM_UNBALLOON_REQUEST;
                 auto request = wire_from<DmUnballoonRequest>(message);
                 if (sizeof(DmUnballoonRequest) + std::uint64_t { request.range_count } * 8 != message.size())
                     return fail_with("unballoon range_count does not match the message");
@@ -206,6 +276,7 @@ struct Harness {
             }
             case DmMessageType::DM_MEM_HOT_ADD_REQUEST: {
                 ++operations;
+                last_request = DmMessageType::DM_MEM_HOT_ADD_REQUEST;
                 if (message.size() != sizeof(DmHotAddRequest))
                     return fail_with("hot-add request not in the range-only form");
                 auto raw = wire_from<DmHotAddRequest>(message).range;
@@ -249,8 +320,10 @@ struct Harness {
     }
     void act(Bytes& in)
     {
-        switch (in.below(10)) {
+        switch (in.below(12)) {
         case 0: engine.on_open(port); given.clear(); break;
+        case 10:
+        case 11: cooperate(in); break;
         case 1: engine.on_close(); given.clear(); break;
         case 2:
             discard.in_reset = true;
