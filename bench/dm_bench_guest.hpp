@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+// The guest side of the DM protocol for benchmarks: a timestamping ChannelPort and a guest
+// that answers the engine at once, Linux 6.1 style (hv_balloon.c: version 2.0, caps 0x1F,
+// balloon responses of <= 510 ranges, one unballoon response per request, full hot-add).
+// It balloons the ranges it is given, in order, so a benchmark decides the exact workload.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <span>
+#include <vector>
+
+#include "bench/report.hpp"
+#include "devices/hv_balloon/dynamic_memory.hpp"
+#include "mem/page_range.hpp"
+
+namespace vmm::bench {
+
+// Host->guest messages in order, each with the time the engine sent it.
+class BenchPort final : public vmbus::ChannelPort {
+public:
+    struct Sent {
+        std::vector<std::byte> bytes;
+        Clock::time_point at;
+    };
+    Result<void> send_packet(std::span<std::byte const> payload, std::uint64_t) override
+    {
+        queue.push_back({ { payload.begin(), payload.end() }, Clock::now() });
+        return {};
+    }
+    // A 256 KiB ring that the guest always drains before the host writes again.
+    std::uint64_t send_space_bytes() const override { return 256 * 1024; }
+
+    std::deque<Sent> queue;
+};
+
+class BenchDmGuest {
+public:
+    BenchDmGuest(hv_balloon::DynamicMemory& engine, BenchPort& port)
+        : m_engine(engine)
+        , m_port(port)
+    {
+    }
+
+    // Opens the channel and completes version 2.0 + capabilities (balloon, hot-add, 128 MiB).
+    Result<void> connect();
+    // Ranges to give on balloon requests, in this order (split if a request ends mid-range).
+    void set_balloon_source(std::vector<mem::PageRange> ranges)
+    {
+        m_source = std::move(ranges);
+        m_next = 0;
+        m_split = 0;
+    }
+    // Answers every host message, and the ones they cause, until the host is quiet.
+    void run_until_quiet();
+
+    std::uint64_t balloon_requests = 0;
+    std::uint64_t balloon_responses = 0;
+    std::uint64_t unballoon_requests = 0;
+    std::uint64_t unballoon_ranges = 0;
+    std::uint64_t unballoon_pages = 0;
+    std::uint64_t hot_add_requests = 0;
+    std::uint64_t hot_add_pages = 0;
+    Clock::time_point last_unballoon_at {};
+    Clock::time_point first_hot_add_at {};
+    std::uint64_t unexpected_messages = 0;
+
+private:
+    void handle(BenchPort::Sent const& message);
+    void answer_balloon(std::uint32_t num_pages);
+
+    hv_balloon::DynamicMemory& m_engine;
+    BenchPort& m_port;
+    std::uint32_t m_trans_id = 0;
+    std::vector<mem::PageRange> m_source;
+    std::size_t m_next = 0;
+    std::uint64_t m_split = 0; // Pages of m_source[m_next] already given.
+};
+
+} // namespace vmm::bench
