@@ -18,12 +18,10 @@ VmbusHost::VmbusHost(mem::GuestMemory const& memory, SynicPort& synic, u32 vcpu_
 {
 }
 
-template<Wire T>
-void VmbusHost::send(u32 vp, T const& message)
+void VmbusHost::enqueue(u32 vp, std::span<std::byte const> message)
 {
-    static_assert(sizeof(T) <= MAX_MESSAGE_PAYLOAD_BYTES);
-    Outgoing outgoing { vp, {}, sizeof(T) };
-    std::memcpy(outgoing.bytes.data(), &message, sizeof(T));
+    Outgoing outgoing { vp, {}, message.size() };
+    std::memcpy(outgoing.bytes.data(), message.data(), message.size());
     m_queue.push_back(outgoing);
     flush();
 }

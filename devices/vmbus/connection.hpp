@@ -110,7 +110,12 @@ private:
     };
 
     template<Wire T>
-    void send(u32 vp, T const& message);
+    void send(u32 vp, T const& message)
+    {
+        static_assert(sizeof(T) <= MAX_MESSAGE_PAYLOAD_BYTES);
+        enqueue(vp, wire_bytes(message));
+    }
+    void enqueue(u32 vp, std::span<std::byte const> message);
     void flush();
     void reject(char const* what, u64 detail);
     void send_offer(Slot& slot);

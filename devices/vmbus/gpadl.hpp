@@ -77,6 +77,7 @@ public:
     void clear();
 
     std::size_t created_count() const { return m_created.size(); }
+    std::map<u32, Gpadl> const& created() const { return m_created; }
     std::size_t in_progress_count() const { return m_in_progress.size(); }
     u64 rejected() const { return m_rejected; }
     // Pages of a created GPADL (0 if unknown).

@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: MIT
+// libFuzzer target fuzz_vmbus_message: runs vmm::test::vmbus_message_case (tests/support/vmbus_fuzz_message_case.cpp),
+// which the unit tests also use to replay tests/corpus/vmbus_message/.
+#include <cstddef>
+#include <cstdint>
+
+#include "tests/support/vmbus_fuzz_input.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size)
+{
+    if (!vmm::test::vmbus_message_case({ data, size }))
+        __builtin_trap(); // An invariant failed.
+    return 0;
+}
