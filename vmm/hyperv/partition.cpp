@@ -22,13 +22,16 @@ constexpr auto SYNTHETIC_MSRS = [] {
     return msrs;
 }();
 
+// MSRs outside the synthetic range are not ours: the caller routed them here by mistake (or
+// through KVM_MSR_EXIT_REASON_UNKNOWN) and logs them itself.
+constexpr bool is_synthetic(u32 msr) { return msr >= HV_X64_MSR_RANGE_FIRST && msr <= HV_X64_MSR_RANGE_LAST; }
+
 constexpr bool is_crash_param(u32 msr) { return msr >= HV_X64_MSR_CRASH_P0 && msr <= HV_X64_MSR_CRASH_P4; }
 
 } // namespace
 
 Partition::Partition(mem::GuestMemory const& memory, InterruptSink& interrupts, PartitionConfig config)
     : m_memory(memory)
-    , m_interrupts(interrupts)
     , m_config(config)
     , m_synic(std::make_unique<Synic>(memory, interrupts, config.vcpu_count))
     , m_dispatcher(std::make_unique<HypercallDispatcher>(memory, interrupts, config.vcpu_count))
@@ -87,6 +90,8 @@ bool Partition::hypercall_page_enabled() const
 std::optional<std::uint64_t> Partition::read_msr(std::uint32_t vp, std::uint32_t msr)
 {
     VMM_ASSERT(vp < m_config.vcpu_count);
+    if (!is_synthetic(msr))
+        return std::nullopt;
     auto value = Synic::owns_msr(msr) ? m_synic->read_msr(vp, msr) : read_partition_msr(vp, msr);
     if (!value) {
         m_msr_faults.fetch_add(1, std::memory_order_relaxed);
@@ -129,6 +134,8 @@ std::optional<std::uint64_t> Partition::read_partition_msr(std::uint32_t vp, std
 bool Partition::write_msr(std::uint32_t vp, std::uint32_t msr, std::uint64_t value)
 {
     VMM_ASSERT(vp < m_config.vcpu_count);
+    if (!is_synthetic(msr))
+        return false;
     bool ok;
     if (Synic::owns_msr(msr)) {
         std::vector<SintRef> retry;

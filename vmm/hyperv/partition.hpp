@@ -129,7 +129,6 @@ private:
     void notify_slots_freed(std::vector<SintRef> const&);
 
     mem::GuestMemory const& m_memory;
-    InterruptSink& m_interrupts;
     PartitionConfig const m_config;
     std::atomic<HypercallSink*> m_sink { nullptr };
     std::unique_ptr<Synic> m_synic;

@@ -147,6 +147,7 @@ TEST_F(MsrTest, MsrsOutsideTheSyntheticRangeFault)
 {
     EXPECT_FALSE(partition.read_msr(0, 0x10).has_value()); // IA32_TIME_STAMP_COUNTER is not ours.
     EXPECT_FALSE(partition.write_msr(0, 0x4B56'4D00, 1));  // KVM PV MSRs neither.
+    EXPECT_EQ(partition.stats().msr_faults, 0u);            // Not counted as guest faults.
 }
 
 TEST_F(MsrTest, SintsResetMaskedAndSversionReadsOne)
