@@ -238,6 +238,14 @@ TEST_F(ApiServerTest, ExpectContinueGetsAnInterimResponseBeforeTheBody)
     EXPECT_EQ(response->status, 202);
 }
 
+TEST_F(ApiServerTest, HugeHeaderSectionIs431)
+{
+    start();
+    auto response = roundtrip(m_path, "GET /api/v1/vm HTTP/1.1\r\nX-Pad: " + std::string(20 * 1024, 'h') + "\r\n\r\n");
+    expect_fault(response, 431, "request header section too large");
+    EXPECT_EQ(request("GET", "/api/v1/vm")->status, 200);
+}
+
 TEST_F(ApiServerTest, KeepAliveServesSeveralRequestsOnOneConnection)
 {
     start();
