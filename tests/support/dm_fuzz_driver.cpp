@@ -69,9 +69,14 @@ public:
         bool ok = map && (map->ballooned().contains_all(range) || (in_reset && WINDOW.contains(range)));
         if (!ok && failure.empty())
             failure = fmt::format("discarded {} which is not ballooned", range);
+        // Outside resets, a discard is exactly a range the engine accepted from the guest: learn
+        // it here, before the engine can hand the pages back in the same call.
+        if (ok && !in_reset && given)
+            given->insert(range);
         return {};
     }
     mem::GuestPhysicalMap const* map = nullptr;
+    mem::PageRangeSet* given = nullptr;
     bool in_reset = false;
     std::string failure;
 };
@@ -84,6 +89,7 @@ struct Harness {
         , engine(map, discard, &slots, config())
     {
         discard.map = &map;
+        discard.given = &given;
     }
     static mem::GuestPhysicalMap make_map()
     {
@@ -137,13 +143,9 @@ struct Harness {
             auto range = pick_range(in);
             ranges.push_back(DmPageRange::make(range.start.raw(), range.count.raw()));
         }
-        // Pages the guest claims to give are "given" only if the engine accepts them; a
-        // refused range is the guest's loss. Learn acceptance from the map afterwards.
-        mem::PageRangeSet before;
-        for (auto run : map.ballooned())
-            before.insert(run);
+        // Pages the guest claims to give count as given only if the engine accepts (and so
+        // discards) them; CheckingDiscard learns them. A refused range is the guest's loss.
         engine.on_packet(dm_balloon_response(1, in.below(2) == 1, ranges));
-        learn_given(before);
     }
     // Answers the last host request the way Linux would (2 MiB or 4 KiB pieces of free RAM).
     void cooperate(Bytes& in)
@@ -171,11 +173,7 @@ struct Harness {
             bool more = balloon_left > 0 && !ranges.empty() && in.below(4) != 0;
             if (!more)
                 last_request = DmMessageType::DM_ERROR;
-            mem::PageRangeSet before;
-            for (auto run : map.ballooned())
-                before.insert(run);
             engine.on_packet(dm_balloon_response(6, more, ranges));
-            learn_given(before);
             return;
         }
         case DmMessageType::DM_UNBALLOON_REQUEST:
@@ -194,17 +192,6 @@ struct Harness {
             engine.on_packet(dm_caps_report(2, 0x1F));
             given.clear();
             return;
-        }
-    }
-    void learn_given(mem::PageRangeSet const& before)
-    {
-        for (auto run : map.ballooned()) {
-            mem::PageRangeSet added;
-            added.insert(run);
-            for (auto old : before)
-                added.remove(old);
-            for (auto fresh : added)
-                given.insert(fresh);
         }
     }
     void guest_message(Bytes& in)
