@@ -97,19 +97,14 @@ TEST_F(ChannelTrafficTest, GuestWaitingOnPendingSendSizeIsSignalledWhenTheHostDr
 {
     auto offer = open_echo();
     echo.echo = false;
-    // Fill the guest->host ring behind the host's back, then ask for room (as netvsc would).
+    // Fill the guest->host ring while the host has it masked (so no signal reaches it), then
+    // ask for room through pending_send_sz the way a netvsc-style guest writer would.
     std::vector<std::byte> payload = pattern(1000, 4);
-    u32 write = 0;
-    for (int i = 0; i < 15; ++i) {
-        PacketDescriptor descriptor { 6, 2, 127, 0, 0 };
-        auto base = guest.outbound_header();
-        (void)base;
-        // Use write_packet with the host masked so it is not signalled: set interrupt_mask = 1.
-        guest.set_header_word(guest.outbound_header(), RING_INTERRUPT_MASK_OFFSET, 1);
+    guest.set_header_word(guest.outbound_header(), RING_INTERRUPT_MASK_OFFSET, 1);
+    for (int i = 0; i < 15; ++i)
         ASSERT_TRUE(guest.write_packet(payload)) << i;
-        write += 1024;
-        (void)descriptor;
-    }
+    EXPECT_FALSE(guest.write_packet(payload)); // 16 KiB ring: a 16th 1024-byte packet does not fit.
+    u32 write = 15 * 1024;
     EXPECT_TRUE(echo.received.empty());
     guest.set_header_word(guest.outbound_header(), RING_PENDING_SEND_SZ_OFFSET, 3000);
     synic.events.clear();
