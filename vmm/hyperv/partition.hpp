@@ -59,9 +59,13 @@ struct PartitionConfig {
     std::uint64_t tsc_hz;        // KVM_GET_TSC_KHZ * 1000; 0 = unknown (frequency MSRs not advertised)
     std::uint64_t apic_timer_hz; // LAPIC timer input clock (1 GHz in KVM, arch/x86/kvm/lapic.h)
     // Additions (defaults keep `{vcpu_count, tsc_hz, apic_timer_hz}` initialisation valid):
-    // Advertise HvCallSendSyntheticClusterIpi[Ex] (hints 10 and 11). On by default because this
-    // host does not deliver xAPIC IPIs and a Hyper-V guest loses KVM PV IPIs (test-guest.md §7, §9).
-    bool ipi_hypercalls = true;
+    // Advertise HvCallSendSyntheticClusterIpi[Ex] (hints 10 and 11): every guest IPI then exits
+    // to user space. Off by default: on this host x2APIC ICR IPIs are delivered in-kernel
+    // (tests/unit/hyperv/ipi_kvm_test.cpp) and Linux needs them anyway to wake each AP before
+    // its VP index is known (hv_apic.c:230); xAPIC (MMIO ICR) IPIs are not delivered here
+    // (test-guest.md §7), so an xAPIC-only SMP guest cannot boot either way. The calls are
+    // implemented and answered whether advertised or not.
+    bool ipi_hypercalls = false;
     // Start the hypercall page with ENDBR64 for IBT guests (contract §1.4). Off by default: the
     // test guest has no IBT, and on this host guest CPL0 code runs in KVM's instruction emulator.
     bool hypercall_page_endbr64 = false;

@@ -86,20 +86,20 @@ TEST_F(CpuidTest, FeaturesNeverAdvertiseMsrClockTscPageTimersOrRootPrivileges)
     EXPECT_EQ(features.edx & (1u << 4), 0u) << "no XMM hypercall input";
 }
 
-TEST_F(CpuidTest, HintsDeprecateAutoEoiAndRecommendIpiHypercalls)
+TEST_F(CpuidTest, HintsOnlyDeprecateAutoEoiByDefault)
 {
     auto const hints = leaf(partition.cpuid_leaves(), 0x4000'0004);
-    EXPECT_EQ(hints.eax, 0x0000'0E00u); // Bits 9, 10, 11.
+    EXPECT_EQ(hints.eax, 0x0000'0200u); // Bit 9; no APIC-access MSRs (3), TLB flush (1, 2), IPIs (10).
     EXPECT_EQ(hints.ebx, 0xFFFF'FFFFu);
 }
 
-TEST(CpuidConfig, WithoutIpiHypercallsOnlyTheAutoEoiHintIsSet)
+TEST(CpuidConfig, IpiHypercallsAddTheClusterIpiAndExProcessorMaskHints)
 {
     FakeRam ram { { 0, 0x1'0000 } };
     RecordingInterrupts interrupts;
     Partition partition { ram.memory(), interrupts,
-        PartitionConfig { .vcpu_count = 1, .tsc_hz = TSC_HZ, .apic_timer_hz = APIC_HZ, .ipi_hypercalls = false } };
-    EXPECT_EQ(leaf(partition.cpuid_leaves(), 0x4000'0004).eax, 0x0000'0200u);
+        PartitionConfig { .vcpu_count = 1, .tsc_hz = TSC_HZ, .apic_timer_hz = APIC_HZ, .ipi_hypercalls = true } };
+    EXPECT_EQ(leaf(partition.cpuid_leaves(), 0x4000'0004).eax, 0x0000'0E00u); // Bits 9, 10, 11.
 }
 
 TEST(CpuidConfig, UnknownTscRateHidesTheFrequencyMsrs)

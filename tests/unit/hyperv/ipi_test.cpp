@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// HvCallSendSyntheticClusterIpi (0x0B) and its Ex form (0x15): the IPI path for a Hyper-V guest
-// on this host (no xAPIC IPIs, no KVM PV IPIs; test-guest.md §7, §9). Layouts as Linux 6.1 sends
+// HvCallSendSyntheticClusterIpi (0x0B) and its Ex form (0x15), used by guests when
+// PartitionConfig::ipi_hypercalls advertises them (hints 10, 11). Layouts as Linux 6.1 sends
 // them (arch/x86/hyperv/hv_apic.c:102-237).
 #include "vmm/hyperv/partition.hpp" // Header under test first.
 
