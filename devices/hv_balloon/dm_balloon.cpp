@@ -117,7 +117,9 @@ void DynamicMemory::handle_balloon_response(std::span<std::byte const> message)
         return;
     }
     enter(State::Idle);
-    if (m_balloon_accepted < m_balloon_requested) {
+    // (Only if the operation still wants to shrink: a newer target may want the opposite.)
+    if (m_balloon_accepted < m_balloon_requested && operation_running()
+        && m_map.current_pages() > m_operation->target) {
         // Linux stops at its balloon floor or when allocations fail (hv_balloon.c:1302-1310);
         // asking again would just return nothing, so the operation ends here.
         finish_operation(OperationState::Failed, "the guest gave fewer pages than requested (balloon floor)");

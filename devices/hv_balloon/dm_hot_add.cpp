@@ -159,6 +159,11 @@ void DynamicMemory::handle_hot_add_response(std::span<std::byte const> message)
         return;
     }
     // Transient (e.g. no memory for the memmap): the same range may be retried by a new target.
+    // A newer target that no longer needs to grow just carries on.
+    if (operation_running() && m_map.current_pages() >= m_operation->target) {
+        step();
+        return;
+    }
     finish_operation(OperationState::Failed, "the guest could not hot-add now (transient)");
 }
 

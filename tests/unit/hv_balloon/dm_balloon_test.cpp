@@ -187,3 +187,20 @@ TEST(DmBalloon, GuestThatIgnoresBalloonRequestsTimesOutAndLateAnswersAreRefused)
     EXPECT_TRUE(rig.discard.calls.empty());
     EXPECT_EQ(rig.status().counters.rejected_ranges[static_cast<std::size_t>(mem::RejectReason::Unsolicited)], 1u);
 }
+
+TEST(DmBalloon, ShortAnswerToASupersededBalloonDoesNotFailTheNewGrowTarget)
+{
+    FakeGuestOptions options;
+    options.floor = PageCount { 800 * MIB_PAGES }; // The guest can give only 96 MiB.
+    DmRig rig { DmConfig {}, options };
+    rig.connect();
+    rig.engine.set_target(rig.boot() - PageCount { 200 * MIB_PAGES }).value();
+    rig.guest.process_host();
+    auto grow = rig.engine.set_target(rig.boot()).value();
+    rig.guest.pump();
+    auto status = rig.status();
+    EXPECT_EQ(status.operation->id, grow);
+    EXPECT_EQ(status.operation->state, OperationState::Done);
+    EXPECT_EQ(status.current, rig.boot());
+    rig.expect_consistent();
+}
