@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Boots the test guest under QEMU's microvm machine (the stand-in VMM of test-guest.md section 2),
+# serial console on stdout; QEMU's exit status is the script's. Baseline for the benchmarks.
+#
+# Usage: guest/qemu-boot.sh KERNEL INITRD VCPUS [extra kernel command line...]
+#   KERNEL is the uncompressed vmlinux (PVH entry; qboot jumps straight to it).
+#   GUEST_MEM (default 128M) sets -m. The command line is guest/cmdline.txt plus the extras.
+set -euo pipefail
+
+if (($# < 3)); then
+  echo "usage: $0 KERNEL INITRD VCPUS [extra kernel command line...]" >&2
+  exit 2
+fi
+kernel=$1 initrd=$2 vcpus=$3
+shift 3
+guest=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cmdline=$(<"$guest/cmdline.txt")
+(($# > 0)) && cmdline+=" $*"
+
+# x-option-roms=off, rtc=off: less firmware work; isa-serial=on: COM1 (ACPI PNP0501, see
+# test-guest.md section 5 on SERIAL_8250_PNP). -no-reboot: a guest reboot ends QEMU (rc 0).
+# -arch-capabilities: on this host (AMD EPYC, kvm_pvm) QEMU 7.2 aborts with "failed to set MSR
+# 0x10a" (IA32_ARCH_CAPABILITIES) for -cpu host and -cpu max; the guest does not need the MSR.
+exec qemu-system-x86_64 -enable-kvm \
+  -M microvm,x-option-roms=off,isa-serial=on,rtc=off \
+  -cpu host,-arch-capabilities -m "${GUEST_MEM:-128M}" -smp "$vcpus" \
+  -nographic -nodefaults -no-user-config -serial stdio -no-reboot \
+  -kernel "$kernel" \
+  -initrd "$initrd" \
+  -append "$cmdline"
