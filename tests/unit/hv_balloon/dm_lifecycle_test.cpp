@@ -141,3 +141,37 @@ TEST(DmLifecycle, TargetSetBeforeTheGuestConnectsIsAppliedOnConnect)
     EXPECT_EQ(rig.status().operation->id, id);
     EXPECT_EQ(rig.status().operation->state, OperationState::Done);
 }
+
+TEST(DmLifecycle, DiscardFailureKeepsThePagesBalloonedAndIsCounted)
+{
+    DmRig rig;
+    rig.connect();
+    rig.discard.fail_next = true;
+    rig.target(rig.boot() - PageCount { 512 });
+    auto status = rig.status();
+    EXPECT_EQ(status.ballooned.raw(), 512u);
+    EXPECT_EQ(status.counters.discard_failures, 1u);
+    EXPECT_EQ(status.operation->state, OperationState::Done);
+}
+
+TEST(DmLifecycle, BrokenChannelFailsTheOperationInsteadOfWaiting)
+{
+    DmRig rig;
+    rig.connect();
+    rig.port.fail_sends = true;
+    rig.target(rig.boot() - PageCount { 512 });
+    auto status = rig.status();
+    EXPECT_EQ(status.state, State::Idle);
+    EXPECT_EQ(status.operation->state, OperationState::Failed);
+    EXPECT_EQ(status.counters.send_failures, 1u);
+}
+
+TEST(DmLifecycle, OfferUsesTheDynamicMemoryClassGuidAndTheConfiguredInstance)
+{
+    DmConfig config;
+    config.instance.bytes[0] = 0x42;
+    DmRig rig { config };
+    auto offer = rig.engine.offer();
+    EXPECT_EQ(offer.interface_type.bytes, DM_CLASS_GUID_BYTES);
+    EXPECT_EQ(offer.interface_instance.bytes[0], 0x42);
+}
