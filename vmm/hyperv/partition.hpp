@@ -43,6 +43,9 @@ public:
 };
 
 // Where guest VMBus traffic goes (the VMM core glue forwards it to the event-loop thread).
+// Every call comes from a vCPU thread with no Partition lock held. `payload` is the Partition's
+// copy of the guest input and is valid only during the call: an asynchronous glue copies it
+// (and answers HV_STATUS_INSUFFICIENT_BUFFERS when its queue is full, contract §3.4).
 class HypercallSink {
 public:
     virtual ~HypercallSink() = default;
