@@ -113,6 +113,7 @@ def fmt_value(value):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", required=True, help="results.json to write")
+    parser.add_argument("--markdown", help="also write the table as Markdown here")
     parser.add_argument("--missing", action="append", default=[],
                         help="section=why: a benchmark program that did not run")
     parser.add_argument("reports", nargs="*")
@@ -166,6 +167,15 @@ def main():
         print("%-52s %12s %12s %12s  %s" % (key, fmt_value(value), low, high, tail))
         if key == REQUIRED[-1]:
             print("-" * 110)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write("| figure | median / value | min | max | unit | note |\n|---|---:|---:|---:|---|---|\n")
+            for key in order:
+                value, st, unit = resolved[key]
+                row = (key, fmt_value(value), fmt_value(st["min"]) if st else "", fmt_value(st["max"]) if st else "",
+                       unit, notes.get(key, "").replace("|", "/"))
+                f.write("| `%s` | %s | %s | %s | %s | %s |\n" % row)
+        print("wrote %s" % args.markdown)
     print("\nwrote %s" % args.out)
     return 0
 

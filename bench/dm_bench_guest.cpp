@@ -27,14 +27,14 @@ DmHeader header(DmMessageType type, std::size_t size, std::uint32_t trans_id)
 
 Result<void> BenchDmGuest::connect()
 {
-    m_engine.on_open(m_port);
+    VMM_TRY(m_transport.open(m_engine));
     DmVersionRequest version { header(DmMessageType::DM_VERSION_REQUEST, sizeof(DmVersionRequest), ++m_trans_id),
         DYNMEM_PROTOCOL_VERSION_3, 1 };
-    m_engine.on_packet(wire_bytes(version));
+    m_transport.send(wire_bytes(version));
     run_until_quiet();
     DmCapabilities caps { header(DmMessageType::DM_CAPABILITIES_REPORT, sizeof(DmCapabilities), ++m_trans_id),
         LINUX_CAPS, 0, ~std::uint64_t { 0 } };
-    m_engine.on_packet(wire_bytes(caps));
+    m_transport.send(wire_bytes(caps));
     run_until_quiet();
     if (m_engine.state() != State::Idle)
         return fail(Errc::GuestProtocol, "DM handshake did not reach Idle", static_cast<std::uint64_t>(m_engine.state()));
@@ -43,14 +43,11 @@ Result<void> BenchDmGuest::connect()
 
 void BenchDmGuest::run_until_quiet()
 {
-    while (!m_port.queue.empty()) {
-        BenchPort::Sent message = std::move(m_port.queue.front());
-        m_port.queue.pop_front();
-        handle(message);
-    }
+    while (auto message = m_transport.receive())
+        handle(*message);
 }
 
-void BenchDmGuest::handle(BenchPort::Sent const& message)
+void BenchDmGuest::handle(HostMessage const& message)
 {
     std::span<std::byte const> bytes { message.bytes };
     if (bytes.size() < sizeof(DmHeader)) {
@@ -76,7 +73,7 @@ void BenchDmGuest::handle(BenchPort::Sent const& message)
         for (std::uint32_t i = 0; i < request.range_count; ++i)
             unballoon_pages += wire_from<DmPageRange>(bytes.subspan(sizeof(DmUnballoonRequest) + i * sizeof(DmPageRange))).count();
         DmUnballoonResponse response { header(DmMessageType::DM_UNBALLOON_RESPONSE, sizeof(DmUnballoonResponse), ++m_trans_id) };
-        m_engine.on_packet(wire_bytes(response));
+        m_transport.send(wire_bytes(response));
         return;
     }
     case DmMessageType::DM_MEM_HOT_ADD_REQUEST: {
@@ -86,7 +83,7 @@ void BenchDmGuest::handle(BenchPort::Sent const& message)
         hot_add_pages += request.range.count();
         DmHotAddResponse response { header(DmMessageType::DM_MEM_HOT_ADD_RESPONSE, sizeof(DmHotAddResponse), ++m_trans_id),
             static_cast<std::uint32_t>(request.range.count()), 1 };
-        m_engine.on_packet(wire_bytes(response));
+        m_transport.send(wire_bytes(response));
         return;
     }
     default:
@@ -122,7 +119,7 @@ void BenchDmGuest::answer_balloon(std::uint32_t num_pages)
         std::memcpy(buffer.data(), &head, sizeof(head));
         std::memcpy(buffer.data() + sizeof(head), ranges.data(), count * sizeof(DmPageRange));
         ++balloon_responses;
-        m_engine.on_packet(std::span { buffer }.first(size));
+        m_transport.send(std::span { buffer }.first(size));
         if (!more)
             return;
     }

@@ -151,19 +151,19 @@ Result<Run> run_ours()
     mem::OnDemandMemslots memslots = VMM_TRY(mem::OnDemandMemslots::create(sink, plan, window_host.bytes()));
     NullDiscard discard;
     hv_balloon::DynamicMemory engine { map, discard, &memslots, hv_balloon::DmConfig::linux_profile() };
-    BenchPort port;
-    BenchDmGuest guest { engine, port };
+    auto transport = make_transport();
+    BenchDmGuest guest { engine, *transport };
     VMM_TRY(guest.connect());
 
     long const kernel_before = kernel_metadata_kib();
     auto const start = Clock::now();
     engine.on_tick(start);
     VMM_TRY(engine.set_target(map.current_pages() + PageCount::from_bytes_floor(HOT_ADD_BYTES)));
-    // The first request is in the queue now (set_target sends it); the guest then answers.
-    if (port.queue.empty())
-        return fail(Errc::InvalidArgument, "set_target sent no hot-add request");
-    auto const first_request = port.queue.front().at;
+    // set_target() sends the first request; the guest then answers every request.
     guest.run_until_quiet();
+    if (guest.hot_add_requests == 0)
+        return fail(Errc::InvalidArgument, "set_target sent no hot-add request");
+    auto const first_request = guest.first_hot_add_at;
     auto const done = Clock::now();
     long const kernel_after = kernel_metadata_kib();
     if (guest.hot_add_pages * mem::PAGE_SIZE != HOT_ADD_BYTES || map.hot_added_pages().bytes() != HOT_ADD_BYTES)
@@ -225,8 +225,9 @@ int main()
     report.value("hot_add.slot_bytes", last.slot_bytes, "B");
     report.value("hot_add.slot_bytes_mapped", last.slot_bytes_mapped, "B");
     report.value("hot_add.slot_bytes_mapped_one_big", WINDOW_BYTES, "B");
-    report.note("hot_add.request_us", "set_target() -> first DM_MEM_HOT_ADD_REQUEST handed to the port "
-                                      "(the engine maps the memslot before it sends)");
+    report.value("hot_add.transport", make_transport()->name(), "");
+    report.note("hot_add.request_us", "set_target() -> first DM_MEM_HOT_ADD_REQUEST written into the "
+                                      "host->guest ring (the engine maps the memslot before it sends)");
     if (!last.real_kvm) {
         report.note("hot_add.memslot_us", "no /dev/kvm: memslot registration recorded, not issued to KVM");
         report.missing("hot_add.memslot_us_one_big", "no /dev/kvm");

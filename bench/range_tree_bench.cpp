@@ -192,10 +192,10 @@ int main()
 {
     int const runs = runs_from_env(5, 5);
     // The fragmented case (every other page) over the full 1 TiB is 2^27 runs: ~8 GiB of nodes
-    // per tree. By default it runs over a window (BENCH_FRAGMENTED_GIB, 16 GiB) and reports
+    // per tree. By default it runs over a window (BENCH_FRAGMENTED_GIB, 8 GiB) and reports
     // bytes per fragment; BENCH_FRAGMENTED_GIB=1024 runs the full terabyte.
     char const* window_text = std::getenv("BENCH_FRAGMENTED_GIB");
-    u64 const fragmented_gib = (window_text && *window_text) ? std::strtoull(window_text, nullptr, 10) : 16;
+    u64 const fragmented_gib = (window_text && *window_text) ? std::strtoull(window_text, nullptr, 10) : 8;
     std::mt19937_64 random { 20261123 };
     Report report;
 

@@ -3,7 +3,7 @@
 # `make bench`: runs every benchmark once (each repeats its own runs), merges the reports into
 # bench/results.json and prints the table. Usage: bench/run.sh BUILD_DIR (already built, with
 # the test guest in BUILD_DIR/guest). BENCH_RUNS (default 5, at least 5) sets the runs per
-# figure; BENCH_FRAGMENTED_GIB the window of the fragmented range-tree case (default 16).
+# figure; BENCH_FRAGMENTED_GIB the window of the fragmented range-tree case (default 8).
 # Benchmarks run one after another: the machine has 2 cores and each wants one.
 set -euo pipefail
 
@@ -66,6 +66,7 @@ else
 fi
 
 shopt -s nullglob
-python3 "$root/bench/aggregate.py" --out "$root/bench/results.json" "${missing[@]}" "$reports"/*.json \
+python3 "$root/bench/aggregate.py" --out "$root/bench/results.json" --markdown "$root/bench/results.md" \
+  "${missing[@]}" "$reports"/*.json \
   | tee "$reports/table.txt"
 echo "bench: total $(($(date +%s) - started)) s; reports in $reports" >&2

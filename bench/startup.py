@@ -129,7 +129,8 @@ def main():
     parser.add_argument("--qemu-boot", help="guest/qemu-boot.sh (omit to skip the QEMU baseline)")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--boot-runs", type=int, default=5)
-    parser.add_argument("--boot-timeout", type=int, default=90)
+    parser.add_argument("--boot-timeout", type=int, default=60,
+                        help="seconds per boot (an idle machine needs ~10 s); the first miss ends the series")
     args = parser.parse_args()
     figures, notes = {}, {}
 

@@ -62,8 +62,8 @@ Result<Run> run_once(std::vector<PageRange> const& ballooned)
     mem::GuestPhysicalMap map = VMM_TRY(mem::GuestPhysicalMap::create(std::span { &boot_ram, 1 }, std::nullopt));
     NullDiscard discard;
     hv_balloon::DynamicMemory engine { map, discard, nullptr, hv_balloon::DmConfig::linux_profile() };
-    BenchPort port;
-    BenchDmGuest guest { engine, port };
+    auto transport = make_transport();
+    BenchDmGuest guest { engine, *transport };
     VMM_TRY(guest.connect());
     // The state after ballooning, recorded straight into the map (the balloon path is §2's).
     for (PageRange const& range : ballooned)
@@ -113,6 +113,7 @@ int main()
         report.value("unballoon_200gb.requests_" + key, last.requests, "messages");
         report.value("unballoon_200gb.ranges_" + key, last.ranges, "ranges");
     }
+    report.value("unballoon_200gb.transport", make_transport()->name(), "");
     report.note("unballoon_200gb.ms_2mib_ranges",
         "200 GiB (214.7 GB) ballooned as non-adjacent 2 MiB runs; set_target() to last request sent, guest answers at once");
     report.note("unballoon_200gb.ms_4kib_mix", "as ms_2mib_ranges, 10 % of the bytes as single 4 KiB pages");
