@@ -10,6 +10,12 @@
 //          discarded), unballoon (<= 4 KiB per message), hot-add (range-only form, 128 MiB
 //          aligned, memslots before the request), timeouts, reconnect and machine reset.
 // Missing: hot-remove (DM 2.0 optional), memory heat hints, state save/restore.
+//
+// Wiring (vmm/): build GuestPhysicalMap from the e820 RAM ranges and the hot-add window, a
+// MemslotPlan + OnDemandMemslots over the window's reserved Mapping, and a DiscardBackend that
+// punches both boot RAM and window pages; add the engine to the VMBus host; call on_tick() from
+// the event loop (every <= 100 ms); on guest reboot call on_machine_reset() before the VMBus
+// reset (its later on_close() is then a no-op). All calls on the event-loop thread.
 #pragma once
 
 #include <cstdint>
