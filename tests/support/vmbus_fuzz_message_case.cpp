@@ -79,9 +79,10 @@ bool vmm::test::vmbus_message_case(std::span<std::uint8_t const> bytes)
     }
     auto before = memory.snapshot();
     std::uint32_t gpadl_base = test::TestVmbusGuest::FIRST_GPADL;
+    bool brought_up = false;
 
     for (int step = 0; step < 256 && input.remaining_bytes() > 0; ++step) {
-        switch (input.ConsumeIntegralInRange<int>(0, 11)) {
+        switch (input.ConsumeIntegralInRange<int>(0, 14)) {
         case 0: { // Raw message bytes.
             auto bytes = input.ConsumeBytes<std::byte>(input.ConsumeIntegralInRange<std::size_t>(0, 250));
             std::uint32_t connection = input.PickValueInArray<std::uint32_t>({ 1, 4, 2, 0x10001 });
@@ -168,6 +169,25 @@ bool vmm::test::vmbus_message_case(std::span<std::uint8_t const> bytes)
             host.close_broken_channels();
             break;
         }
+        case 12: { // Linux bring-up of relid 1 over the first 10 pool pages.
+            OfferChannel offer {};
+            offer.child_relid = 1;
+            offer.connection_id = Channel::CONNECTION_ID_BASE + 1;
+            std::vector<mem::Gpn> pages(pool.begin(), pool.begin() + 10);
+            (void)guest.bring_up(offer, pages, input.ConsumeIntegralInRange<std::uint32_t>(2, 8), gpadl_base + 4);
+            brought_up = true;
+            break;
+        }
+        case 13: // The guest sends a packet (and signals per Linux rules).
+            if (brought_up) {
+                auto bytes = input.ConsumeBytes<std::byte>(input.ConsumeIntegralInRange<std::size_t>(0, 5000));
+                (void)guest.write_packet(bytes, 1, input.ConsumeBool() ? 6 : input.ConsumeIntegral<std::uint16_t>());
+            }
+            break;
+        case 14:
+            if (brought_up)
+                (void)guest.read_packet();
+            break;
         default: {
             auto modify = with_type<ModifyChannel>(MessageType::CHANNELMSG_MODIFYCHANNEL);
             modify.child_relid = input.ConsumeIntegralInRange<std::uint32_t>(0, 3);

@@ -242,6 +242,8 @@ std::optional<std::vector<std::byte>> TestVmbusGuest::read_packet()
     ring_copy(header, size, read, std::as_writable_bytes(std::span { &descriptor, 1 }), {});
     std::uint32_t packet_bytes = descriptor.len8 * 8u;
     std::uint32_t offset = descriptor.offset8 * 8u;
+    if (offset > packet_bytes || packet_bytes > size)
+        return std::nullopt; // A corrupted ring (fuzzing): Linux would clamp; the test guest stops.
     std::vector<std::byte> payload(packet_bytes - offset);
     ring_copy(header, size, (read + offset) % size, payload, {});
     std::uint32_t new_read = (read + packet_bytes + 8) % size;
