@@ -196,7 +196,7 @@ def main() -> None:
     parser.add_argument("--microvmm", required=True)
     parser.add_argument("--source-root", required=True)
     parser.add_argument("--build-root", required=True)
-    parser.add_argument("--timeout", type=float, default=240)
+    parser.add_argument("--timeout", type=float, default=540)
     parser.add_argument("case", choices=CASES)
     args = parser.parse_args()
     if args.case != "bad-config" and not os.path.exists("/dev/kvm"):
