@@ -27,7 +27,8 @@ public:
     {
         T value {};
         std::size_t count = std::min(sizeof(T), m_bytes.size());
-        std::memcpy(&value, m_bytes.data(), count);
+        if (count != 0) // memcpy from an empty span's null data() is UB even for 0 bytes.
+            std::memcpy(&value, m_bytes.data(), count);
         m_bytes = m_bytes.subspan(count);
         return value;
     }
