@@ -245,6 +245,8 @@ int main()
         report.samples("hot_add.memslot_us_one_big", big_us, "us");
         report.samples("hot_add.kernel_kib_ours", kernel_ours, "KiB");
         report.samples("hot_add.kernel_kib_one_big", kernel_big, "KiB");
+        report.ratio("hot_add.one_big_vs_ours_memslot_time", "hot_add.memslot_us_one_big", "hot_add.memslot_us");
+        report.ratio("hot_add.one_big_vs_ours_kernel_kib", "hot_add.kernel_kib_one_big", "hot_add.kernel_kib_ours");
         report.note("hot_add.kernel_kib_one_big",
             "VmallocUsed + Slab growth across the ioctl (system-wide, so noisy): KVM's per-slot metadata");
     }

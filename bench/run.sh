@@ -3,7 +3,8 @@
 # `make bench`: runs every benchmark once (each repeats its own runs), merges the reports into
 # bench/results.json and prints the table. Usage: bench/run.sh BUILD_DIR (already built, with
 # the test guest in BUILD_DIR/guest). BENCH_RUNS (default 5, at least 5) sets the runs per
-# figure; BENCH_FRAGMENTED_GIB the window of the fragmented range-tree case (default 8).
+# figure; BENCH_FRAGMENTED_GIB the window of the fragmented range-tree case (default 8);
+# BENCH_GUEST_DIR where the test guest is (default BUILD_DIR/guest).
 # Benchmarks run one after another: the machine has 2 cores and each wants one.
 set -euo pipefail
 
@@ -50,8 +51,10 @@ run balloon balloon "$build/bench/bench_balloon"
 run unballoon unballoon_200gb "$build/bench/bench_unballoon"
 run hot_add hot_add "$build/bench/bench_hot_add"
 
-kernel=$build/guest/vmlinux
-initrd=$build/guest/initramfs.cpio
+# The test guest from `make guest` (BENCH_GUEST_DIR overrides, e.g. to reuse another build's).
+guest_dir=${BENCH_GUEST_DIR:-$build/guest}
+kernel=$guest_dir/vmlinux
+initrd=$guest_dir/initramfs.cpio
 if [[ -x $build/microvmm && -f $kernel && -f $initrd ]]; then
   qemu=()
   if [[ -x $root/guest/qemu-boot.sh ]] && command -v qemu-system-x86_64 >/dev/null; then
