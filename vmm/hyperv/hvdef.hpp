@@ -186,6 +186,9 @@ struct HvMessageHeader {
 static_assert(sizeof(HvMessageHeader) == 16 && Wire<HvMessageHeader>);
 inline constexpr std::size_t HV_MESSAGE_TYPE_OFFSET = 0;
 inline constexpr std::size_t HV_MESSAGE_FLAGS_OFFSET = 5;
+static_assert(offsetof(HvMessageHeader, message_type) == HV_MESSAGE_TYPE_OFFSET
+    && offsetof(HvMessageHeader, payload_size) == 4 && offsetof(HvMessageHeader, message_flags) == HV_MESSAGE_FLAGS_OFFSET
+    && offsetof(HvMessageHeader, reserved) == 6 && offsetof(HvMessageHeader, sender) == 8);
 
 struct HvMessage {
     HvMessageHeader header;                                  // 0

@@ -40,14 +40,19 @@ SlotWrite write_message_slot(mem::GuestMemory const& memory, mem::Gpa slot, u32 
         if (type.load(std::memory_order_seq_cst) != HVMSG_NONE)
             return SlotWrite::Busy;
     }
-    // The slot is empty, so the guest does not read it until message_type becomes non-zero.
-    // The caller's queue decides about further messages, so msg_pending starts clear.
+    // The slot is empty, so the guest does not read it until message_type becomes non-zero,
+    // except msg_pending, which it may still be reading after clearing the previous message:
+    // that byte is stored atomically. The caller's queue decides about further messages, so
+    // msg_pending starts clear.
     HvMessage message {};
     message.header.payload_size = static_cast<u8>(payload.size());
     if (!payload.empty())
         std::memcpy(message.payload, payload.data(), payload.size());
-    std::memcpy(bytes->data() + sizeof(u32), reinterpret_cast<std::byte const*>(&message) + sizeof(u32),
-        sizeof(message) - sizeof(u32));
+    auto const* source = reinterpret_cast<std::byte const*>(&message);
+    bytes->data()[offsetof(HvMessageHeader, payload_size)] = source[offsetof(HvMessageHeader, payload_size)];
+    shared_word<u8>(*bytes, HV_MESSAGE_FLAGS_OFFSET).store(0, std::memory_order_relaxed);
+    std::size_t const rest = offsetof(HvMessageHeader, reserved);
+    std::memcpy(bytes->data() + rest, source + rest, sizeof(message) - rest);
     type.store(message_type, std::memory_order_release);
     return SlotWrite::Written;
 }
