@@ -161,8 +161,10 @@ build_initramfs() {
   build_gen_init_cpio
   # The applets /init runs; ash finds them through these links when /proc/self/exe is absent.
   local applets=(sh mount poweroff reboot dmesg dd rm sleep cat ls readlink setsid cttyhack)
+  local available
+  available=$("$BUSYBOX" --list) # not piped into grep -q: SIGPIPE would fail under pipefail
   for applet in "${applets[@]}"; do
-    "$BUSYBOX" --list | grep -qx "$applet" || die "$BUSYBOX lacks the applet $applet"
+    grep -qx "$applet" <<<"$available" || die "$BUSYBOX lacks the applet $applet"
   done
   {
     echo "dir /bin 0755 0 0"
