@@ -305,3 +305,32 @@ TEST_F(VmbusHostTest, ModifyChannelBeforeFourOneIsRejectedAndFourOneGetsNoRespon
     EXPECT_TRUE(guest.receive_all().empty());
     EXPECT_EQ(host.channel(offer.child_relid)->target_vp(), 1u);
 }
+
+TEST_F(VmbusHostTest, RingGpadlSpanningAHeaderAndTwoBodiesOpensAndCarriesTraffic)
+{
+    auto offers = connect();
+    ASSERT_EQ(offers.size(), 1u);
+    // 60 pages in descending order: 26 PFNs in the header, then bodies of 28 and 6.
+    std::vector<mem::Gpn> pages;
+    for (u64 i = 0; i < 60; ++i)
+        pages.push_back(mem::Gpn { 100 - i });
+    ASSERT_EQ(guest.bring_up(offers[0], pages, 30), CHANNEL_STATUS_SUCCESS);
+    EXPECT_EQ(host.gpadls().page_count(TestVmbusGuest::FIRST_GPADL), 60u);
+    for (int i = 0; i < 20; ++i) {
+        std::vector<std::byte> payload(9000 + static_cast<std::size_t>(i), std::byte { static_cast<u8>(i) });
+        ASSERT_TRUE(guest.write_packet(payload)) << i;
+        auto reply = guest.read_packet();
+        ASSERT_TRUE(reply.has_value()) << i;
+        ASSERT_GE(reply->size(), payload.size());
+        EXPECT_EQ((*reply)[payload.size() - 1], std::byte { static_cast<u8>(i) });
+    }
+}
+
+TEST_F(VmbusHostTest, UnloadWhileDisconnectedIsStillAnswered)
+{
+    guest.post(header_only(MessageType::CHANNELMSG_UNLOAD));
+    auto replies = guest.receive_all();
+    ASSERT_EQ(replies.size(), 1u);
+    EXPECT_EQ(replies[0].msgtype(), static_cast<u32>(MessageType::CHANNELMSG_UNLOAD_RESPONSE));
+    EXPECT_EQ(host.state(), ConnectionState::Disconnected);
+}
