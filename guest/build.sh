@@ -160,7 +160,7 @@ build_initramfs() {
   local list=$out/initramfs.list cpio=$out/initramfs.cpio applet
   build_gen_init_cpio
   # The applets /init runs; ash finds them through these links when /proc/self/exe is absent.
-  local applets=(sh mount poweroff reboot dmesg dd rm sleep cat ls readlink setsid cttyhack)
+  local applets=(sh mount poweroff reboot dmesg dd sed rm sleep cat ls readlink setsid cttyhack)
   local available
   available=$("$BUSYBOX" --list) # not piped into grep -q: SIGPIPE would fail under pipefail
   for applet in "${applets[@]}"; do
