@@ -83,9 +83,9 @@ class Run:
 
 
 def guest_paths(args) -> dict[str, Path]:
-    guest = Path(args.build_root) / "guest"
+    guest = Path(args.build_root).resolve() / "guest"
     paths = {"vmlinux": guest / "vmlinux", "bzImage": guest / "bzImage",
-             "initramfs": guest / "initramfs.cpio", "cmdline": Path(args.source_root) / "guest" / "cmdline.txt"}
+             "initramfs": guest / "initramfs.cpio", "cmdline": Path(args.source_root).resolve() / "guest" / "cmdline.txt"}
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing:
         fail("guest artifacts missing (run `make guest`): " + ", ".join(missing))
