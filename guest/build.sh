@@ -110,15 +110,37 @@ verify_config() {
   ((failed == 0)) || die "kernel config lost required options (see above; check their Kconfig dependencies)"
 }
 
+cache_root=${MICROVMM_GUEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/microvmm-guest}
+
+save_kernel_to_cache() {
+  local cached=$1
+  [[ -f $cached/kernel.stamp ]] && return
+  if mkdir -p "$cached" 2>/dev/null; then
+    cp "$out"/{vmlinux,bzImage,System.map,kernel.config,kernel.release} "$cached/" &&
+      cp "$out/kernel.stamp" "$cached/kernel.stamp" || rm -rf "$cached"
+  fi
+}
+
 build_kernel() {
   local id src=$out/src log=$out/kernel-build.log
   id=$(kernel_id)
+  # A machine-wide cache keyed by the same identity: a fresh clone on the same machine (CI runs
+  # `make check` in one) reuses the kernel instead of spending 5-15 minutes rebuilding it.
+  local cached
+  cached=$cache_root/$(sha256sum <<<"$id" | cut -c1-16)
   if [[ -f $out/kernel.stamp && $(<"$out/kernel.stamp") == "$id" &&
     -f $out/vmlinux && -f $out/bzImage && -f $out/System.map ]]; then
     note "kernel up to date ($out/vmlinux)"
+    save_kernel_to_cache "$cached"
     return
   fi
   rm -f "$out/kernel.stamp"
+  if [[ -f $cached/kernel.stamp && $(<"$cached/kernel.stamp") == "$id" ]]; then
+    cp "$cached"/{vmlinux,bzImage,System.map,kernel.config,kernel.release} "$out/"
+    echo "$id" >"$out/kernel.stamp"
+    note "kernel restored from the machine cache ($cached)"
+    return
+  fi
   prepare_source
   note "configuring and building the kernel (make -j$jobs; log: $log)"
   (
@@ -140,6 +162,7 @@ build_kernel() {
   cp "$src/.config" "$out/kernel.config"
   make -s -C "$src" kernelrelease >"$out/kernel.release"
   echo "$id" >"$out/kernel.stamp"
+  save_kernel_to_cache "$cached"
   note "kernel $(<"$out/kernel.release") built: $out/vmlinux $out/bzImage $out/System.map"
 }
 
