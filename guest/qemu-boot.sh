@@ -5,7 +5,7 @@
 #
 # Usage: guest/qemu-boot.sh KERNEL INITRD VCPUS [extra kernel command line...]
 #   KERNEL is the uncompressed vmlinux (PVH entry; qboot jumps straight to it).
-#   GUEST_MEM (default 128M) sets -m. The command line is guest/cmdline.txt plus the extras.
+#   GUEST_MEM (default 128M) sets -m, QEMU_CPU (default host,-arch-capabilities) sets -cpu. The command line is guest/cmdline.txt plus the extras.
 set -euo pipefail
 
 if (($# < 3)); then
@@ -24,7 +24,7 @@ cmdline=$(<"$guest/cmdline.txt")
 # 0x10a" (IA32_ARCH_CAPABILITIES) for -cpu host and -cpu max; the guest does not need the MSR.
 exec qemu-system-x86_64 -enable-kvm \
   -M microvm,x-option-roms=off,isa-serial=on,rtc=off \
-  -cpu host,-arch-capabilities -m "${GUEST_MEM:-128M}" -smp "$vcpus" \
+  -cpu "${QEMU_CPU:-host,-arch-capabilities}" -m "${GUEST_MEM:-128M}" -smp "$vcpus" \
   -nographic -nodefaults -no-user-config -serial stdio -no-reboot \
   -kernel "$kernel" \
   -initrd "$initrd" \
