@@ -241,6 +241,8 @@ Result<void> Machine::create_partition()
     m_partition = std::make_unique<hyperv::Partition>(m_memory, *m_interrupts,
         hyperv::PartitionConfig { m_config.machine.vcpus, tsc_hz, KVM_APIC_BUS_HZ });
     m_partition_hooks = std::make_unique<PartitionHooks>(*m_partition);
+    m_vmbus = std::make_unique<VmbusGlue>(m_memory, *m_partition, m_config.machine.vcpus);
+    m_partition->set_hypercall_sink(m_vmbus.get());
     m_hooks = m_partition_hooks.get();
     return m_vm.set_msr_filter(hyperv::Partition::msrs());
 }

@@ -19,6 +19,7 @@
 #include "vmm/devices/uart16550.hpp"
 #include "vmm/guest_ram_backends.hpp"
 #include "vmm/hyperv_glue.hpp"
+#include "vmm/vmbus_glue.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/kvm/kvm_vcpu.hpp"
 #include "vmm/kvm/kvm_vm.hpp"
@@ -89,6 +90,9 @@ public:
     // The Hyper-V partition when [hyperv] enabled, else null. The VMBus host posts through it
     // (vmbus::SynicPort) and registers with set_hypercall_sink() before start().
     hyperv::Partition* partition() { return m_partition.get(); }
+    // The VMBus host (with [hyperv] enabled, else null). Devices register through
+    // vmbus()->with_host([&](vmbus::VmbusHost& host) { host.add_device(device); }) before start().
+    VmbusGlue* vmbus() { return m_vmbus.get(); }
 
     // Replaces the MSR/hypercall seam before start() (default: the partition's hooks, if any).
     void set_vcpu_hooks(VcpuHooks* hooks) { m_hooks = hooks; }
@@ -133,6 +137,7 @@ private:
     std::unique_ptr<MsiInterruptSink> m_interrupts;
     std::unique_ptr<hyperv::Partition> m_partition;
     std::unique_ptr<PartitionHooks> m_partition_hooks;
+    std::unique_ptr<VmbusGlue> m_vmbus; // Uses m_partition as its SynicPort.
 
     VcpuHooks* m_hooks { nullptr };
     std::vector<std::unique_ptr<kvm::KvmVcpu>> m_vcpus; // Before the VM fd closes (declared after m_vm).

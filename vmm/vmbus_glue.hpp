@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+// VmbusGlue: routes the guest's VMBus hypercalls (from hyperv::Partition on vCPU threads) into
+// the VmbusHost, and lets event-loop code (the DM device, timers) use the host too. VmbusHost
+// is single-threaded by design; here every entry goes through one lock instead of a hop to the
+// loop thread, so HvPostMessage gets the host's real status (e.g. INSUFFICIENT_BUFFERS) back
+// synchronously. The lock is recursive because the host's outgoing SynIC posts re-enter the
+// Partition, which may call back (message_slot_freed) on the same thread.
+#pragma once
+
+#include <mutex>
+
+#include "devices/vmbus/connection.hpp"
+#include "vmm/hyperv/partition.hpp"
+
+namespace vmm {
+
+class VmbusGlue final : public hyperv::HypercallSink {
+public:
+    VmbusGlue(mem::GuestMemory const& memory, hyperv::Partition& partition, u32 vcpu_count)
+        : m_host(memory, partition, vcpu_count)
+    {
+    }
+
+    std::uint16_t post_message(std::uint32_t vp, std::uint32_t connection_id, std::uint32_t message_type,
+        std::span<std::byte const> payload) override
+    {
+        std::lock_guard guard { m_lock };
+        return m_host.handle_post_message(vp, connection_id, message_type, payload);
+    }
+    std::uint16_t signal_event(std::uint32_t, std::uint32_t connection_id, std::uint16_t) override
+    {
+        std::lock_guard guard { m_lock };
+        return m_host.handle_signal_event(connection_id);
+    }
+    void message_slot_freed(std::uint32_t vp, std::uint8_t sint) override
+    {
+        std::lock_guard guard { m_lock };
+        m_host.on_slot_freed(vp, sint);
+    }
+
+    // Any thread: runs `action` with the host locked (add_device, device sends, reset).
+    template<typename F>
+    decltype(auto) with_host(F&& action)
+    {
+        std::lock_guard guard { m_lock };
+        return std::forward<F>(action)(m_host);
+    }
+
+private:
+    std::recursive_mutex m_lock;
+    vmbus::VmbusHost m_host;
+};
+
+} // namespace vmm
