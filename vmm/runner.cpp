@@ -106,6 +106,10 @@ void Runner::handle_stop(StopReason reason)
         return;
     m_machine->join();
     log::info("vmm", "guest stopped: {}", reason_name(reason));
+    // A signal that raced with a guest reset (the machine had already recorded its reason)
+    // still ends the VMM: never reboot after SIGTERM/SIGINT.
+    if (m_signal != 0 && reason != StopReason::Error)
+        reason = StopReason::Signal;
     switch (reason) {
     case StopReason::Poweroff: finish(EXIT_GUEST_DONE); return;
     case StopReason::Signal: finish(EXIT_SIGNAL_BASE + m_signal); return;
