@@ -26,7 +26,7 @@ run() {
   local name=$1 section=$2
   shift 2
   local why=
-  if [[ ! -x $1 ]]; then
+  if ! command -v "$1" >/dev/null; then
     echo "bench: $name: $1 was not built" >&2
     why="$(basename "$1") not built (the code it measures is missing)"
   else
