@@ -17,7 +17,10 @@
 #include "vmm/runner.hpp"
 #include "vmm/vcpu_thread.hpp"
 #ifdef MICROVMM_HAVE_API
+#include "vmm/api/api_server.hpp"
 #include "vmm/api/ctl.hpp"
+#include "vmm/api/event_hub.hpp"
+#include "vmm/dm_integration.hpp"
 #endif
 
 namespace {
@@ -71,8 +74,32 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
         log::error("vmm", "{}", loop.error());
         return EXIT_FAILURE_HOST;
     }
+    Config const dm_config = *config;
     Runner runner { std::move(*config), *kvm, **loop, start };
+#ifdef MICROVMM_HAVE_API
+    // The DM device and the REST API (vmm/dm_integration.*): the engine is rebuilt per boot.
+    api::EventHub hub;
+    DmIntegration integration { dm_config, **loop, hub, start };
+    runner.on_machine_started([&](Machine& machine) { integration.attach(machine, runner.boot_count()); });
+    runner.on_guest_reset([&](Machine& machine) { integration.detach(machine, true); });
+    runner.on_machine_exit([&](Machine& machine) { integration.detach(machine, false); });
+    std::unique_ptr<api::ApiServer> server;
+    if (dm_config.api.socket) {
+        auto started = api::ApiServer::start(integration, hub, api::ApiServerConfig { dm_config.api.socket->string() });
+        if (!started) {
+            log::error("api", "{}", started.error());
+            return EXIT_FAILURE_HOST;
+        }
+        server = std::move(*started);
+        log::info("api", "REST API on {}", dm_config.api.socket->string());
+    }
+    int const status = runner.run();
+    if (server)
+        server->stop(); // Before the Runner (and its last Machine) goes away.
+    return status;
+#else
     return runner.run();
+#endif
 }
 
 } // namespace

@@ -74,6 +74,9 @@ int Runner::run()
         log::error("vmm", "event loop: {}", ran.error());
         return EXIT_FAILURE_HOST;
     }
+    if (m_machine)
+        for (auto& callback : m_exit)
+            callback(*m_machine);
     m_machine.reset();
     return m_exit_status;
 }

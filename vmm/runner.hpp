@@ -36,6 +36,8 @@ public:
     // Machine's vCPUs stopped and before it is destroyed (the DM device resets here).
     void on_machine_started(std::function<void(Machine&)> callback) { m_started.push_back(std::move(callback)); }
     void on_guest_reset(std::function<void(Machine&)> callback) { m_reset.push_back(std::move(callback)); }
+    // Runs on the loop thread once the event loop ended, before the last Machine is destroyed.
+    void on_machine_exit(std::function<void(Machine&)> callback) { m_exit.push_back(std::move(callback)); }
 
     // Boots, runs the event loop until the VMM should exit, returns the exit status.
     int run();
@@ -55,6 +57,7 @@ private:
     std::unique_ptr<devices::ByteSink> m_serial;
     std::vector<std::function<void(Machine&)>> m_started;
     std::vector<std::function<void(Machine&)>> m_reset;
+    std::vector<std::function<void(Machine&)>> m_exit;
     EventLoop::Registration m_signals;
     int m_signal { 0 };
     int m_exit_status { EXIT_GUEST_DONE };

@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# End-to-end tests of VMBus and Hyper-V Dynamic Memory with the Linux test guest (build/guest):
+# hv_vmbus connects and hv_balloon binds; memory targets set through the REST socket with
+# `microvmm ctl` move the guest's MemTotal and microvmm's RSS; a guest reboot drops hot-add.
+# Exit status: 0 pass, 1 fail, 77 skip (only when /dev/kvm is absent).
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from e2e import SKIP, Run, fail, guest_paths, write_config  # noqa: E402
+
+DM_CLASS = "525074dc-8985-46e2-8057-a307dc18a502"
+
+
+def dm_config(directory: Path, paths, vcpus: int, memory_mib: int, max_mib: int, cmdline_extra: str,
+              socket: Path | None) -> Path:
+    cmdline = paths["cmdline"].read_text().strip() + " " + cmdline_extra
+    extra = "[dynamic_memory]\nenabled = true\n[hyperv]\nenabled = true\n"
+    if socket:
+        extra += f'[api]\nsocket = "{socket}"\n'
+    return write_config(directory, {"vcpus": vcpus, "memory_mib": memory_mib, "max_memory_mib": max_mib,
+                                    "on_reboot": "reset"},
+                        {"kernel": paths["vmlinux"], "initrd": paths["initramfs"], "cmdline": cmdline}, extra)
+
+
+def vmbus(args, vcpus: int) -> None:
+    paths = guest_paths(args)
+    with tempfile.TemporaryDirectory() as directory:
+        config = dm_config(Path(directory), paths, vcpus, 256, 256, "microvmm.test=vmbus microvmm.wait=120", None)
+        run = Run(args.microvmm, config, args.timeout)
+        cpus = run.wait_for(r"INIT: cpus[=: ]+(\d+)")
+        if not cpus or int(cpus.group(1)) != vcpus:
+            run.finish()
+            fail(f"expected INIT: cpus={vcpus}, got {cpus.group(0) if cpus else 'nothing'}")
+        if not run.wait_for(r"INIT: hyperv=yes"):
+            run.finish()
+            fail("the guest did not register the VMBus bus (INIT: hyperv=yes missing)")
+        bound = run.wait_for(r"INIT: hv_balloon_bound=(yes|no)")
+        status, _ = run.finish()
+        if not bound or bound.group(1) != "yes":
+            fail("hv_balloon did not bind to the DM device")
+        if run.first_time(r"class_id=\{?" + DM_CLASS) is None:
+            fail(f"no VMBus device of class {DM_CLASS} under /sys/bus/vmbus/devices")
+        version = run.first_time(r"KLOG: .*hv_vmbus: Vmbus version:\d+\.\d+")
+        if version is None:
+            fail("no 'hv_vmbus: Vmbus version:' kernel line")
+        if status != 0:
+            fail(f"microvmm exited with {status} after the guest's poweroff")
+        print(f"hv_balloon bound after {run.first_time(r'INIT: hv_balloon_bound'):.1f} s")
+
+
+class Ctl:
+    def __init__(self, microvmm: str, socket: Path):
+        self.microvmm = microvmm
+        self.socket = str(socket)
+
+    def run(self, *words: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([self.microvmm, "ctl", "--socket", self.socket, *words], capture_output=True,
+                              text=True, timeout=timeout)
+
+    def memory(self) -> dict:
+        result = self.run("memory", "get")
+        if result.returncode != 0:
+            return {}
+        return json.loads(result.stdout)
+
+    def metrics(self) -> str:
+        result = subprocess.run(["curl", "-s", "--unix-socket", self.socket, "http://x/metrics"], capture_output=True,
+                                text=True, timeout=30)
+        return result.stdout
+
+
+def rss_kib(pid: int) -> int:
+    """Resident guest RAM: the memfd counts as shared memory (RssShmem)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"RssShmem:\s+(\d+)", status).group(1))
+
+
+class Reader:
+    """Reads serial lines in the background so `memory set --wait` can run meanwhile."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        for line in self.run.process.stdout:
+            with self.lock:
+                self.run.lines.append((time.monotonic() - self.run.start, line.rstrip("\n")))
+            print(f"[{time.monotonic() - self.run.start:7.2f}] {line.rstrip()}", flush=True)
+
+    def last_total(self, after: float = 0.0) -> int | None:
+        with self.lock:
+            totals = [int(m.group(1)) for t, line in self.run.lines if t >= after
+                      for m in [re.search(r"MEM: total_kib=(\d+)", line)] if m]
+        return totals[-1] if totals else None
+
+    def wait_total(self, predicate, timeout: float, after: float) -> int | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            total = self.last_total(after)
+            if total is not None and predicate(total):
+                return total
+            time.sleep(0.5)
+        return None
+
+    def seen(self, pattern: str, after: float = 0.0) -> bool:
+        with self.lock:
+            return any(t >= after and re.search(pattern, line) for t, line in self.run.lines)
+
+
+def balloon(args) -> None:
+    paths = guest_paths(args)
+    with tempfile.TemporaryDirectory() as directory:
+        socket = Path(directory) / "api.sock"
+        # Reboot once the guest has grown to 1024 MiB (MemTotal >= 900 MiB).
+        config = dm_config(Path(directory), paths, 1, 512, 1024,
+                           "microvmm.test=balloon microvmm.reboot_after=921600", socket)
+        run = Run(args.microvmm, config, args.timeout)
+        reader = Reader(run)
+        ctl = Ctl(args.microvmm, socket)
+        t0 = time.monotonic()
+
+        def now() -> float:
+            return time.monotonic() - run.start
+
+        def stop(message: str):
+            run.process.kill()
+            print(run.process.stderr.read())
+            fail(message)
+
+        while not ctl.memory().get("dm", {}).get("connected"):
+            if time.monotonic() - t0 > args.timeout / 3 or run.process.poll() is not None:
+                stop("the guest's DM driver never connected")
+            time.sleep(1)
+        print(f"DM connected {now():.1f} s after start", flush=True)
+        boot_total = reader.wait_total(lambda _: True, 300, now())
+        if boot_total is None:
+            stop("no MEM: lines from the balloon guest")
+        rss_before = rss_kib(run.process.pid)
+
+        def set_target(mib: int, timeout_s: int) -> float:
+            started = time.monotonic()
+            result = ctl.run("memory", "set", str(mib), "--wait", timeout=timeout_s)
+            took = time.monotonic() - started
+            print(f"memory set {mib} --wait: {took:.1f} s, status {result.returncode}: {result.stdout.strip()}"
+                  f" {result.stderr.strip()}", flush=True)
+            if result.returncode != 0:
+                stop(f"`microvmm ctl memory set {mib} --wait` failed")
+            return took
+
+        mark = now()
+        set_target(256, 900)
+        small = reader.wait_total(lambda t: t <= boot_total - 200 * 1024, 120, mark)
+        if small is None:
+            stop(f"MemTotal did not fall by 200 MiB from {boot_total} KiB")
+        rss_after = rss_kib(run.process.pid)
+        print(f"balloon: MemTotal {boot_total} -> {small} KiB, RssShmem {rss_before} -> {rss_after} KiB", flush=True)
+        if rss_before - rss_after < 100 * 1024:
+            stop(f"microvmm RSS fell by only {rss_before - rss_after} KiB (want >= 100 MiB)")
+        mark = now()
+        set_target(512, 900)
+        back = reader.wait_total(lambda t: t >= boot_total - 4 * 1024, 120, mark)
+        if back is None:
+            stop("MemTotal did not come back to the boot size")
+        mark = now()
+        set_target(1024, 900)
+        if not reader.wait_total(lambda t: t >= boot_total + 384 * 1024, 120, mark) and \
+                not reader.seen(r"INIT: reboot total_kib", mark):
+            stop("MemTotal did not grow by 384 MiB")
+        memory = ctl.memory()
+        if memory.get("hot_added_mib", 0) < 384 or "microvmm_hot_add_memslots 0" in ctl.metrics():
+            stop(f"after hot-add: {memory}")
+        # /init reboots at MemTotal >= 900 MiB; the new boot has the boot size and no hot-add.
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not reader.seen(r"INIT: reboot total_kib", mark):
+            time.sleep(1)
+        if not reader.seen(r"INIT: reboot total_kib", mark):
+            stop("the guest did not reboot after growing")
+        mark = now()
+        after_reboot = reader.wait_total(lambda _: True, 600, mark)
+        memory = ctl.memory()
+        print(f"after reboot: MemTotal {after_reboot} KiB, memory {memory}", flush=True)
+        if after_reboot is None or abs(after_reboot - boot_total) > 4 * 1024:
+            stop(f"MemTotal after reboot is {after_reboot} KiB, boot size was {boot_total} KiB")
+        if memory.get("hot_added_mib") != 0 or "microvmm_hot_add_memslots 0" not in ctl.metrics():
+            stop("hot-add state survived the reboot")
+        run.process.terminate()
+        run.process.wait(timeout=60)
+
+
+CASES = {
+    "vmbus-1vcpu": lambda a: vmbus(a, 1),
+    "vmbus-2vcpu": lambda a: vmbus(a, 2),
+    "dm-balloon": balloon,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--microvmm", required=True)
+    parser.add_argument("--source-root", required=True)
+    parser.add_argument("--build-root", required=True)
+    parser.add_argument("--timeout", type=float, default=1200)
+    parser.add_argument("case", choices=CASES)
+    args = parser.parse_args()
+    if not os.path.exists("/dev/kvm"):
+        print("SKIP: /dev/kvm does not exist")
+        sys.exit(SKIP)
+    CASES[args.case](args)
+    print("PASS")
+
+
+if __name__ == "__main__":
+    main()
