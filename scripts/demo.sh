@@ -22,15 +22,17 @@ echo "demo: booting configs/demo.toml (serial console follows; takes ~15 s on th
 "$microvmm" --config "$work/demo.toml" &
 vmm_pid=$!
 
-# --- Memory resizing through the REST API goes here (socket: $socket) ----------------------
-# Once the API and the DM device are wired, wait for the guest's DM driver to connect, then
-# e.g.:  "$microvmm" ctl --socket "$socket" memory set 384 --wait
-#        "$microvmm" ctl --socket "$socket" memory set 1024 --wait
-# and show `memory get` after each step.
-# -------------------------------------------------------------------------------------------
+# Memory resizing through the REST API (vmm/api/demo_memory.sh): shrink to 256 MiB, grow to
+# 1024 MiB (unballoon + hot-add), then power off: the balloon guest loops forever, so the demo
+# ends microvmm with SIGTERM (a clean stop of the VM: exit status 143 is expected here).
+demo_status=0
+bash "$root/vmm/api/demo_memory.sh" "$microvmm" "$socket" 256 1024 300 || demo_status=$?
+echo "demo: powering off"
+kill -TERM "$vmm_pid" 2>/dev/null || true
 
 status=0
 wait "$vmm_pid" || status=$?
 vmm_pid=
 echo "demo: microvmm exited with status $status"
-exit "$status"
+[[ $status -eq 0 || $status -eq 143 ]] || exit "$status"
+exit "$demo_status"

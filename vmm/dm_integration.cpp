@@ -64,6 +64,13 @@ Result<void> DmIntegration::build(PerMachine& per, Machine& machine)
     }
     hv_balloon::DmConfig dm = hv_balloon::DmConfig::linux_profile();
     dm.post_connect_delay = std::chrono::milliseconds { m_config.dynamic_memory.post_connect_delay_ms };
+    // This host emulates the guest kernel (~3.5 M instr/s, ms per page touched): measured, 64 Ki
+    // unballooned pages and onlining 128 MiB blocks each exceed the engine's defaults (10 s, 10 s +
+    // 6 s per block). Late replies only delay failure detection, so wait generously.
+    dm.balloon_reply_timeout = std::max<hv_balloon::Duration>(dm.balloon_reply_timeout, std::chrono::seconds { 120 });
+    dm.unballoon_reply_timeout = std::max<hv_balloon::Duration>(dm.unballoon_reply_timeout, std::chrono::seconds { 120 });
+    dm.hot_add_reply_timeout_base = std::max<hv_balloon::Duration>(dm.hot_add_reply_timeout_base, std::chrono::seconds { 60 });
+    dm.hot_add_reply_timeout_per_block = std::max<hv_balloon::Duration>(dm.hot_add_reply_timeout_per_block, std::chrono::seconds { 60 });
     if (m_config.dynamic_memory.max_request_pages > 0)
         dm.max_balloon_pages_per_request = mem::PageCount { m_config.dynamic_memory.max_request_pages };
     // A fixed instance GUID: one DM device per VM ("microvmm-dm-0001" in ASCII).

@@ -126,7 +126,7 @@ def balloon(args) -> None:
         socket = Path(directory) / "api.sock"
         # Reboot once the guest has grown to 1024 MiB (MemTotal >= 900 MiB).
         config = dm_config(Path(directory), paths, 1, 512, 1024,
-                           "microvmm.test=balloon microvmm.reboot_after=921600", socket)
+                           "microvmm.test=balloon microvmm.dirty_mib=128 microvmm.reboot_after=921600", socket)
         run = Run(args.microvmm, config, args.timeout)
         reader = Reader(run)
         ctl = Ctl(args.microvmm, socket)
