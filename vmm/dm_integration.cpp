@@ -120,9 +120,14 @@ void DmIntegration::detach(Machine& machine, bool guest_reset)
     }
     if (guest_reset)
         ++m_guest_reboots;
+    u64 boot_count = 0;
+    {
+        std::lock_guard guard { m_lock };
+        boot_count = m_boot_count;
+    }
     if (!per) {
         if (guest_reset)
-            api::publish_guest_reboot(m_hub, m_boot_count);
+            api::publish_guest_reboot(m_hub, boot_count);
         return;
     }
     per->tick = {};
@@ -136,7 +141,7 @@ void DmIntegration::detach(Machine& machine, bool guest_reset)
     if (per->memslots)
         (void)per->memslots->reset();
     if (guest_reset)
-        api::publish_guest_reboot(m_hub, m_boot_count);
+        api::publish_guest_reboot(m_hub, boot_count);
 }
 
 template<typename F>

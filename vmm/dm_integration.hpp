@@ -4,6 +4,7 @@
 // a 100 ms tick timer) and serves the REST API (api::ApiBackend) over it, publishing DM events.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -66,7 +67,7 @@ private:
     std::unique_ptr<PerMachine> m_current;
     u64 m_boot_count = 0;
     std::optional<hv_balloon::DmStatus> m_last; // Last status of a detached engine.
-    u64 m_guest_reboots = 0;
+    std::atomic<u64> m_guest_reboots { 0 }; // Loop thread writes, API thread reads.
 
     std::mutex m_ops_lock; // Operations by id (the engine only keeps the latest one).
     std::map<u64, api::Operation> m_ops;
