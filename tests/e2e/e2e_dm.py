@@ -4,7 +4,6 @@
 # hv_vmbus connects and hv_balloon binds; memory targets set through the REST socket with
 # `microvmm ctl` move the guest's MemTotal and microvmm's RSS; a guest reboot drops hot-add.
 # Exit status: 0 pass, 1 fail, 77 skip (only when /dev/kvm is absent).
-import argparse
 import json
 import os
 import re
@@ -16,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from e2e import SKIP, Run, fail, guest_paths, write_config  # noqa: E402
+from e2e import Run, fail, guest_paths, run_cases, write_config  # noqa: E402
 
 DM_CLASS = "525074dc-8985-46e2-8057-a307dc18a502"
 
@@ -214,18 +213,7 @@ CASES = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--microvmm", required=True)
-    parser.add_argument("--source-root", required=True)
-    parser.add_argument("--build-root", required=True)
-    parser.add_argument("--timeout", type=float, default=1200)
-    parser.add_argument("case", choices=CASES)
-    args = parser.parse_args()
-    if not os.path.exists("/dev/kvm"):
-        print("SKIP: /dev/kvm does not exist")
-        sys.exit(SKIP)
-    CASES[args.case](args)
-    print("PASS")
+    run_cases(CASES, default_timeout=1200)
 
 
 if __name__ == "__main__":
