@@ -54,10 +54,12 @@ def vmbus(args, vcpus: int) -> None:
             fail("hv_balloon did not open the DM channel")
         if "hv_balloon: guest connected" not in log:
             fail("the host's DM engine did not see the guest connect")
-        # The guest's /init also looks for the DM class under /sys/bus/vmbus/devices; on this
-        # host it has listed no device there although hv_balloon probed (under investigation),
-        # so that line is reported, not asserted.
-        print(f"sysfs view: {run.first_time(r'INIT: hv_balloon_bound=yes') is not None}")
+        # The guest's own view: the DM channel's class id under /sys/bus/vmbus/devices, bound to
+        # hv_balloon (guest/init mode_vmbus reads class_id and the driver link).
+        if run.first_time(rf"INIT: vmbus_device=\S+ class_id=\{{?{DM_CLASS}\}}?") is None:
+            fail(f"the DM class {DM_CLASS} is not listed under /sys/bus/vmbus/devices")
+        if run.first_time(r"INIT: hv_balloon_bound=yes") is None:
+            fail("/sys/bus/vmbus/devices shows the DM device without hv_balloon bound")
         if status != 0:
             fail(f"microvmm exited with {status} after the guest's poweroff")
 
