@@ -134,6 +134,8 @@ void DynamicMemory::send_unballoon_request()
     mem::PageCount current = m_map.current_pages();
     mem::PageCount target = m_operation->target;
     mem::PageCount wanted = target > current ? std::min(target - current, m_map.ballooned_pages()) : mem::PageCount { 0 };
+    // Capped per round (DEFAULT_MAX_UNBALLOON_PAGES_PER_REQUEST: the guest frees them in softirq).
+    wanted = std::min(wanted, std::max(m_config.max_unballoon_pages_per_request, mem::PageCount { 1 }));
     // One message <= 4096 bytes: 510 ranges; each range's count is 24 bits.
     std::array<DmPageRange, DM_MAX_UNBALLOON_RANGES> ranges;
     std::array<mem::PageRange, DM_MAX_UNBALLOON_RANGES> taken;

@@ -22,12 +22,22 @@ inline constexpr std::chrono::seconds WINDOWS_POST_CONNECT_DELAY { 50 };
 // Largest hot-add per message: 2 GiB (QEMU HV_BALLOON_HA_CHUNK_SIZE), keeping each guest
 // operation short (Linux adds 128 MiB blocks one at a time, up to 5 s each).
 inline constexpr std::uint64_t DEFAULT_MAX_HOT_ADD_PAGES_PER_REQUEST = (2ull << 30) / mem::PAGE_SIZE;
+// Largest unballoon per request: 32 MiB. Linux frees an unballoon request's pages in its VMBus
+// channel callback, a tasklet (softirq), without ever rescheduling (drivers/hv/hv_balloon.c:1551
+// balloon_down from balloon_onchannelcallback; vmbus_drv.c:1276 tasklet_schedule), and one
+// 4 KiB message can name 510 ranges of 2^24 pages each. 8192 pages keep each softirq at about a
+// millisecond on hardware; where the guest kernel runs slowly (an emulated CPL0 frees ~2 pages
+// per ms) a whole 256 MiB message held a CPU for > 21 s and tripped the RCU stall detector,
+// whose NMI backtrace then brought down a 2-vCPU guest. Each round is one request/response, so
+// 200 GiB costs 6400 round trips, well under a second of host time.
+inline constexpr std::uint64_t DEFAULT_MAX_UNBALLOON_PAGES_PER_REQUEST = (32ull << 20) / mem::PAGE_SIZE;
 
 struct DmConfig {
     vmbus::Guid instance {};                   // Offer instance GUID (unique per VM device).
     Duration post_connect_delay {};            // Wait after capabilities before the first request.
     mem::PageCount max_balloon_pages_per_request { WINDOWS_MAX_BALLOON_PAGES_PER_REQUEST };
     mem::PageCount max_hot_add_pages_per_request { DEFAULT_MAX_HOT_ADD_PAGES_PER_REQUEST };
+    mem::PageCount max_unballoon_pages_per_request { DEFAULT_MAX_UNBALLOON_PAGES_PER_REQUEST };
     // Balloon: no response message for this long (each message restarts the clock) -> timed out.
     Duration balloon_reply_timeout = std::chrono::seconds { 30 };
     Duration unballoon_reply_timeout = std::chrono::seconds { 10 };

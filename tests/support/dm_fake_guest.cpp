@@ -265,9 +265,11 @@ void FakeLinuxGuest::on_unballoon_request(std::span<std::byte const> message)
     std::uint64_t count = request.range_count;
     if (sizeof(DmUnballoonRequest) + count * sizeof(DmPageRange) > message.size())
         return violation("unballoon range_count runs past the message (guest reads past its buffer)");
+    unballoon_request_pages.push_back(0);
     for (std::uint64_t i = 0; i < count; ++i) {
         auto raw = wire_from<DmPageRange>(message.subspan(sizeof(DmUnballoonRequest) + i * sizeof(DmPageRange)));
         PageRange range { Gpn { raw.start() }, PageCount { raw.count() } };
+        unballoon_request_pages.back() += raw.count();
         // free_balloon_pages() trusts the host blindly (hv_balloon.c:1213-1228): double free.
         if (range.empty() || !ballooned.contains_all(range)) {
             violation(fmt::format("unballoon of pages the guest has not ballooned: {}", range));

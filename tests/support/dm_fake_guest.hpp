@@ -67,6 +67,7 @@ public:
     std::uint32_t balloon_requests = 0, unballoon_requests = 0, hot_add_requests = 0;
     std::vector<std::uint16_t> hot_add_request_sizes;
     std::vector<std::uint32_t> balloon_request_pages;
+    std::vector<std::uint64_t> unballoon_request_pages; // Pages named by each unballoon request.
 
 private:
     void handle(std::span<std::byte const> message);

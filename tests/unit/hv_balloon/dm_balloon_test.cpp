@@ -69,6 +69,32 @@ TEST(DmBalloon, UnballoonReturnsOnlyBalloonedPagesInMessagesOfAtMost4KiB)
     rig.expect_consistent();
 }
 
+TEST(DmBalloon, UnballoonIsSentInRoundsOfAtMostTheCap)
+{
+    // Linux frees an unballoon request's pages in softirq; the default cap keeps each round short.
+    DmRig rig;
+    rig.connect();
+    std::uint64_t cap = DEFAULT_MAX_UNBALLOON_PAGES_PER_REQUEST;
+    rig.target(rig.boot() - PageCount { 2 * cap + 100 });
+    rig.target(rig.boot());
+    EXPECT_EQ(rig.guest.unballoon_request_pages, (std::vector<std::uint64_t> { cap, cap, 100 }));
+    EXPECT_EQ(rig.status().counters.unballoon_requests, 3u);
+    EXPECT_EQ(rig.map.current_pages(), rig.boot());
+    rig.expect_consistent();
+}
+
+TEST(DmBalloon, UnballoonCapIsConfigurable)
+{
+    DmConfig config;
+    config.max_unballoon_pages_per_request = PageCount { 1000 };
+    DmRig rig { config };
+    rig.connect();
+    rig.target(rig.boot() - PageCount { 2500 });
+    rig.target(rig.boot());
+    EXPECT_EQ(rig.guest.unballoon_request_pages, (std::vector<std::uint64_t> { 1000, 1000, 500 }));
+    rig.expect_consistent();
+}
+
 TEST(DmBalloon, PartialUnballoonReturnsExactlyTheDifference)
 {
     DmRig rig;
