@@ -151,7 +151,12 @@ bool DmIntegration::with_engine(F&& action)
     if (!m_current || !m_current->engine)
         return false;
     auto& engine = *m_current->engine;
-    m_current->machine->vmbus()->with_host([&](vmbus::VmbusHost&) { action(engine); });
+    m_current->machine->vmbus()->with_host([&](vmbus::VmbusHost& host) {
+        action(engine);
+        // The engine's sends (tick, new target) may find the host->guest ring broken; close such
+        // channels now instead of at the guest's next VMBus message.
+        host.close_broken_channels();
+    });
     return true;
 }
 

@@ -28,7 +28,7 @@ public:
         std::chrono::steady_clock::time_point start);
     ~DmIntegration() override;
 
-    // Loop thread, after each boot (Runner::on_machine_started): builds the engine for `machine`.
+    // Loop thread, for each boot before its vCPUs start (Runner::on_machine_created): builds the engine for `machine`.
     void attach(Machine& machine, u64 boot_count);
     // Loop thread, before the Machine is destroyed (reset or exit): resets and drops the engine.
     void detach(Machine& machine, bool guest_reset);

@@ -80,7 +80,7 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
     // The DM device and the REST API (vmm/dm_integration.*): the engine is rebuilt per boot.
     api::EventHub hub;
     DmIntegration integration { dm_config, **loop, hub, start };
-    runner.on_machine_started([&](Machine& machine) { integration.attach(machine, runner.boot_count()); });
+    runner.on_machine_created([&](Machine& machine) { integration.attach(machine, runner.boot_count()); });
     runner.on_guest_reset([&](Machine& machine) { integration.detach(machine, true); });
     runner.on_machine_exit([&](Machine& machine) { integration.detach(machine, false); });
     std::unique_ptr<api::ApiServer> server;

@@ -28,6 +28,7 @@ u64 elapsed_ms(std::chrono::steady_clock::time_point since)
     return static_cast<u64>(
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - since).count());
 }
+constexpr std::chrono::seconds SYNIC_KICK_PERIOD { 1 };
 } // namespace
 
 Runner::Runner(Config config, kvm::KvmSystem& kvm, EventLoop& loop, std::chrono::steady_clock::time_point process_start)
@@ -66,6 +67,25 @@ int Runner::run()
         return EXIT_FAILURE_HOST;
     }
     m_signals = std::move(*signals);
+    // Linux leaves a SynIC message in its slot without EOM when it cannot allocate memory for
+    // it and looks again only on the next interrupt (contract §4.4 step 6; vmbus_drv.c:1084-1087):
+    // without a retry the VMBus host's queue to that guest would wait forever. A spurious
+    // interrupt is harmless (the guest re-checks the slot). Runs on the loop thread, which also
+    // owns m_machine, so the Machine cannot go away under it.
+    auto kick = m_loop.create_timer([this] {
+        if (m_machine)
+            if (auto* partition = m_machine->partition())
+                partition->kick_pending_messages();
+    });
+    if (!kick) {
+        log::error("vmm", "{}", kick.error());
+        return EXIT_FAILURE_HOST;
+    }
+    m_synic_kick = std::move(*kick);
+    if (auto armed = m_synic_kick.arm(SYNIC_KICK_PERIOD, SYNIC_KICK_PERIOD); !armed) {
+        log::error("vmm", "{}", armed.error());
+        return EXIT_FAILURE_HOST;
+    }
     if (auto booted = boot(); !booted) {
         log::error("vmm", "{}", booted.error());
         return EXIT_FAILURE_HOST;
@@ -97,9 +117,9 @@ Result<void> Runner::boot()
     log::info("vmm", "boot {}: {} vCPU(s), {} MiB RAM, hot-add window {} MiB at {:#x}", m_boot_count,
         m_config.machine.vcpus, m_config.machine.memory_mib, m_machine->layout().hot_add_size_bytes / MIB,
         m_machine->layout().hot_add_base_gpa);
-    m_machine->start();
-    for (auto& callback : m_started)
+    for (auto& callback : m_created)
         callback(*m_machine);
+    m_machine->start();
     return {};
 }
 

@@ -31,10 +31,11 @@ public:
     Runner& operator=(Runner const&) = delete;
     ~Runner();
 
-    // Observers, registered before run(). on_machine_started runs on the loop thread after
-    // each boot's vCPUs started; on_guest_reset runs on the loop thread after the old
-    // Machine's vCPUs stopped and before it is destroyed (the DM device resets here).
-    void on_machine_started(std::function<void(Machine&)> callback) { m_started.push_back(std::move(callback)); }
+    // Observers, registered before run(). on_machine_created runs on the loop thread for each
+    // boot after the Machine is built and before its vCPUs start, so devices (the DM device on
+    // VMBus) exist before the guest can look for them; on_guest_reset runs on the loop thread
+    // after the old Machine's vCPUs stopped and before it is destroyed (the DM device resets here).
+    void on_machine_created(std::function<void(Machine&)> callback) { m_created.push_back(std::move(callback)); }
     void on_guest_reset(std::function<void(Machine&)> callback) { m_reset.push_back(std::move(callback)); }
     // Runs on the loop thread once the event loop ended, before the last Machine is destroyed.
     void on_machine_exit(std::function<void(Machine&)> callback) { m_exit.push_back(std::move(callback)); }
@@ -55,10 +56,12 @@ private:
     EventLoop& m_loop;
     std::chrono::steady_clock::time_point m_process_start;
     std::unique_ptr<devices::ByteSink> m_serial;
-    std::vector<std::function<void(Machine&)>> m_started;
+    std::vector<std::function<void(Machine&)>> m_created;
     std::vector<std::function<void(Machine&)>> m_reset;
     std::vector<std::function<void(Machine&)>> m_exit;
     EventLoop::Registration m_signals;
+    // 1 s: re-raises SynIC message slots the guest left occupied (Partition::kick_pending_messages).
+    EventLoop::Timer m_synic_kick;
     int m_signal { 0 };
     int m_exit_status { EXIT_GUEST_DONE };
     u64 m_boot_count { 0 };
