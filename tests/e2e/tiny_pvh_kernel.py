@@ -4,7 +4,7 @@
 # xen/include/public/elfnote.h). In 32-bit protected mode it prints a line on COM1, optionally
 # reads the PVH start info magic, then powers off through the ACPI sleep control port
 # (firmware/layout.hpp: 0x600, value (5 << 2) | 0x20) or resets through the ACPI reset port
-# (0x602, value 1). Used by e2e.py to test the VMM core without the Linux guest.
+# (0x602, value 1), or idles forever ("idle"). Used by e2e.py to test the VMM core without the Linux guest.
 import struct
 import sys
 
@@ -18,6 +18,12 @@ def code(message: bytes, action: str) -> bytes:
     for byte in message:
         out += b"\xb0" + bytes([byte])  # mov al, imm8
         out += b"\xee"                  # out dx, al
+    if action == "idle":
+        # Stays running (interrupts are off at the PVH entry, so hlt never returns): a live VM
+        # for tests of the VMM's own interfaces, ended by a signal.
+        out += b"\xf4"      # hlt
+        out += b"\xeb\xfd"  # jmp back to hlt
+        return bytes(out)
     if action == "poweroff":
         out += b"\x66\xba" + struct.pack("<H", 0x600)  # mov dx, 0x600
         out += b"\xb0\x34"                              # mov al, 0x34 (S5 | SLP_EN)
@@ -52,7 +58,7 @@ def elf(text: bytes) -> bytes:
 
 def main() -> None:
     if len(sys.argv) != 4:
-        sys.exit("usage: tiny_pvh_kernel.py OUT MESSAGE poweroff|reset")
+        sys.exit("usage: tiny_pvh_kernel.py OUT MESSAGE poweroff|reset|idle")
     message = sys.argv[2].encode() + b"\n"
     with open(sys.argv[1], "wb") as f:
         f.write(elf(code(message, sys.argv[3])))

@@ -129,13 +129,14 @@ inline std::optional<RawResponse> read_response(int fd, std::string& pending,
 }
 
 // Connects, sends `request` bytes and reads one response.
-inline std::optional<RawResponse> roundtrip(std::string const& path, std::string const& request)
+inline std::optional<RawResponse> roundtrip(std::string const& path, std::string const& request,
+    std::chrono::milliseconds timeout = std::chrono::seconds(5))
 {
     Fd fd = raw_connect(path);
     if (!fd.is_open() || !send_all(fd.get(), request))
         return std::nullopt;
     std::string pending;
-    return read_response(fd.get(), pending);
+    return read_response(fd.get(), pending, timeout);
 }
 
 inline std::string http_request(std::string const& method, std::string const& target, std::string const& body = {},
