@@ -28,6 +28,9 @@ template<class... F>
 struct Overloaded : F... {
     using F::operator()...;
 };
+// Explicit guide: clang 16 (the fuzz build) lacks C++20 aggregate class template deduction.
+template<class... F>
+Overloaded(F...) -> Overloaded<F...>;
 
 } // namespace
 
