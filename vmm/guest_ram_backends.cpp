@@ -57,7 +57,7 @@ Result<void> GuestRamDiscard::discard(mem::PageRange range)
         u64 const offset = gpa.raw() - layout.hot_add_base_gpa;
         return m_machine.hot_add_window().advise(offset, bytes, MADV_DONTNEED);
     }
-    return m_machine.discard_guest_pages(gpa, bytes);
+    return m_machine.boot_ram().discard(gpa, bytes);
 }
 
 } // namespace vmm

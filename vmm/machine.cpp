@@ -2,8 +2,6 @@
 // Building one boot of the guest: memory, platform devices, vCPUs, then the kernel.
 #include "vmm/machine.hpp"
 
-#include <fcntl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -105,25 +103,16 @@ Machine::~Machine()
 Result<void> Machine::create_memory()
 {
     VMM_TRY(firmware::check_ram_bytes(m_layout.ram_bytes));
-    // One memfd so ballooned pages can be punched out (discard_guest_pages) and so the
-    // guest RAM is one shareable object.
-    m_ram_fd = Fd { ::memfd_create("guest-ram", MFD_CLOEXEC) };
-    if (!m_ram_fd.is_open())
-        return fail_errno("memfd_create guest-ram");
-    if (::ftruncate(m_ram_fd.get(), static_cast<off_t>(m_layout.ram_bytes)) < 0)
-        return fail_errno("ftruncate guest-ram");
-    m_ram = VMM_TRY(Mapping::of_fd(m_ram_fd, 0, m_layout.ram_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE));
+    std::vector<mem::BootRam::Range> ranges;
+    for (auto const& range : firmware::ram_ranges(m_layout.ram_bytes))
+        ranges.push_back({ range.start, range.size_bytes });
+    m_boot_ram = VMM_TRY(mem::BootRam::create(ranges));
 
-    std::vector<mem::RamRegion> regions;
-    u64 offset = 0;
+    auto regions = m_boot_ram.regions();
     u32 slot = 0;
-    for (auto const& range : firmware::ram_ranges(m_layout.ram_bytes)) {
-        auto host = m_ram.bytes().subspan(offset, range.size_bytes);
-        VMM_TRY(m_vm.set_user_memory_region(slot++, range.start, host));
-        regions.push_back(mem::RamRegion { range.start, host });
-        offset += range.size_bytes;
-    }
-    VMM_ASSERT(offset == m_layout.ram_bytes && slot < FIRST_HOT_ADD_SLOT);
+    for (auto const& region : regions)
+        VMM_TRY(m_vm.set_user_memory_region(slot++, region.start, region.host));
+    VMM_ASSERT(m_boot_ram.size_bytes() == m_layout.ram_bytes && slot < FIRST_HOT_ADD_SLOT);
     if (m_layout.hot_add_size_bytes > 0) {
         m_hot_add_window = VMM_TRY(Mapping::reserve(m_layout.hot_add_size_bytes));
         regions.push_back(mem::RamRegion { mem::Gpa { m_layout.hot_add_base_gpa }, m_hot_add_window.bytes() });
@@ -134,28 +123,6 @@ Result<void> Machine::create_memory()
     m_memslot_sink = std::make_unique<KvmMemslotSink>(m_vm, m_hot_add_window);
     m_discard = std::make_unique<GuestRamDiscard>(*this);
     return {};
-}
-
-Result<void> Machine::discard_guest_pages(mem::Gpa gpa, u64 bytes)
-{
-    if (!gpa.page_aligned() || bytes % mem::PAGE_SIZE != 0)
-        return fail(Errc::InvalidArgument, "discard_guest_pages alignment", gpa.raw());
-    // Translate the GPA to an offset in the memfd: boot RAM ranges are laid out back to back.
-    u64 offset = 0;
-    for (auto const& range : firmware::ram_ranges(m_layout.ram_bytes)) {
-        if (gpa >= range.start && gpa.raw() - range.start.raw() < range.size_bytes) {
-            u64 const inside = gpa.raw() - range.start.raw();
-            if (bytes > range.size_bytes - inside)
-                return fail(Errc::OutOfRange, "discard_guest_pages crosses a RAM range", gpa.raw());
-            if (::fallocate(m_ram_fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                    static_cast<off_t>(offset + inside), static_cast<off_t>(bytes))
-                < 0)
-                return fail_errno("fallocate punch hole");
-            return {};
-        }
-        offset += range.size_bytes;
-    }
-    return fail(Errc::NotMapped, "discard_guest_pages outside boot RAM", gpa.raw());
 }
 
 Result<void> Machine::create_devices()

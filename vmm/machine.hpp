@@ -12,6 +12,7 @@
 #include "base/error.hpp"
 #include "base/fd.hpp"
 #include "base/mapping.hpp"
+#include "mem/boot_ram.hpp"
 #include "mem/guest_memory.hpp"
 #include "vmm/bus.hpp"
 #include "vmm/config.hpp"
@@ -69,11 +70,8 @@ public:
     // Guest RAM as the rest of the VMM sees it (boot RAM + pluggable hot-add window).
     mem::GuestMemory const& guest_memory() const { return m_memory; }
     mem::GuestMemory& guest_memory() { return m_memory; }
-    // The memfd behind boot RAM (offset = position in boot RAM, low part first).
-    int guest_ram_fd() const { return m_ram_fd.get(); }
-    // Gives boot-RAM pages back to the host: fallocate(PUNCH_HOLE | KEEP_SIZE) on the memfd.
-    // The guest reads zeroes there afterwards. gpa and bytes must be page aligned.
-    Result<void> discard_guest_pages(mem::Gpa gpa, u64 bytes);
+    // Boot RAM's memfd (mem::BootRam): discard() gives ballooned pages back to the host.
+    mem::BootRam const& boot_ram() const { return m_boot_ram; }
     // The hot-add window: reserved address space (PROT_NONE) at layout().hot_add_base_gpa.
     Mapping const& hot_add_window() const { return m_hot_add_window; }
     MemoryLayout const& layout() const { return m_layout; }
@@ -115,11 +113,10 @@ private:
     MachineCallbacks m_callbacks;
     std::atomic<bool> m_stop_requested { false };
 
-    Fd m_ram_fd;                // memfd "guest-ram".
-    Mapping m_ram;              // All of boot RAM, MAP_SHARED over m_ram_fd.
+    mem::BootRam m_boot_ram;    // memfd "guest-ram", all of boot RAM mapped MAP_SHARED.
     Mapping m_hot_add_window;   // Reserved, PROT_NONE until the DM device plugs chunks.
     kvm::KvmVm m_vm;            // Destroyed before the mappings above (declared after them).
-    mem::GuestMemory m_memory;  // Views into m_ram / m_hot_add_window.
+    mem::GuestMemory m_memory;  // Views into m_boot_ram / m_hot_add_window.
     std::unique_ptr<KvmMemslotSink> m_memslot_sink;
     std::unique_ptr<GuestRamDiscard> m_discard;
 
