@@ -95,6 +95,7 @@ void DmIntegration::attach(Machine& machine, u64 boot_count)
     {
         std::lock_guard guard { m_lock };
         m_boot_count = boot_count;
+        m_machine = &machine;
     }
     if (!m_config.dynamic_memory.enabled)
         return;
@@ -117,6 +118,8 @@ void DmIntegration::detach(Machine& machine, bool guest_reset)
         std::lock_guard guard { m_lock };
         if (m_current && m_current->machine == &machine)
             per = std::move(m_current);
+        if (m_machine == &machine)
+            m_machine = nullptr;
     }
     if (guest_reset)
         ++m_guest_reboots;
@@ -233,6 +236,16 @@ api::MemoryInfo DmIntegration::memory_info()
         status = m_last;
     }
     api::MemoryInfo info;
+    {
+        // Under m_lock: detach() clears m_machine under it before the Machine is destroyed.
+        std::lock_guard guard { m_lock };
+        if (m_machine != nullptr) {
+            if (auto use = m_machine->host_memory_use())
+                info.host = api::HostMemory { use->boot_ram_resident_bytes, use->hot_add_resident_bytes };
+            else
+                VMM_GUEST_WARN("dm", "host memory use unavailable: {}", use.error()); // Per API request: rate-limited.
+        }
+    }
     info.boot_mib = m_config.machine.memory_mib;
     info.max_mib = std::max(m_config.machine.memory_mib, m_config.machine.max_memory_mib);
     info.target_mib = info.boot_mib;

@@ -63,8 +63,9 @@ private:
     api::EventHub& m_hub;
     std::chrono::steady_clock::time_point m_start;
 
-    std::mutex m_lock; // Guards m_current, m_boot_count and m_last (API thread vs loop thread).
+    std::mutex m_lock; // Guards m_current, m_machine, m_boot_count, m_last (API vs loop thread).
     std::unique_ptr<PerMachine> m_current;
+    Machine* m_machine = nullptr; // The booted Machine (with or without DM), for host memory use.
     u64 m_boot_count = 0;
     std::optional<hv_balloon::DmStatus> m_last; // Last status of a detached engine.
     std::atomic<u64> m_guest_reboots { 0 }; // Loop thread writes, API thread reads.

@@ -19,6 +19,7 @@
 #include "vmm/devices/acpi_pm.hpp"
 #include "vmm/devices/uart16550.hpp"
 #include "vmm/guest_ram_backends.hpp"
+#include "vmm/host_memory_use.hpp"
 #include "vmm/hyperv_glue.hpp"
 #include "vmm/vmbus_glue.hpp"
 #include "vmm/kvm/kvm_system.hpp"
@@ -72,6 +73,8 @@ public:
     mem::GuestMemory& guest_memory() { return m_memory; }
     // Boot RAM's memfd (mem::BootRam): discard() gives ballooned pages back to the host.
     mem::BootRam const& boot_ram() const { return m_boot_ram; }
+    // What the host holds for guest RAM now (memfd blocks, hot-add window Rss). Any thread.
+    Result<HostMemoryUse> host_memory_use() const { return read_host_memory_use(m_boot_ram, m_hot_add_window); }
     // The hot-add window: reserved address space (PROT_NONE) at layout().hot_add_base_gpa.
     Mapping const& hot_add_window() const { return m_hot_add_window; }
     MemoryLayout const& layout() const { return m_layout; }

@@ -41,6 +41,12 @@ struct Operation {
     bool running() const { return state == "running"; }
 };
 
+// What the host holds for guest RAM (vmm/host_memory_use.hpp), in bytes.
+struct HostMemory {
+    std::uint64_t boot_ram_resident_bytes = 0; // The boot-RAM memfd's allocated blocks.
+    std::uint64_t hot_add_resident_bytes = 0;  // Resident pages of the hot-add window.
+};
+
 struct MemoryInfo {
     std::uint64_t boot_mib = 0;
     std::uint64_t max_mib = 0;        // [memory] max_memory_mib: the upper bound for a target.
@@ -56,6 +62,7 @@ struct MemoryInfo {
     std::optional<std::uint32_t> dm_protocol_version; // DM_VERSION as negotiated, e.g. 0x00020000.
     std::optional<GuestStatus> guest_status;
     std::optional<Operation> operation; // The current operation, or the last finished one.
+    std::optional<HostMemory> host;     // Absent while no guest RAM exists (between boots).
 };
 
 // Monotonic counters for GET /metrics. The backend counts; the server only renders.

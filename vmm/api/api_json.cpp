@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "base/types.hpp"
+
 namespace vmm::api {
 
 using nlohmann::json;
@@ -61,6 +63,13 @@ json to_json(MemoryInfo const& info)
     };
     out["guest_status"] = info.guest_status ? to_json(*info.guest_status) : json(nullptr);
     out["operation"] = info.operation ? to_json(*info.operation) : json(nullptr);
+    if (info.host) {
+        // MiB rounded down, like every size in the JSON API; /metrics has the exact bytes.
+        out["host"] = json { { "boot_ram_resident_mib", info.host->boot_ram_resident_bytes / MIB },
+            { "hot_add_resident_mib", info.host->hot_add_resident_bytes / MIB } };
+    } else {
+        out["host"] = nullptr;
+    }
     return out;
 }
 

@@ -54,6 +54,12 @@ std::string render_metrics(VmInfo const& vm, MemoryInfo const& memory, MemoryCou
         memory.ballooned_mib * MIB);
     w.metric("microvmm_memory_hot_added_bytes", "gauge", "Memory hot-added to the guest.",
         memory.hot_added_mib * MIB);
+    if (memory.host) {
+        w.header("microvmm_host_resident_bytes", "gauge",
+            "Host memory backing guest RAM now: the boot-RAM memfd's blocks, the hot-add window's resident pages.");
+        w.sample("microvmm_host_resident_bytes", "region=\"boot_ram\"", memory.host->boot_ram_resident_bytes);
+        w.sample("microvmm_host_resident_bytes", "region=\"hot_add\"", memory.host->hot_add_resident_bytes);
+    }
     w.metric("microvmm_dm_connected", "gauge", "1 when the guest's Dynamic Memory driver is connected.",
         memory.dm_connected ? 1 : 0);
     if (memory.guest_status) {

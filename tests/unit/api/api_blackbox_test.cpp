@@ -181,6 +181,10 @@ TEST_F(Blackbox, RealGuestReachesATargetSetThroughTheSocket)
         GTEST_SKIP() << "no DM driver connected (guest-less VMM?)";
     auto const boot = mem["current_mib"].get<std::uint64_t>();
     auto const floor = mem["floor_mib"].get<std::uint64_t>();
+    // A booted guest has touched some of its RAM: the host holds part of the memfd.
+    ASSERT_TRUE(mem["host"].is_object()) << mem.dump();
+    EXPECT_GT(mem["host"]["boot_ram_resident_mib"].get<std::uint64_t>(), 0u);
+    EXPECT_LE(mem["host"]["boot_ram_resident_mib"].get<std::uint64_t>(), mem["boot_mib"].get<std::uint64_t>());
     std::uint64_t const shrink = std::max(floor, boot - std::min<std::uint64_t>(boot / 4, 128));
     ASSERT_LT(shrink, boot) << "the guest is already at its floor";
 

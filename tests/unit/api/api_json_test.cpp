@@ -68,6 +68,16 @@ TEST(ApiJson, MemoryInfoRendersNullsForAbsentParts)
     EXPECT_TRUE(json["operation"].is_null());
     EXPECT_EQ(json["dm"]["connected"], false);
     EXPECT_TRUE(json["dm"]["protocol_version"].is_null());
+    EXPECT_TRUE(json["host"].is_null());
+}
+
+TEST(ApiJson, HostMemoryIsInMiBRoundedDown)
+{
+    MemoryInfo info;
+    info.host = HostMemory { 300 * 1024 * 1024 + 5, 1024 * 1024 - 1 };
+    auto json = to_json(info);
+    EXPECT_EQ(json["host"]["boot_ram_resident_mib"], 300);
+    EXPECT_EQ(json["host"]["hot_add_resident_mib"], 0);
 }
 
 TEST(ApiJson, FaultBodyEscapesAndSurvivesInvalidUtf8)

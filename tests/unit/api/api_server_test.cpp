@@ -285,6 +285,10 @@ TEST_F(ApiServerTest, MetricsArePrometheusText)
     EXPECT_NE(text.find("microvmm_dm_rejected_guest_ranges_total 1\n"), std::string::npos);
     EXPECT_NE(text.find("microvmm_memory_operations_finished_total{result=\"done\"} 0\n"), std::string::npos);
     EXPECT_NE(text.find("microvmm_dm_connected 1\n"), std::string::npos);
+    EXPECT_NE(text.find("# TYPE microvmm_host_resident_bytes gauge\n"
+                        "microvmm_host_resident_bytes{region=\"boot_ram\"} 314572805\n"
+                        "microvmm_host_resident_bytes{region=\"hot_add\"} 7340032\n"),
+        std::string::npos);
     EXPECT_NE(text.find("fake_extra 7\n"), std::string::npos) << "backend extras are appended";
     // Every sample line belongs to a metric announced by HELP and TYPE lines.
     std::istringstream lines(text);

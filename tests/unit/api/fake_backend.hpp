@@ -23,6 +23,7 @@ public:
         m_memory.floor_mib = 256;
         m_memory.target_mib = 1024;
         m_memory.current_mib = 1024;
+        m_memory.host = HostMemory { 300 * 1024 * 1024 + 5, 7 * 1024 * 1024 };
         m_memory.dm_connected = true;
         m_memory.dm_protocol_version = 0x20000;
     }
