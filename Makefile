@@ -38,8 +38,11 @@ bench: deps
 	$(MAKE) guest
 	bench/run.sh $(BUILD)
 
+# FUZZ_SECONDS=N: after building, run every target N seconds (tests/fuzz/run.sh).
+FUZZ_SECONDS ?= 0
 fuzz: deps
 	tests/fuzz/build.sh $(BUILD)-fuzz
+	@if [ "$(FUZZ_SECONDS)" -gt 0 ]; then tests/fuzz/run.sh $(BUILD)-fuzz $(FUZZ_SECONDS); fi
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-fuzz
