@@ -2,6 +2,8 @@
 // Guest memory map construction (see e820.hpp for the layout and why).
 #include "firmware/e820.hpp"
 
+#include "mem/page_range_set.hpp"
+
 namespace vmm::firmware {
 
 namespace {
@@ -40,6 +42,23 @@ std::vector<E820Entry> build_e820(std::uint64_t ram_bytes)
     if (u64 high = high_ram_bytes(ram_bytes); high > 0)
         map.push_back({ HIGH_RAM_RELOCATED_START, high, E820_RAM });
     return map;
+}
+
+std::vector<mem::PageRange> firmware_reserved_pages(std::uint64_t ram_bytes)
+{
+    mem::PageRangeSet reserved;
+    for (auto const& range : ram_ranges(ram_bytes))
+        reserved.insert(mem::PageRange { range.start.page(), mem::PageCount::from_bytes_floor(range.size_bytes) });
+    for (auto const& entry : build_e820(ram_bytes)) {
+        if (entry.type != E820_RAM)
+            continue;
+        // Only whole pages are the guest's: round the RAM entry inward.
+        u64 const first = (entry.addr + mem::PAGE_SIZE - 1) / mem::PAGE_SIZE;
+        u64 const end = (entry.addr + entry.size) / mem::PAGE_SIZE;
+        if (end > first)
+            reserved.remove(mem::PageRange { mem::Gpn { first }, mem::PageCount { end - first } });
+    }
+    return { reserved.begin(), reserved.end() };
 }
 
 std::vector<RamRange> ram_ranges(std::uint64_t ram_bytes)

@@ -10,6 +10,7 @@
 #include "base/types.hpp"
 #include "firmware/layout.hpp"
 #include "mem/gpa.hpp"
+#include "mem/page_range.hpp"
 
 namespace vmm::firmware {
 
@@ -45,6 +46,11 @@ std::vector<E820Entry> build_e820(std::uint64_t ram_bytes);
 // [0, min(ram, 3 GiB)) and, if ram > 3 GiB, [4 GiB, 4 GiB + ram - 3 GiB). The reserved area
 // below 1 MiB is backed too: the ACPI tables and boot structures live there.
 std::vector<RamRange> ram_ranges(std::uint64_t ram_bytes);
+
+// Pages of ram_ranges() that build_e820() does not give the guest as RAM (the EBDA, BIOS area
+// and ACPI tables below 1 MiB), rounded outward to whole pages: the guest does not own them, so
+// it may not balloon them (mem::GuestPhysicalMap refuses such reports as outside RAM).
+std::vector<mem::PageRange> firmware_reserved_pages(std::uint64_t ram_bytes);
 
 // End of RAM below the MMIO hole: min(ram, 3 GiB).
 constexpr u64 low_ram_end(u64 ram_bytes)

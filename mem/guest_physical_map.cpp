@@ -18,7 +18,7 @@ std::string_view reject_reason_name(RejectReason reason)
 }
 
 Result<GuestPhysicalMap> GuestPhysicalMap::create(std::span<PageRange const> boot_ram,
-    std::optional<PageRange> hot_add_window)
+    std::optional<PageRange> hot_add_window, std::span<PageRange const> firmware_reserved)
 {
     GuestPhysicalMap map;
     for (PageRange range : boot_ram) {
@@ -37,6 +37,11 @@ Result<GuestPhysicalMap> GuestPhysicalMap::create(std::span<PageRange const> boo
     }
     for (PageRange range : map.m_boot)
         map.m_usable.insert(range);
+    for (PageRange range : firmware_reserved) {
+        if (range.empty() || !map.m_boot.contains_all(range))
+            return fail(Errc::InvalidArgument, "firmware-reserved range outside boot RAM", range.start.raw());
+        map.m_reserved.insert(range);
+    }
     return map;
 }
 
@@ -46,7 +51,7 @@ std::expected<PageRange, RejectReason> GuestPhysicalMap::check_balloon(std::uint
     auto range = PageRange::from_guest(start, count);
     if (!range)
         return std::unexpected(RejectReason::Malformed);
-    if (!m_usable.contains_all(*range))
+    if (!m_usable.contains_all(*range) || m_reserved.intersects(*range))
         return std::unexpected(RejectReason::OutsideRam);
     if (m_ballooned.contains_all(*range))
         return std::unexpected(RejectReason::AlreadyBallooned);
@@ -60,7 +65,8 @@ std::expected<PageRange, RejectReason> GuestPhysicalMap::balloon(std::uint64_t s
 {
     // Fast path: one lookup in usable RAM, one walk of the balloon tree.
     auto range = PageRange::from_guest(start, count);
-    if (range && range->count <= max_pages && m_usable.contains_all(*range) && m_ballooned.insert_if_disjoint(*range))
+    if (range && range->count <= max_pages && m_usable.contains_all(*range) && !m_reserved.intersects(*range)
+        && m_ballooned.insert_if_disjoint(*range))
         return *range;
     auto checked = check_balloon(start, count);
     if (checked && checked->count > max_pages)

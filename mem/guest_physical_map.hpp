@@ -20,7 +20,8 @@ namespace vmm::mem {
 // Why a guest-reported balloon range was refused (index into rejected-range counters).
 enum class RejectReason : std::uint8_t {
     Malformed,         // count 0, start + count overflows or ends above MAX_GPN.
-    OutsideRam,        // Not inside boot RAM or backed hot-added memory (MMIO hole, unplugged window...).
+    OutsideRam,        // Not guest RAM: outside boot RAM and backed hot-added memory (MMIO hole,
+                       // unplugged window...) or firmware-reserved (EBDA, ACPI tables).
     AlreadyBallooned,  // Every page was already ballooned (a duplicate report).
     OverlapsBallooned, // Partly ballooned already.
     ExceedsRequest,    // More pages than the outstanding balloon request asked for.
@@ -33,8 +34,11 @@ class GuestPhysicalMap {
 public:
     // `boot_ram`: the e820 RAM ranges the guest boots with (any order, disjoint).
     // `hot_add_window`: address space for hot-add, disjoint from boot RAM; nullopt = no hot-add.
+    // `firmware_reserved`: pages inside boot RAM the guest does not own (e820-reserved: EBDA,
+    // BIOS area, ACPI tables). They count as boot RAM but balloon reports naming them are
+    // refused as OutsideRam (firmware::firmware_reserved_pages()).
     static Result<GuestPhysicalMap> create(std::span<PageRange const> boot_ram,
-        std::optional<PageRange> hot_add_window);
+        std::optional<PageRange> hot_add_window, std::span<PageRange const> firmware_reserved = {});
 
     GuestPhysicalMap(GuestPhysicalMap&&) noexcept = default;
     GuestPhysicalMap& operator=(GuestPhysicalMap&&) noexcept = default;
@@ -83,6 +87,7 @@ private:
     std::optional<PageRange> m_window;
     PageRangeSet m_hot_added;
     PageRangeSet m_usable; // boot ∪ hot_added, merged, so validation is one lookup.
+    PageRangeSet m_reserved; // Inside boot RAM, never the guest's to balloon (a node or two).
     PageRangeSet m_ballooned;
     std::array<std::uint64_t, REJECT_REASON_COUNT> m_rejected {};
 };

@@ -54,7 +54,8 @@ Result<void> DmIntegration::build(PerMachine& per, Machine& machine)
     if (layout.hot_add_size_bytes > 0)
         window = mem::PageRange { mem::Gpa { layout.hot_add_base_gpa }.page(),
             mem::PageCount::from_bytes_floor(layout.hot_add_size_bytes) };
-    per.map.emplace(VMM_TRY(mem::GuestPhysicalMap::create(boot, window)));
+    auto const reserved = firmware::firmware_reserved_pages(layout.ram_bytes);
+    per.map.emplace(VMM_TRY(mem::GuestPhysicalMap::create(boot, window, reserved)));
     if (window) {
         auto plan = VMM_TRY(mem::MemslotPlan::make(*window, mem::DEFAULT_MAX_HOT_ADD_MEMSLOTS, FIRST_HOT_ADD_SLOT));
         auto window_host = std::span<std::byte> { const_cast<std::byte*>(machine.hot_add_window().bytes().data()),

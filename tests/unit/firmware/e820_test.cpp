@@ -55,3 +55,11 @@ TEST(E820, EntriesAreSortedAndDisjoint)
             EXPECT_LE(map[i - 1].addr + map[i - 1].size, map[i].addr) << ram;
     }
 }
+
+TEST(E820, FirmwareReservedPagesAreTheBackedPagesE820DoesNotCallRam)
+{
+    // RAM ends at 0x9FC00 inside page 0x9F, so that page is reserved whole, up to 1 MiB.
+    std::vector<mem::PageRange> const expected { { mem::Gpn { 0x9F }, mem::PageCount { 0x100 - 0x9F } } };
+    EXPECT_EQ(firmware_reserved_pages(512 * MIB), expected);
+    EXPECT_EQ(firmware_reserved_pages(8 * GIB), expected) << "nothing reserved above the MMIO hole";
+}

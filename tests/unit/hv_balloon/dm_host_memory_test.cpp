@@ -57,7 +57,7 @@ struct HostMemoryRig {
         std::vector<PageRange> boot;
         for (auto const& range : firmware::ram_ranges(BOOT_BYTES))
             boot.push_back(PageRange { range.start.page(), PageCount::from_bytes_floor(range.size_bytes) });
-        return mem::GuestPhysicalMap::create(boot, std::nullopt).value();
+        return mem::GuestPhysicalMap::create(boot, std::nullopt, firmware::firmware_reserved_pages(BOOT_BYTES)).value();
     }
     static FakeGuestOptions guest_options()
     {
@@ -152,10 +152,12 @@ TEST(DmHostMemory, BadRangesInABalloonResponseDiscardNothingButTheValidOnes)
         DmPageRange::make(300 * mib_pages + 1, 4),          // Overlapping them.
         DmPageRange::make(511 * mib_pages, 2 * mib_pages),  // Crossing the end of RAM.
         DmPageRange::make(4096 * mib_pages, mib_pages),     // Far outside RAM.
+        DmPageRange::make(0x9F, 1),                         // EBDA / ACPI tables (e820-reserved).
     };
     rig.guest.send(dm_balloon_response(rig.guest.next_trans_id(), false, ranges));
 
     EXPECT_EQ(rig.map.ballooned_pages(), PageCount { mib_pages });
+    EXPECT_EQ(rig.engine.status().counters.rejected_ranges[static_cast<std::size_t>(mem::RejectReason::OutsideRam)], 3u);
     EXPECT_EQ(rig.allocated(), BOOT_BYTES - MIB);
     EXPECT_TRUE(rig.all_equal(0, 300 * MIB, 0x5C));
     EXPECT_TRUE(rig.all_equal(301 * MIB, BOOT_BYTES - 301 * MIB, 0x5C));

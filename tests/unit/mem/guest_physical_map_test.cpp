@@ -126,3 +126,20 @@ TEST(GuestPhysicalMap, ReleaseHotAddedDropsAddedAndBalloonedWindowPages)
     EXPECT_EQ(map.ballooned_pages().raw(), 8u);
     EXPECT_FALSE(map.balloon(WINDOW.start.raw(), 1));
 }
+
+TEST(GuestPhysicalMap, FirmwareReservedPagesCountAsBootRamButCannotBeBallooned)
+{
+    std::array low { range(0, 256) };
+    std::array reserved { range(0x9F, 0x100 - 0x9F) };
+    auto map = GuestPhysicalMap::create(low, std::nullopt, reserved).value();
+    EXPECT_EQ(map.boot_pages(), PageCount { 256 });
+    EXPECT_EQ(map.balloon(0x9F, 1).error(), RejectReason::OutsideRam);
+    EXPECT_EQ(map.balloon(0x90, 0x10).error(), RejectReason::OutsideRam) << "straddling into the reserved pages";
+    EXPECT_EQ(map.check_balloon(0xFF, 1).error(), RejectReason::OutsideRam);
+    EXPECT_EQ(map.rejected(RejectReason::OutsideRam), 2u);
+    EXPECT_EQ(map.ballooned_pages(), PageCount { 0 });
+    EXPECT_EQ(map.balloon(0x8F, 0x10).value(), range(0x8F, 0x10)) << "the pages below are the guest's";
+
+    std::array outside { range(300, 1) };
+    EXPECT_EQ(GuestPhysicalMap::create(low, std::nullopt, outside).error().code(), Errc::InvalidArgument);
+}
