@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: MIT
-// MemfdRam: guest RAM as the VMM backs it (a shared memfd mapping), with the two ways to drop
-// pages: fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) on the fd and madvise(MADV_REMOVE)
-// on the mapping. MemfdDiscard is a real mem::DiscardBackend over it for the DM engine.
+// MemfdRam: guest RAM exactly as the VMM backs it (mem::BootRam: one shared memfd mapping), plus
+// what the benchmarks need around it: dirtying, and the two raw ways to drop pages that the
+// DM path is compared against, fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) on the fd
+// and madvise(MADV_REMOVE) on the mapping. MemfdDiscard is the production discard
+// (BootRam::discard) behind mem::DiscardBackend, for the DM engine.
 #pragma once
 
 #include <cstdint>
 
 #include "base/error.hpp"
-#include "base/fd.hpp"
-#include "base/mapping.hpp"
+#include "mem/boot_ram.hpp"
 #include "mem/discard_backend.hpp"
 #include "mem/page_range.hpp"
 
@@ -22,25 +23,25 @@ public:
     // Dirties every page of [offset, offset + size) as a write of one byte per page would
     // (allocated, mapped writable, dirty), with madvise(MADV_POPULATE_WRITE) (Linux 5.14):
     // one call instead of a page fault per page, so setup does not dominate the run.
-    Result<void> dirty(std::uint64_t offset, std::uint64_t size_bytes);
-    Result<void> punch(std::uint64_t offset, std::uint64_t size_bytes) const;
-    Result<void> madvise_remove(std::uint64_t offset, std::uint64_t size_bytes) const;
-    // Resident bytes of the memfd (st_blocks * 512): what discarding gives back.
-    std::uint64_t allocated_bytes() const;
+    Result<void> dirty(std::uint64_t offset, std::uint64_t bytes);
+    // The raw baselines (no GPA translation, no checks beyond the kernel's).
+    Result<void> punch(std::uint64_t offset, std::uint64_t bytes) const;
+    Result<void> madvise_remove(std::uint64_t offset, std::uint64_t bytes) const;
+    // Resident bytes of the memfd (st_blocks * 512): what discarding gives back; 0 on error.
+    std::uint64_t allocated_bytes() const { return m_ram.allocated_bytes().value_or(0); }
 
     std::uint64_t offset_of(mem::Gpn page) const { return (page - m_first).bytes(); }
     mem::Gpn first_page() const { return m_first; }
-    std::uint64_t size_bytes() const { return m_mapping.size_bytes(); }
+    std::uint64_t size_bytes() const { return m_ram.size_bytes(); }
+    mem::BootRam const& boot_ram() const { return m_ram; }
 
 private:
-    MemfdRam(Fd fd, Mapping mapping, mem::Gpn first)
-        : m_fd(std::move(fd))
-        , m_mapping(std::move(mapping))
+    MemfdRam(mem::BootRam ram, mem::Gpn first)
+        : m_ram(std::move(ram))
         , m_first(first)
     {
     }
-    Fd m_fd;
-    Mapping m_mapping;
+    mem::BootRam m_ram;
     mem::Gpn m_first;
 };
 
@@ -53,7 +54,7 @@ public:
     Result<void> discard(mem::PageRange range) override
     {
         ++calls;
-        return m_ram.punch(m_ram.offset_of(range.start), range.size_bytes());
+        return m_ram.boot_ram().discard(range.start.address(), range.size_bytes());
     }
     std::uint64_t calls = 0;
 

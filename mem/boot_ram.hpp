@@ -42,6 +42,7 @@ public:
 
     std::uint64_t size_bytes() const { return m_mapping.size_bytes(); }
     int fd() const { return m_fd.get(); }
+    Mapping const& mapping() const { return m_mapping; } // All ranges, back to back.
 
 private:
     BootRam(Fd fd, Mapping mapping, std::vector<Range> ranges)
