@@ -231,22 +231,26 @@ api::VmInfo DmIntegration::vm_info()
 
 api::MemoryInfo DmIntegration::memory_info()
 {
+    auto info = dm_memory_info();
+    // Under m_lock: detach() clears m_machine under it before the Machine is destroyed.
+    std::lock_guard guard { m_lock };
+    if (m_machine != nullptr) {
+        if (auto use = m_machine->host_memory_use())
+            info.host = api::HostMemory { use->boot_ram_resident_bytes, use->hot_add_resident_bytes };
+        else
+            VMM_GUEST_WARN("dm", "host memory use unavailable: {}", use.error()); // Per API request: rate-limited.
+    }
+    return info;
+}
+
+api::MemoryInfo DmIntegration::dm_memory_info()
+{
     std::optional<hv_balloon::DmStatus> status;
     if (!with_engine([&](hv_balloon::DynamicMemory& engine) { status = engine.status(); })) {
         std::lock_guard guard { m_lock };
         status = m_last;
     }
     api::MemoryInfo info;
-    {
-        // Under m_lock: detach() clears m_machine under it before the Machine is destroyed.
-        std::lock_guard guard { m_lock };
-        if (m_machine != nullptr) {
-            if (auto use = m_machine->host_memory_use())
-                info.host = api::HostMemory { use->boot_ram_resident_bytes, use->hot_add_resident_bytes };
-            else
-                VMM_GUEST_WARN("dm", "host memory use unavailable: {}", use.error()); // Per API request: rate-limited.
-        }
-    }
     info.boot_mib = m_config.machine.memory_mib;
     info.max_mib = std::max(m_config.machine.memory_mib, m_config.machine.max_memory_mib);
     info.target_mib = info.boot_mib;
@@ -275,7 +279,7 @@ api::MemoryInfo DmIntegration::memory_info()
 
 std::expected<api::Operation, api::SetTargetError> DmIntegration::set_target(std::uint64_t target_mib)
 {
-    auto const info = memory_info();
+    auto const info = dm_memory_info(); // Limits only: no host figures (no /proc read per PUT).
     if (target_mib > info.max_mib)
         return std::unexpected(api::SetTargetError::AboveMax);
     if (target_mib < info.floor_mib)

@@ -51,6 +51,7 @@ private:
         EventLoop::Timer tick;
     };
     Result<void> build(PerMachine& per, Machine& machine);
+    api::MemoryInfo dm_memory_info(); // memory_info() without the host figures.
     void on_event(hv_balloon::DmEvent const& event); // Runs with the VMBus host lock held.
     api::Operation to_api(hv_balloon::DmOperation const& op) const;
     u64 uptime_ms(std::chrono::steady_clock::time_point at) const;

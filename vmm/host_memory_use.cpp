@@ -25,7 +25,7 @@ bool parse_mapping_header(std::string_view line, std::uintptr_t& start, std::uin
     return parsed.ec == std::errc {} && parsed.ptr == first + space && start < end;
 }
 
-// "Rss:                 123 kB" -> 123 * 1024; nullopt-like false for other lines.
+// "Rss:                 123 kB" -> 123 * 1024; false for any other line.
 bool parse_rss(std::string_view line, std::uint64_t& bytes)
 {
     constexpr std::string_view key = "Rss:";
