@@ -142,8 +142,11 @@ void DmIntegration::detach(Machine& machine, bool guest_reset)
         std::lock_guard guard { m_lock };
         m_last = per->engine->status();
     });
+    // A failure leaves a slot registered in a VM that is about to be destroyed (every reset and
+    // exit builds a fresh Machine, runner.cpp), so the VM fd takes it along: log it, go on.
     if (per->memslots)
-        (void)per->memslots->reset();
+        if (auto removed = per->memslots->reset(); !removed)
+            log::error("dm", "detaching from the machine: removing the hot-add memslots: {}", removed.error());
     if (guest_reset)
         api::publish_guest_reboot(m_hub, boot_count);
 }
