@@ -17,6 +17,13 @@ HERE = Path(__file__).resolve().parent
 SKIP = 77
 
 
+# [dynamic_memory] reply timeouts for the test guest: its kernel code may run emulated (a few
+# ms per page it touches), so 64 Ki unballooned pages or onlining a 128 MiB block take longer
+# than the engine's defaults (sized for real hardware). A late reply only delays failure
+# detection, so the tests wait generously.
+SLOW_GUEST_DM_TIMEOUTS = "balloon_reply_timeout_ms = 120000\nunballoon_reply_timeout_ms = 120000\nhot_add_reply_timeout_ms = 60000\nhot_add_reply_timeout_per_block_ms = 60000\n"
+
+
 def fail(message: str) -> None:
     print(f"FAIL: {message}", flush=True)
     sys.exit(1)
