@@ -105,7 +105,7 @@ class Reader:
         self.thread.start()
 
     def loop(self):
-        for line in self.run.process.stdout:
+        while (line := self.run.next_serial_line()) is not None:
             if self.rss_before_dirty is None and "INIT: dirty_mib=" in line:
                 self.rss_before_dirty = rss_kib(self.run.process.pid)
             with self.lock:

@@ -51,7 +51,7 @@ private:
     std::weak_ptr<HubState> m_hub;
     std::function<void()> m_wake; // Guarded by the hub lock (publish calls it under that lock).
     std::size_t m_capacity;
-    RankedMutex<LockRank::EventHub> m_mutex;
+    RankedMutex<LockRank::EventHubClient> m_mutex;
     std::deque<std::shared_ptr<std::string const>> m_queue;
     std::uint64_t m_dropped = 0;
     bool m_wake_pending = false;
