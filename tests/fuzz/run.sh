@@ -12,6 +12,8 @@ shift $(( $# < 2 ? $# : 2 ))
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/microvmm-fuzz.XXXXXX")
 status=0
+# Symbolized stack traces in crash reports (Debian installs llvm-symbolizer without the plain name).
+[[ -z ${ASAN_SYMBOLIZER_PATH:-} && -x /usr/lib/llvm-16/bin/llvm-symbolizer ]] && export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-16/bin/llvm-symbolizer
 mapfile -t targets < <(find "$build/tests/fuzz" -type f -name 'fuzz_*' -perm -u+x | sort)
 [[ ${#targets[@]} -gt 0 ]] || { echo "run.sh: no fuzz targets under $build/tests/fuzz (make fuzz first)" >&2; exit 1; }
 for target in "${targets[@]}"; do
