@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target in $1 (default build-fuzz) for $2 seconds each (default 60), one
 # after the other, each on a temporary copy of tests/corpus/<name> (target fuzz_<name>) so the
-# committed corpus stays small, with tests/fuzz/*/fuzz_<name>.dict when there is one. Optional
+# committed corpus stays small, with tests/fuzz/*/fuzz_<name>.dict and .options when present. Optional
 # further arguments name the targets to run (default: all). Prints executions and exec/s per
 # target; exits 1 if any target crashed or broke an invariant (its log and crash file stay in the
 # temporary directory, which is printed).
@@ -25,6 +25,15 @@ for target in "${targets[@]}"; do
   options=(-max_total_time="$seconds" -print_final_stats=1)
   dict=$(find "$root/tests/fuzz" -name "$name.dict" | head -n 1)
   [[ -n $dict ]] && options+=(-dict="$dict")
+  # fuzz_<name>.options (OSS-Fuzz style: "key = value" lines under [libfuzzer]) become -key=value.
+  opts=$(find "$root/tests/fuzz" -name "$name.options" | head -n 1)
+  if [[ -n $opts ]]; then
+    while IFS='=' read -r key value; do
+      key=${key//[[:space:]]/}; value=${value//[[:space:]]/}
+      [[ -z $key || $key == \#* || $key == \[* ]] && continue
+      options+=(-"$key"="$value")
+    done <"$opts"
+  fi
   start=$(date +%s.%N)
   # CPU seconds too: on a shared host exec per CPU-second is the rate that does not depend on load.
   if (cd "$work" && /usr/bin/time -f '%U %S' -o "$work/$name.cpu" "$target" "${options[@]}" "$corpus" >"$work/$name.log" 2>&1); then
