@@ -15,7 +15,9 @@
 // MemslotPlan + OnDemandMemslots over the window's reserved Mapping, and a DiscardBackend that
 // punches both boot RAM and window pages; add the engine to the VMBus host; call on_tick() from
 // the event loop (every <= 100 ms); on guest reboot call on_machine_reset() before the VMBus
-// reset (its later on_close() is then a no-op). All calls on the event-loop thread.
+// reset (its later on_close() is then a no-op). Single-threaded, one call at a time: in the VMM
+// the caller holds the VMBus glue lock (vCPU threads deliver packets, the event loop ticks, the
+// API thread sets targets; vmm/dm_device.hpp, ARCHITECTURE.md).
 #pragma once
 
 #include <cstdint>
