@@ -75,7 +75,8 @@ void check_rules(Config const& config)
         broken("Dynamic Memory without Hyper-V");
 }
 
-// The Config as a TOML document (every key explicit, so no default is involved).
+// The Config as a TOML document (every key explicit, so no default is involved). A key added to
+// config.hpp belongs here and in same() too.
 std::string to_toml(Config const& config)
 {
     auto i64_of = [](std::uint64_t value) { return static_cast<std::int64_t>(value); };
@@ -96,7 +97,11 @@ std::string to_toml(Config const& config)
         { "dynamic_memory",
             toml::table { { "enabled", config.dynamic_memory.enabled },
                 { "post_connect_delay_ms", i64_of(config.dynamic_memory.post_connect_delay_ms) },
-                { "max_request_pages", i64_of(config.dynamic_memory.max_request_pages) } } },
+                { "max_request_pages", i64_of(config.dynamic_memory.max_request_pages) },
+                { "balloon_reply_timeout_ms", i64_of(config.dynamic_memory.balloon_reply_timeout_ms) },
+                { "unballoon_reply_timeout_ms", i64_of(config.dynamic_memory.unballoon_reply_timeout_ms) },
+                { "hot_add_reply_timeout_ms", i64_of(config.dynamic_memory.hot_add_reply_timeout_ms) },
+                { "hot_add_reply_timeout_per_block_ms", i64_of(config.dynamic_memory.hot_add_reply_timeout_per_block_ms) } } },
         { "hyperv", toml::table { { "enabled", config.hyperv.enabled } } } };
     if (config.api.socket)
         root.insert("api", toml::table { { "socket", config.api.socket->string() } });
@@ -113,7 +118,12 @@ bool same(Config const& a, Config const& b)
         && a.boot.initrd == b.boot.initrd && a.boot.cmdline == b.boot.cmdline && a.serial.output_file == b.serial.output_file
         && a.api.socket == b.api.socket && a.dynamic_memory.enabled == b.dynamic_memory.enabled
         && a.dynamic_memory.post_connect_delay_ms == b.dynamic_memory.post_connect_delay_ms
-        && a.dynamic_memory.max_request_pages == b.dynamic_memory.max_request_pages && a.hyperv.enabled == b.hyperv.enabled;
+        && a.dynamic_memory.max_request_pages == b.dynamic_memory.max_request_pages
+        && a.dynamic_memory.balloon_reply_timeout_ms == b.dynamic_memory.balloon_reply_timeout_ms
+        && a.dynamic_memory.unballoon_reply_timeout_ms == b.dynamic_memory.unballoon_reply_timeout_ms
+        && a.dynamic_memory.hot_add_reply_timeout_ms == b.dynamic_memory.hot_add_reply_timeout_ms
+        && a.dynamic_memory.hot_add_reply_timeout_per_block_ms == b.dynamic_memory.hot_add_reply_timeout_per_block_ms
+        && a.hyperv.enabled == b.hyperv.enabled;
 }
 
 } // namespace
