@@ -3,14 +3,13 @@
 // to grow by 4 GiB. Times set_target() -> first hot-add request in the ring and -> its memslot
 // live (KVM_SET_USER_MEMORY_REGION returned), with the real DM engine and OnDemandMemslots on
 // a real KVM VM; then compares the slots and slot bytes against one slot over the whole window
-// (BENCHMARKS.md §4). A benchmark, not product code: it issues the KVM ioctls itself.
-#include <fcntl.h>
-#include <linux/kvm.h>
-#include <sys/ioctl.h>
+// (BENCHMARKS.md §4). KVM only through vmm/kvm and the VMM's own KvmMemslotSink.
 #include <sys/mman.h>
 
 #include <cstdint>
 #include <cstdio>
+#include <memory>
+#include <optional>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -27,6 +26,10 @@
 #include "devices/hv_balloon/dynamic_memory.hpp"
 #include "mem/guest_physical_map.hpp"
 #include "mem/memslots.hpp"
+#include "vmm/guest_ram_backends.hpp"
+#include "vmm/kvm/kvm_system.hpp"
+#include "vmm/kvm/kvm_vm.hpp"
+#include "vmm/machine.hpp"
 
 namespace {
 
@@ -44,68 +47,50 @@ constexpr u64 HOT_ADD_BYTES = 4 * GIB;
 constexpr Gpa WINDOW_START { 4 * GIB };
 constexpr u64 WINDOW_BYTES = MAX_MEMORY_BYTES - BOOT_BYTES;
 
-// A KVM VM (no vCPU: memslots only). Without /dev/kvm the sink only records.
-class KvmMemslotSink final : public mem::MemslotSink {
+// A KVM VM (no vCPU: memslots only) through vmm/kvm, and the VMM's own hot-add sink
+// (vmm::KvmMemslotSink: mprotect then KVM_SET_USER_MEMORY_REGION, and its removal order),
+// counted. Without /dev/kvm the sink only records.
+class CountingSink final : public mem::MemslotSink {
 public:
-    static Result<KvmMemslotSink> open()
+    // `window` is the reserved hot-add window mapping every add() lies in.
+    static Result<std::unique_ptr<CountingSink>> open(Mapping const& window)
     {
-        Fd kvm { ::open("/dev/kvm", O_RDWR | O_CLOEXEC) };
-        if (!kvm.is_open())
-            return fail_errno("open /dev/kvm");
-        Fd vm { ::ioctl(kvm.get(), KVM_CREATE_VM, 0) };
-        if (!vm.is_open())
-            return fail_errno("KVM_CREATE_VM");
-        return KvmMemslotSink { std::move(vm) };
+        auto sink = std::unique_ptr<CountingSink>(new CountingSink());
+        if (auto system = kvm::KvmSystem::open()) {
+            sink->m_system.emplace(std::move(*system));
+            sink->m_vm.emplace(VMM_TRY(sink->m_system->create_vm()));
+            sink->m_inner.emplace(*sink->m_vm, window);
+        }
+        return sink;
     }
-    static KvmMemslotSink recording_only() { return KvmMemslotSink { Fd {} }; }
 
     Result<void> add(std::uint32_t slot, Gpa gpa, std::span<std::byte> host) override
     {
-        // As vmm/ does: make the host range usable, then register it.
-        if (::mprotect(host.data(), host.size(), PROT_READ | PROT_WRITE) < 0)
-            return fail_errno("mprotect");
-        VMM_TRY(set_region(slot, gpa, host));
+        if (m_inner)
+            VMM_TRY(m_inner->add(slot, gpa, host));
         ++adds;
         bytes_mapped += host.size();
         last_add_done = Clock::now();
         return {};
     }
-    Result<void> remove(std::uint32_t slot) override { return set_region(slot, Gpa { 0 }, {}); }
-
-    Result<void> set_region(std::uint32_t slot, Gpa gpa, std::span<std::byte> host)
+    Result<void> remove(std::uint32_t slot) override { return m_inner ? m_inner->remove(slot) : Result<void> {}; }
+    // Boot RAM's slot (below FIRST_HOT_ADD_SLOT, outside the window), as Machine does.
+    Result<void> add_boot_ram(std::span<std::byte> host)
     {
-        if (!m_vm.is_open())
-            return {};
-        kvm_userspace_memory_region region {};
-        region.slot = slot;
-        region.guest_phys_addr = gpa.raw();
-        region.memory_size = host.size();
-        region.userspace_addr = reinterpret_cast<u64>(host.data());
-        if (::ioctl(m_vm.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0)
-            return fail_errno("KVM_SET_USER_MEMORY_REGION");
-        return {};
+        return m_vm ? m_vm->set_user_memory_region(0, Gpa { 0 }, host) : Result<void> {};
     }
-    bool real() const { return m_vm.is_open(); }
+    bool real() const { return m_inner.has_value(); }
 
     u32 adds = 0;
     u64 bytes_mapped = 0;
     Clock::time_point last_add_done {};
 
 private:
-    explicit KvmMemslotSink(Fd vm)
-        : m_vm(std::move(vm))
-    {
-    }
-    Fd m_vm;
+    CountingSink() = default;
+    std::optional<kvm::KvmSystem> m_system;
+    std::optional<kvm::KvmVm> m_vm;
+    std::optional<KvmMemslotSink> m_inner;
 };
-
-Result<KvmMemslotSink> make_sink()
-{
-    auto sink = KvmMemslotSink::open();
-    if (sink)
-        return sink;
-    return KvmMemslotSink::recording_only();
-}
 
 // Kernel memory that KVM's per-slot metadata (rmap, lpage_info, dirty bitmap) lands in:
 // kvcalloc() -> vmalloc for large slots, slab for small ones (virt/kvm/kvm_main.c,
@@ -141,13 +126,14 @@ Result<Run> run_ours()
     PageRange const boot { Gpn { 0 }, PageCount::from_bytes_floor(BOOT_BYTES) };
     PageRange const window { WINDOW_START.page(), PageCount::from_bytes_floor(WINDOW_BYTES) };
     mem::GuestPhysicalMap map = VMM_TRY(mem::GuestPhysicalMap::create(std::span { &boot, 1 }, window));
-    KvmMemslotSink sink = VMM_TRY(make_sink());
+    Mapping window_host = VMM_TRY(Mapping::reserve(WINDOW_BYTES));
+    auto sink_owner = VMM_TRY(CountingSink::open(window_host));
+    CountingSink& sink = *sink_owner;
     // Boot RAM gets its slot first, as in the VMM (no page is touched: nothing runs).
     Mapping boot_host = VMM_TRY(Mapping::reserve(BOOT_BYTES));
     VMM_TRY(boot_host.protect(0, BOOT_BYTES, PROT_READ | PROT_WRITE));
-    VMM_TRY(sink.set_region(0, Gpa { 0 }, boot_host.bytes()));
-    Mapping window_host = VMM_TRY(Mapping::reserve(WINDOW_BYTES));
-    mem::MemslotPlan plan = VMM_TRY(mem::MemslotPlan::make(window, mem::DEFAULT_MAX_HOT_ADD_MEMSLOTS, 1));
+    VMM_TRY(sink.add_boot_ram(boot_host.bytes()));
+    mem::MemslotPlan plan = VMM_TRY(mem::MemslotPlan::make(window, mem::DEFAULT_MAX_HOT_ADD_MEMSLOTS, FIRST_HOT_ADD_SLOT));
     mem::OnDemandMemslots memslots = VMM_TRY(mem::OnDemandMemslots::create(sink, plan, window_host.bytes()));
     NullDiscard discard;
     hv_balloon::DynamicMemory engine { map, discard, &memslots, hv_balloon::DmConfig::linux_profile() };
@@ -183,13 +169,14 @@ struct OneBig {
 // The alternative: one slot spanning the whole window, registered up front.
 Result<OneBig> run_one_big()
 {
-    KvmMemslotSink sink = VMM_TRY(make_sink());
+    Mapping window_host = VMM_TRY(Mapping::reserve(WINDOW_BYTES));
+    auto sink_owner = VMM_TRY(CountingSink::open(window_host));
+    CountingSink& sink = *sink_owner;
     if (!sink.real())
         return fail(Errc::Unsupported, "no /dev/kvm");
-    Mapping window_host = VMM_TRY(Mapping::reserve(WINDOW_BYTES));
     long const kernel_before = kernel_metadata_kib();
     auto const start = Clock::now();
-    VMM_TRY(sink.add(1, WINDOW_START, window_host.bytes()));
+    VMM_TRY(sink.add(FIRST_HOT_ADD_SLOT, WINDOW_START, window_host.bytes()));
     double const us = std::chrono::duration<double, std::micro>(Clock::now() - start).count();
     long const kernel_after = kernel_metadata_kib();
     return OneBig { us, kernel_after - kernel_before, sink.adds, sink.bytes_mapped };

@@ -1,20 +1,10 @@
 // SPDX-License-Identifier: MIT
-// Picks the DM transport: the real VMBus rings when devices/vmbus is part of the build.
+// The DM benchmarks' transport: the real VMBus rings (bench/vmbus_transport.*).
 #include "bench/dm_bench_guest.hpp"
-
-#ifdef BENCH_HAVE_VMBUS
 #include "bench/vmbus_transport.hpp"
-#endif
 
 namespace vmm::bench {
 
-std::unique_ptr<DmTransport> make_transport()
-{
-#ifdef BENCH_HAVE_VMBUS
-    return std::make_unique<VmbusTransport>();
-#else
-    return std::make_unique<DirectTransport>();
-#endif
-}
+std::unique_ptr<DmTransport> make_transport() { return std::make_unique<VmbusTransport>(); }
 
 } // namespace vmm::bench
