@@ -4,10 +4,10 @@
 
 #include <unistd.h>
 
-#include <fstream>
-#include <iterator>
 
 #include "base/log.hpp"
+#include "base/read_only_file.hpp"
+#include "base/startup_trace.hpp"
 #include "firmware/acpi/acpi_tables.hpp"
 #include "firmware/boot_info.hpp"
 #include "firmware/e820.hpp"
@@ -26,21 +26,12 @@ constexpr mem::Gpa IDENTITY_MAP_GPA { 0xFFFB'C000 };
 
 constexpr u64 align_up(u64 value, u64 alignment) { return (value + alignment - 1) / alignment * alignment; }
 
-Result<std::vector<std::byte>> read_file(std::filesystem::path const& path, std::string_view what)
+Result<ReadOnlyFile> open_image(std::filesystem::path const& path, std::string_view what)
 {
-    std::ifstream file { path, std::ios::binary };
+    auto file = ReadOnlyFile::open(path);
     if (!file)
-        return fail(Errc::Config, fmt::format("{}: cannot open {}", what, path.string()));
-    std::vector<std::byte> bytes;
-    file.seekg(0, std::ios::end);
-    auto const size = file.tellg();
-    file.seekg(0, std::ios::beg);
-    if (size < 0)
-        return fail(Errc::Config, fmt::format("{}: cannot read {}", what, path.string()));
-    bytes.resize(static_cast<std::size_t>(size));
-    if (!file.read(reinterpret_cast<char*>(bytes.data()), size)) // iostream reads into char.
-        return fail(Errc::Config, fmt::format("{}: cannot read {}", what, path.string()));
-    return bytes;
+        return fail(Errc::Config, fmt::format("{}: {}", what, file.error()));
+    return std::move(*file);
 }
 
 kvm::Segment to_segment(firmware::SegmentState const& in)
@@ -73,12 +64,18 @@ Result<std::unique_ptr<Machine>> Machine::create(Config const& config, kvm::KvmS
     devices::ByteSink& serial, MachineCallbacks callbacks)
 {
     auto vm = VMM_TRY(system.create_vm());
+    startup::mark(startup::Phase::VmCreated);
     std::unique_ptr<Machine> machine { new Machine(config, std::move(vm), serial, std::move(callbacks)) }; // Private constructor.
     VMM_TRY(machine->m_vm.create_platform(TSS_GPA, IDENTITY_MAP_GPA));
+    startup::mark(startup::Phase::PlatformReady);
     VMM_TRY(machine->create_memory());
+    startup::mark(startup::Phase::MemoryReady);
     VMM_TRY(machine->create_devices());
+    startup::mark(startup::Phase::DevicesReady);
     VMM_TRY(machine->create_vcpus(system));
+    startup::mark(startup::Phase::VcpusReady);
     VMM_TRY(machine->load_guest());
+    startup::mark(startup::Phase::GuestLoaded);
     return machine;
 }
 
@@ -219,16 +216,18 @@ Result<void> Machine::load_guest()
     auto const& boot = m_config.boot;
     if (boot.firmware == BootFirmware::Uefi)
         return fail(Errc::Unsupported, "UEFI boot is not implemented; Windows guests need it");
-    auto kernel_bytes = VMM_TRY(read_file(boot.kernel, "boot.kernel"));
-    auto kernel = VMM_TRY(firmware::load_kernel(m_memory, kernel_bytes));
-    std::vector<std::byte> initrd;
+    // Kernel and initrd go from the page cache straight into guest RAM (pread), never
+    // through a heap copy of the file.
+    auto kernel_file = VMM_TRY(open_image(boot.kernel, "boot.kernel"));
+    auto kernel = VMM_TRY(firmware::load_kernel(m_memory, kernel_file));
+    std::optional<ReadOnlyFile> initrd;
     if (boot.initrd)
-        initrd = VMM_TRY(read_file(*boot.initrd, "boot.initrd"));
+        initrd = VMM_TRY(open_image(*boot.initrd, "boot.initrd"));
     bool const vmbus = m_config.dynamic_memory.enabled || m_config.hyperv.enabled;
     u64 const rsdp_gpa = VMM_TRY(
         firmware::write_acpi_tables(m_memory, firmware::AcpiConfig { m_config.machine.vcpus, vmbus }));
     auto state = VMM_TRY(firmware::write_boot_info(m_memory, kernel,
-        firmware::BootRequest { boot.cmdline, initrd, m_layout.ram_bytes, rsdp_gpa }));
+        firmware::BootRequest { boot.cmdline, initrd ? &*initrd : nullptr, m_layout.ram_bytes, rsdp_gpa }));
     return setup_boot_cpu(state);
 }
 

@@ -7,6 +7,7 @@
 // Partition, which may call back (message_slot_freed) on the same thread.
 #pragma once
 
+#include <functional>
 #include <mutex>
 
 #include "devices/vmbus/connection.hpp"
@@ -17,9 +18,14 @@ namespace vmm {
 class VmbusGlue final : public hyperv::HypercallSink {
 public:
     VmbusGlue(mem::GuestMemory const& memory, hyperv::Partition& partition, u32 vcpu_count)
-        : m_host(memory, partition, vcpu_count)
+        : m_port(partition)
+        , m_host(memory, m_port, vcpu_count)
     {
     }
+
+    // Before start(): called (with the host locked, on any thread) after each SynIC message the
+    // host posts or tries to post, so the Runner arms its slot re-raise timer only then.
+    void set_message_hook(std::function<void()> hook) { m_port.hook = std::move(hook); }
 
     std::uint16_t post_message(std::uint32_t vp, std::uint32_t connection_id, std::uint32_t message_type,
         std::span<std::byte const> payload) override
@@ -47,7 +53,29 @@ public:
     }
 
 private:
+    // The Partition as the host's SynicPort, telling the hook about message posts.
+    struct WatchedPort final : vmbus::SynicPort {
+        explicit WatchedPort(hyperv::Partition& partition)
+            : partition(partition)
+        {
+        }
+        bool post_message(std::uint32_t vp, std::uint8_t sint, std::uint32_t type, std::span<std::byte const> payload) override
+        {
+            bool const posted = partition.post_message(vp, sint, type, payload);
+            if (hook)
+                hook();
+            return posted;
+        }
+        void signal_event(std::uint32_t vp, std::uint8_t sint, std::uint32_t flag) override
+        {
+            partition.signal_event(vp, sint, flag);
+        }
+        hyperv::Partition& partition;
+        std::function<void()> hook;
+    };
+
     std::recursive_mutex m_lock;
+    WatchedPort m_port; // Before m_host, which posts through it.
     vmbus::VmbusHost m_host;
 };
 
