@@ -49,7 +49,7 @@ struct ApiSection {
 struct DynamicMemorySection {
     bool enabled { false };
     // Wait this long after the DM channel connects before the first request (QEMU hv-balloon
-    // waits 50 s for Windows guests; linux-guest-contract.md / dm-anchors).
+    // waits 50 s for Windows guests; QEMU hw/hyperv/hv-balloon.c HV_BALLOON_POST_INIT_WAIT).
     u64 post_connect_delay_ms { 0 };
     // Largest balloon request in pages (0 = no cap).
     u64 max_request_pages { 0 };
@@ -74,7 +74,7 @@ struct ConfigLimits {
     u32 max_vcpus; // KVM_CAP_MAX_VCPUS of this host (passed in so tests need no KVM).
 };
 
-inline constexpr u64 MAX_MEMORY_MIB_LIMIT = 64 * 1024; // Above 64 GiB the guest's memory block size grows and 6.1 hot-add breaks (contract §9.1).
+inline constexpr u64 MAX_MEMORY_MIB_LIMIT = 64 * 1024; // Above 64 GiB the guest's memory block size grows and 6.1 hot-add breaks (guest-interface §9.1).
 
 // Parses TOML text; relative paths resolve against `base_dir`. Checks types, unknown keys and
 // value ranges that need nothing from the host.

@@ -69,7 +69,7 @@ int Runner::run()
     }
     m_signals = std::move(*signals);
     // Linux leaves a SynIC message in its slot without EOM when it cannot allocate memory for
-    // it and looks again only on the next interrupt (contract §4.4 step 6; vmbus_drv.c:1084-1087):
+    // it and looks again only on the next interrupt (guest-interface §4.4 step 6; vmbus_drv.c:1084-1087):
     // without a retry the VMBus host's queue to that guest would wait forever. A spurious
     // interrupt is harmless (the guest re-checks the slot). Idle means idle: the timer is armed
     // (once, 1 s ahead) only when the VMBus host posts a message, and re-armed only while a slot

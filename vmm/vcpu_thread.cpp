@@ -161,7 +161,7 @@ void VcpuThread::dispatch_hypercall()
         return;
     }
     // The port is reachable from guest user space through ioperm(): pass the CPL so user-mode
-    // OUTs are not taken as hypercalls (contract §3.1).
+    // OUTs are not taken as hypercalls (guest-interface §3.1).
     u8 const cpl = static_cast<u8>(sregs->cs.selector & 3);
     m_dispatch.hooks->hypercall(m_vcpu.index(), cpl, *regs);
     if (auto written = m_vcpu.set_regs(*regs); !written) {

@@ -3,7 +3,7 @@
 // hypercalls, SynIC) for a KVM without in-kernel Hyper-V. The vCPU loop forwards MSR exits and
 // hypercall-port OUTs here; the VMBus host posts messages and events through vmbus::SynicPort.
 //
-// Spec:     Linux 6.1 guest contract §1-§4 (/work/shared/reference/linux-guest-contract.md), TLFS 6.0
+// Spec:     Linux 6.1 guest interface §1-§4 (docs/guest-interface.md), TLFS 6.0
 // Done:     CPUID 0x40000000-A, GUEST_OS_ID/HYPERCALL/VP_INDEX/VP_ASSIST/frequency/TSC-invariant/
 //           crash MSRs, SynIC (SCONTROL..SINT15), HvPostMessage, HvSignalEvent, cluster IPIs
 // Missing:  reference TSC page, synthetic timers, VP runtime, save/restore
@@ -31,7 +31,7 @@ struct HypercallRegs {
     std::uint64_t rax, rcx, rdx, r8;
     // Addition: the caller's CPL (CS.RPL from KVM_GET_SREGS). The port can be reached from guest
     // user space through ioperm(); a non-zero CPL is not a hypercall and leaves rax untouched
-    // (contract §3.1 hardening). Defaults to 0 for callers that do not fetch sregs.
+    // (guest-interface §3.1 hardening). Defaults to 0 for callers that do not fetch sregs.
     std::uint8_t cpl = 0;
 };
 
@@ -45,7 +45,7 @@ public:
 // Where guest VMBus traffic goes (the VMM core glue forwards it to the event-loop thread).
 // Every call comes from a vCPU thread with no Partition lock held. `payload` is the Partition's
 // copy of the guest input and is valid only during the call: an asynchronous glue copies it
-// (and answers HV_STATUS_INSUFFICIENT_BUFFERS when its queue is full, contract §3.4).
+// (and answers HV_STATUS_INSUFFICIENT_BUFFERS when its queue is full, guest-interface §3.4).
 class HypercallSink {
 public:
     virtual ~HypercallSink() = default;
@@ -66,10 +66,10 @@ struct PartitionConfig {
     // to user space. Off by default: on this host x2APIC ICR IPIs are delivered in-kernel
     // (tests/unit/hyperv/ipi_kvm_test.cpp) and Linux needs them anyway to wake each AP before
     // its VP index is known (hv_apic.c:230); xAPIC (MMIO ICR) IPIs are not delivered here
-    // (test-guest.md §7), so an xAPIC-only SMP guest cannot boot either way. The calls are
+    // (test-host §7), so an xAPIC-only SMP guest cannot boot either way. The calls are
     // implemented and answered whether advertised or not.
     bool ipi_hypercalls = false;
-    // Start the hypercall page with ENDBR64 for IBT guests (contract §1.4). Off by default: the
+    // Start the hypercall page with ENDBR64 for IBT guests (guest-interface §1.4). Off by default: the
     // test guest has no IBT, and on this host guest CPL0 code runs in KVM's instruction emulator.
     bool hypercall_page_endbr64 = false;
 };
@@ -120,9 +120,14 @@ public:
     // Additions.
     // Re-raises the SINT of every message slot the guest has not consumed yet. Optional: call it
     // from a slow timer (e.g. 1 s) while the VMBus host has messages queued, so a guest that
-    // could not allocate memory for a message gets another chance (contract §4.4 step 6).
+<<<<<<< HEAD
+    // could not allocate memory for a message gets another chance (guest-interface §4.4 step 6).
     // Returns true when some slot still held a message (worth kicking again later).
     bool kick_pending_messages();
+=======
+    // could not allocate memory for a message gets another chance (guest-interface §4.4 step 6).
+    void kick_pending_messages();
+>>>>>>> main
     std::uint32_t vcpu_count() const { return m_config.vcpu_count; }
     bool hypercall_page_enabled() const;
     bool guest_crashed() const; // The guest wrote CRASH_CTL.CRASH_NOTIFY since the last reset.
