@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// DmIntegration: per-boot Dynamic Memory engine, its tick timer, and the REST backend over it.
+// DmIntegration: per-boot Dynamic Memory engine, its deadline timer, and the REST backend over it.
 #include "vmm/dm_integration.hpp"
 
 #include <algorithm>
@@ -14,8 +14,6 @@ namespace vmm {
 
 namespace {
 using Clock = std::chrono::steady_clock;
-// The engine wants a tick every <= 100 ms (devices/hv_balloon/dynamic_memory.hpp wiring note).
-constexpr std::chrono::milliseconds TICK_PERIOD { 100 };
 // Progress events at most ~10 per second (vmm/api/api_events.hpp).
 constexpr std::chrono::milliseconds PROGRESS_INTERVAL { 100 };
 // Recommended safe floor (vmm/api/api_backend.hpp MemoryInfo::floor_mib).
@@ -83,11 +81,12 @@ Result<void> DmIntegration::build(PerMachine& per, Machine& machine)
     auto* vmbus = machine.vmbus();
     if (vmbus == nullptr)
         return fail(Errc::Config, "dynamic_memory needs [hyperv] enabled");
-    VMM_TRY(vmbus->with_host([&](vmbus::VmbusHost& host) -> Result<u32> { return host.add_device(*per.engine); }));
+    // No periodic tick: DmClock arms the timer for the engine's next deadline only.
     per.tick = VMM_TRY(m_loop.create_timer([this] {
-        with_engine([](hv_balloon::DynamicMemory& engine) { engine.on_tick(Clock::now()); });
+        with_engine([this](hv_balloon::DynamicMemory&) { m_current->clock->expired(); });
     }));
-    VMM_TRY(per.tick.arm(TICK_PERIOD, TICK_PERIOD));
+    per.clock = std::make_unique<DmClock>(*per.engine, per.tick);
+    VMM_TRY(vmbus->with_host([&](vmbus::VmbusHost& host) -> Result<u32> { return host.add_device(*per.clock); }));
     return {};
 }
 
@@ -134,14 +133,16 @@ void DmIntegration::detach(Machine& machine, bool guest_reset)
             api::publish_guest_reboot(m_hub, boot_count);
         return;
     }
-    per->tick = {};
-    // Reset order (dynamic_memory.hpp): the engine first, then the VMBus host.
+    // Reset order (dynamic_memory.hpp): the engine first, then the VMBus host (whose on_close()
+    // still reaches the DmClock, so its timer goes only after).
     machine.vmbus()->with_host([&](vmbus::VmbusHost& host) {
         per->engine->on_machine_reset();
         host.reset();
         std::lock_guard guard { m_lock };
         m_last = per->engine->status();
     });
+    per->clock.reset();
+    per->tick = {};
     if (per->memslots)
         (void)per->memslots->reset();
     if (guest_reset)
@@ -155,8 +156,11 @@ bool DmIntegration::with_engine(F&& action)
     if (!m_current || !m_current->engine)
         return false;
     auto& engine = *m_current->engine;
+    auto& clock = *m_current->clock;
     m_current->machine->vmbus()->with_host([&](vmbus::VmbusHost& host) {
+        clock.tick(); // The engine timestamps with the latest tick.
         action(engine);
+        clock.rearm(); // A new target may start a wait.
         // The engine's sends (tick, new target) may find the host->guest ring broken; close such
         // channels now instead of at the guest's next VMBus message.
         host.close_broken_channels();
@@ -289,7 +293,6 @@ std::expected<api::Operation, api::SetTargetError> DmIntegration::set_target(std
     std::optional<Result<std::uint64_t>> started;
     std::optional<hv_balloon::DmOperation> op;
     bool const attached = with_engine([&](hv_balloon::DynamicMemory& engine) {
-        engine.on_tick(Clock::now());
         started = engine.set_target_mib(target_mib);
         op = engine.status().operation;
     });

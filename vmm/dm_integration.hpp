@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // DmIntegration: wires the Hyper-V Dynamic Memory engine into each Machine (GuestPhysicalMap,
 // OnDemandMemslots over the hot-add window, the memfd discard backend, VmbusHost registration,
-// a 100 ms tick timer) and serves the REST API (api::ApiBackend) over it, publishing DM events.
+// a timer armed for the engine's next deadline only, vmm/dm_clock.hpp) and serves the REST API (api::ApiBackend) over it, publishing DM events.
 #pragma once
 
 #include <atomic>
@@ -17,6 +17,7 @@
 #include "vmm/api/api_backend.hpp"
 #include "vmm/api/event_hub.hpp"
 #include "vmm/config.hpp"
+#include "vmm/dm_clock.hpp"
 #include "vmm/event_loop.hpp"
 #include "vmm/machine.hpp"
 
@@ -48,7 +49,8 @@ private:
         std::optional<mem::GuestPhysicalMap> map;
         std::optional<mem::OnDemandMemslots> memslots;
         std::unique_ptr<hv_balloon::DynamicMemory> engine;
-        EventLoop::Timer tick;
+        EventLoop::Timer tick;          // One-shot, at the engine's next deadline.
+        std::unique_ptr<DmClock> clock; // What the VMBus host calls: the engine with the time.
     };
     Result<void> build(PerMachine& per, Machine& machine);
     api::MemoryInfo dm_memory_info(); // memory_info() without the host figures.
