@@ -263,6 +263,8 @@ def main():
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--demo-config", default=os.path.join(HERE, "..", "configs", "demo.toml"))
     parser.add_argument("--idle-seconds", type=int, default=30)
+    parser.add_argument("--idle-boot-timeout", type=int, default=300,
+                        help="seconds for the demo guest to reach its idle shell (2 vCPUs boot slower under load)")
     parser.add_argument("--boot-runs", type=int, default=5)
     parser.add_argument("--boot-timeout", type=int, default=150,
                         help="seconds per boot (~10 s idle, ~95 s under heavy load); a miss ends that VMM's series")
@@ -299,11 +301,17 @@ def main():
         figures["startup_vmm_own_ms"] = {"same_as": "startup.demo.vmm_own_ms"}
         figures["rss_kib"] = {"same_as": "rss.demo_kib"}
 
-        # Idle: the tiny machine idles at once (hlt with interrupts off); the demo machine once
-        # the Linux guest's shell waits on the serial port (BENCHMARKS.md: what still wakes).
+        # Idle: the tiny kernel idles at once (hlt with interrupts off), so "tiny" and
+        # "demo_tiny" (demo.toml's machine, DM and API with that kernel: the DM device is never
+        # connected) show the VMM's own timers alone; "demo" waits until the Linux guest's shell
+        # blocks on the serial port, DM connected (BENCHMARKS.md: what still wakes).
+        os.makedirs(os.path.join(directory, "demo-tiny"))
+        demo_tiny = write_demo_config(os.path.join(directory, "demo-tiny"), args.demo_config, tiny_kernel, None,
+                                      "console=ttyS0")
         idle = {
             "tiny": (machines["tiny"][0], lambda t: t.startswith("TINY: idle"), 30, 1),
-            "demo": (machines["demo"][0], lambda t: t.startswith("INIT: shell"), args.boot_timeout, 10),
+            "demo_tiny": (demo_tiny, lambda t: t.startswith("TINY: idle"), 30, 1),
+            "demo": (machines["demo"][0], lambda t: t.startswith("INIT: shell"), args.idle_boot_timeout, 10),
         }
         for machine, (machine_config, ready, timeout_s, settle_s) in idle.items():
             try:
@@ -318,7 +326,12 @@ def main():
                 log("%s idle: own threads %.2f/s, vCPU threads %.2f/s %s" % (machine, own, vcpu, detail))
             except (OSError, RuntimeError) as error:
                 missing("idle.%s.vmm_threads_per_s" % machine, str(error))
-        figures["idle_wakeups_per_s"] = {"same_as": "idle.demo.vmm_threads_per_s"}
+        # The headline is the Linux guest's; if it did not get idle in time, demo.toml's machine
+        # with the tiny kernel (the note says which).
+        idle_key = "idle.demo.vmm_threads_per_s"
+        if figures.get(idle_key, {}).get("value", 0) is None:
+            idle_key = "idle.demo_tiny.vmm_threads_per_s"
+        figures["idle_wakeups_per_s"] = {"same_as": idle_key}
 
         commands = {"microvmm": [args.microvmm, "--config", config, "--log-level", "warn"]}
         if args.qemu_boot:
