@@ -135,12 +135,20 @@ def startup_runs(microvmm, config, runs):
         proc = subprocess.Popen([microvmm, "--config", config, "--log-level", "debug"],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            seconds, _ = read_lines_until(proc, proc.stderr, FIRST_RUN.search, 30, start)
-            if seconds is None:
+            # The first-run line and the trace right after it may arrive in one read.
+            first_run = []
+
+            def trace_after_first_run(text):
+                if FIRST_RUN.search(text) and not first_run:
+                    first_run.append(time.monotonic() - start)
+                return TRACE.search(text)
+
+            _, match = read_lines_until(proc, proc.stderr, trace_after_first_run, 30, start)
+            if not first_run:
                 raise RuntimeError("microvmm never logged its first KVM_RUN (exit status %s)" % proc.poll())
-            _, match = read_lines_until(proc, proc.stderr, TRACE.search, 5, time.monotonic())
             if match is None:
                 raise RuntimeError("microvmm logged no startup trace")
+            seconds = first_run[0]
             external.append(seconds * 1000.0)
             traces.append(json.loads(match.group(1)))
             time.sleep(RSS_DELAY_S)
