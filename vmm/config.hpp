@@ -53,6 +53,14 @@ struct DynamicMemorySection {
     u64 post_connect_delay_ms { 0 };
     // Largest balloon request in pages (0 = no cap).
     u64 max_request_pages { 0 };
+    // How long the engine waits for the guest's reply before it fails the operation as
+    // timed_out. Defaults: devices/hv_balloon/dm_config.hpp (the engine's, sized for a guest
+    // kernel on real hardware). A guest whose kernel runs slowly (emulated or heavily
+    // overcommitted) needs more: a late reply only delays failure detection.
+    u64 balloon_reply_timeout_ms { 30'000 };
+    u64 unballoon_reply_timeout_ms { 10'000 };
+    u64 hot_add_reply_timeout_ms { 10'000 };           // Per hot-add request, plus:
+    u64 hot_add_reply_timeout_per_block_ms { 6'000 };  // per 128 MiB block it adds.
 };
 
 struct HypervSection {

@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: MIT
 // VmbusGlue: routes the guest's VMBus hypercalls (from hyperv::Partition on vCPU threads) into
-// the VmbusHost, and lets event-loop code (the DM device, timers) use the host too. VmbusHost
-// is single-threaded by design; here every entry goes through one lock instead of a hop to the
-// loop thread, so HvPostMessage gets the host's real status (e.g. INSUFFICIENT_BUFFERS) back
-// synchronously. The lock is recursive because the host's outgoing SynIC posts re-enter the
-// Partition, which may call back (message_slot_freed) on the same thread.
+// the VmbusHost, and lets the loop and API threads use the host too (the DM device's tick,
+// reset, status and targets). VmbusHost is single-threaded by design; here every entry goes
+// through one lock instead of a hop to the loop thread, so HvPostMessage gets the host's real
+// status (e.g. INSUFFICIENT_BUFFERS) back synchronously. The lock is plain, not recursive:
+// nothing re-enters it (the Partition calls message_slot_freed only after releasing the SynIC
+// lock, from a vCPU's WRMSR, never from inside a host call), and a future re-entry aborts in
+// RankedMutex instead of silently nesting. Its place in the lock order: ARCHITECTURE.md.
 #pragma once
 
 #include <functional>
-#include <mutex>
 
+#include "base/ranked_mutex.hpp"
 #include "devices/vmbus/connection.hpp"
 #include "vmm/hyperv/partition.hpp"
 
@@ -17,14 +19,16 @@ namespace vmm {
 
 class VmbusGlue final : public hyperv::HypercallSink {
 public:
-    VmbusGlue(mem::GuestMemory const& memory, hyperv::Partition& partition, u32 vcpu_count)
-        : m_port(partition)
+    // `synic` is the Partition in the VMM (a fake in tests); it and `memory` outlive the glue.
+    VmbusGlue(mem::GuestMemory const& memory, vmbus::SynicPort& synic, u32 vcpu_count)
+        : m_port(synic)
         , m_host(memory, m_port, vcpu_count)
     {
     }
 
     // Before start(): called (with the host locked, on any thread) after each SynIC message the
-    // host posts or tries to post, so the Runner arms its slot re-raise timer only then.
+    // host posts or tries to post, so the Runner arms its slot re-raise timer only then. It must
+    // take no lock (it arms a timerfd).
     void set_message_hook(std::function<void()> hook) { m_port.hook = std::move(hook); }
 
     std::uint16_t post_message(std::uint32_t vp, std::uint32_t connection_id, std::uint32_t message_type,
@@ -53,28 +57,28 @@ public:
     }
 
 private:
-    // The Partition as the host's SynicPort, telling the hook about message posts.
+    // The host's SynicPort: forwards to the Partition and tells the hook about message posts.
     struct WatchedPort final : vmbus::SynicPort {
-        explicit WatchedPort(hyperv::Partition& partition)
-            : partition(partition)
+        explicit WatchedPort(vmbus::SynicPort& synic)
+            : synic(synic)
         {
         }
         bool post_message(std::uint32_t vp, std::uint8_t sint, std::uint32_t type, std::span<std::byte const> payload) override
         {
-            bool const posted = partition.post_message(vp, sint, type, payload);
+            bool const posted = synic.post_message(vp, sint, type, payload);
             if (hook)
                 hook();
             return posted;
         }
         void signal_event(std::uint32_t vp, std::uint8_t sint, std::uint32_t flag) override
         {
-            partition.signal_event(vp, sint, flag);
+            synic.signal_event(vp, sint, flag);
         }
-        hyperv::Partition& partition;
+        vmbus::SynicPort& synic;
         std::function<void()> hook;
     };
 
-    std::recursive_mutex m_lock;
+    RankedMutex<LockRank::VmbusGlue> m_lock;
     WatchedPort m_port; // Before m_host, which posts through it.
     vmbus::VmbusHost m_host;
 };

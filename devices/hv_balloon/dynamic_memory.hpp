@@ -17,7 +17,9 @@
 // before every other input (so timestamps and new deadlines use the real time) and when
 // next_deadline() passes, from one timer armed for that instant only: an idle engine has no
 // deadline and needs no wake-up. On guest reboot call on_machine_reset() before the VMBus reset
-// (its later on_close() is then a no-op). Calls are serialised by the caller (VMBus host lock).
+// (its later on_close() is then a no-op). Single-threaded, one call at a time: in the VMM the
+// caller holds the VMBus glue lock (vCPU threads deliver packets, the event loop runs the
+// deadline timer, the API thread sets targets; vmm/dm_device.hpp, vmm/dm_clock.hpp).
 #pragma once
 
 #include <cstdint>

@@ -17,6 +17,7 @@
 #include <span>
 #include <vector>
 
+#include "base/ranked_mutex.hpp"
 #include "devices/vmbus/synic_port.hpp"
 #include "mem/guest_memory.hpp"
 
@@ -42,7 +43,7 @@ public:
     virtual void inject(std::uint32_t vp, std::uint8_t vector) = 0;
 };
 
-// Where guest VMBus traffic goes (the VMM core glue forwards it to the event-loop thread).
+// Where guest VMBus traffic goes (vmm/vmbus_glue.hpp: straight into the VmbusHost under its lock).
 // Every call comes from a vCPU thread with no Partition lock held. `payload` is the Partition's
 // copy of the guest input and is valid only during the call: an asynchronous glue copies it
 // (and answers HV_STATUS_INSUFFICIENT_BUFFERS when its queue is full, guest-interface §3.4).
@@ -83,6 +84,18 @@ struct PartitionStats {
     std::uint64_t messages_refused;     // post_message() returned false (busy or not enabled)
     std::uint64_t events_signalled;     // event flags newly set
     std::uint64_t ipis_sent;            // IPI injections from the IPI hypercalls
+
+    PartitionStats& operator+=(PartitionStats const& other)
+    {
+        msr_faults += other.msr_faults;
+        hypercalls += other.hypercalls;
+        hypercall_failures += other.hypercall_failures;
+        messages_delivered += other.messages_delivered;
+        messages_refused += other.messages_refused;
+        events_signalled += other.events_signalled;
+        ipis_sent += other.ipis_sent;
+        return *this;
+    }
 };
 
 class Synic;
@@ -142,7 +155,7 @@ private:
     std::unique_ptr<Synic> m_synic;
     std::unique_ptr<HypercallDispatcher> m_dispatcher;
 
-    mutable std::mutex m_mutex; // Guards the partition-wide and per-VP registers below.
+    mutable RankedMutex<LockRank::Partition> m_mutex; // Guards the partition-wide and per-VP registers below.
     std::uint64_t m_guest_os_id { 0 };
     std::uint64_t m_hypercall { 0 };
     std::uint64_t m_reference_tsc { 0 };

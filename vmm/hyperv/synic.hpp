@@ -12,6 +12,7 @@
 #include <span>
 #include <vector>
 
+#include "base/ranked_mutex.hpp"
 #include "base/types.hpp"
 #include "mem/guest_memory.hpp"
 #include "vmm/hyperv/hvdef.hpp"
@@ -77,7 +78,7 @@ private:
 
     mem::GuestMemory const& m_memory;
     InterruptSink& m_interrupts;
-    mutable std::mutex m_mutex; // vCPU threads (MSRs) against the event loop (delivery).
+    mutable RankedMutex<LockRank::Synic> m_mutex; // vCPU threads (MSRs) against the event loop (delivery).
     std::vector<VpState> m_vps;
     std::atomic<u64> m_messages_delivered { 0 };
     std::atomic<u64> m_messages_refused { 0 };
