@@ -64,7 +64,7 @@ int Runner::run()
             finish(EXIT_SIGNAL_BASE + signal);
     });
     if (!signals) {
-        log::error("vmm", "{}", signals.error());
+        log::error("vmm", "watching SIGTERM/SIGINT: {}", signals.error());
         return EXIT_FAILURE_HOST;
     }
     m_signals = std::move(*signals);
@@ -81,12 +81,12 @@ int Runner::run()
                 arm_synic_kick();
     });
     if (!kick) {
-        log::error("vmm", "{}", kick.error());
+        log::error("vmm", "creating the SynIC re-kick timer: {}", kick.error());
         return EXIT_FAILURE_HOST;
     }
     m_synic_kick = std::move(*kick);
     if (auto booted = boot(); !booted) {
-        log::error("vmm", "{}", booted.error());
+        log::error("vmm", "starting the guest: {}", booted.error());
         return EXIT_FAILURE_HOST;
     }
     if (auto ran = m_loop.run_until_stopped(); !ran) {
