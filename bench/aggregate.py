@@ -23,7 +23,7 @@ REQUIRED = [
     "balloon.ours_gb_per_min", "balloon.raw_discard_gb_per_min", "balloon.ratio",
     "unballoon_200gb.ms_2mib_ranges", "unballoon_200gb.ms_4kib_mix",
     "hot_add.request_us", "hot_add.memslot_us", "hot_add.slots_used", "hot_add.slots_one_big",
-    "startup_ms", "rss_kib",
+    "startup_ms", "startup_vmm_own_ms", "idle_wakeups_per_s", "rss_kib",
 ]
 
 

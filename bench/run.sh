@@ -60,12 +60,14 @@ if [[ -x $build/microvmm && -f $kernel && -f $initrd ]]; then
   if [[ -x $root/guest/qemu-boot.sh ]] && command -v qemu-system-x86_64 >/dev/null; then
     qemu=(--qemu-boot "$root/guest/qemu-boot.sh")
   fi
-  run startup startup_ms,rss_kib python3 "$root/bench/startup.py" --microvmm "$build/microvmm" \
+  run startup startup_ms,startup_vmm_own_ms,idle_wakeups_per_s,rss_kib python3 "$root/bench/startup.py" --microvmm "$build/microvmm" \
     --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt" "${qemu[@]}"
 else
   echo "bench: startup: needs $build/microvmm, $kernel and $initrd" >&2
   missing+=(--missing "startup_ms=needs build/microvmm and the test guest (build/guest/vmlinux, initramfs.cpio)")
   missing+=(--missing "rss_kib=needs build/microvmm and the test guest")
+  missing+=(--missing "startup_vmm_own_ms=needs build/microvmm and the test guest")
+  missing+=(--missing "idle_wakeups_per_s=needs build/microvmm and the test guest")
 fi
 
 shopt -s nullglob

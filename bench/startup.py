@@ -1,12 +1,21 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-# VMM start-up and footprint (BENCHMARKS.md §5), stdlib only. Prints one report in the format of
-# bench/report.hpp on stdout:
-#  * startup_ms: fork+exec of build/microvmm -> its "first KVM_RUN" log line read from stderr
-#    (the VMM logs it on vCPU 0 right before the first KVM_RUN, vmm/runner.cpp); also the VMM's
-#    own figure from main() (startup_ms_internal, whole ms).
-#  * rss_kib: RssAnon + RssFile of /proc/PID/status RSS_DELAY_S after the first KVM_RUN, i.e.
-#    the VMM without guest memory: guest RAM is a shared memfd and counts as RssShmem.
+# VMM start-up, footprint and idle cost (BENCHMARKS.md §5), stdlib only. Prints one report in
+# the format of bench/report.hpp on stdout. Two machines: "tiny" (a 60-byte PVH kernel that
+# halts, 1 vCPU, 128 MiB, no Hyper-V/DM/API) and "demo" (configs/demo.toml: 2 vCPUs, 512 MiB up
+# to 2 GiB, Hyper-V, DM, REST API; with the test guest's vmlinux and initramfs).
+#  * startup.<machine>.first_run_ms: fork+exec of build/microvmm -> its "first KVM_RUN" log line
+#    read from stderr (logged on vCPU 0 right before the first KVM_RUN, vmm/runner.cpp);
+#    internal_ms, kvm_ms (+ per-ioctl kind) and vmm_own_ms from the VMM's "startup trace" debug
+#    line (base/startup_trace.hpp: main() -> first KVM_RUN, minus time inside KVM ioctls).
+#    startup_ms and startup_vmm_own_ms are the demo machine's.
+#  * rss.<machine>_kib: RssAnon + RssFile of /proc/PID/status RSS_DELAY_S after the first
+#    KVM_RUN, i.e. the VMM without guest memory (guest RAM is a shared memfd: RssShmem).
+#    rss_kib is the demo machine's.
+#  * idle.<machine>.*: voluntary + involuntary context switches of the VMM's threads over
+#    --idle-seconds once the guest is idle, no client connected: the VMM's own threads (event
+#    loop, API) and the vCPU threads (woken by the guest's own timers) apart.
+#    idle_wakeups_per_s is the demo machine's own threads.
 #  * boot_to_init: microvmm start -> the guest's "INIT: up" serial line, next to QEMU microvm
 #    (guest/qemu-boot.sh) on the same kernel, initramfs and command line.
 import argparse
@@ -21,6 +30,8 @@ import tempfile
 import time
 
 FIRST_RUN = re.compile(r"first KVM_RUN (\d+) ms after start")
+TRACE = re.compile(r"startup trace: (\{.*\})")
+HERE = os.path.dirname(os.path.abspath(__file__))
 INIT_MARKER = "INIT: up"
 RSS_DELAY_S = 0.5
 
@@ -35,6 +46,39 @@ def write_config(directory, kernel, initrd, cmdline, memory_mib):
         f.write("[machine]\nvcpus = 1\nmemory_mib = %d\non_reboot = \"exit\"\n" % memory_mib)
         f.write("[boot]\nkernel = %s\ninitrd = %s\ncmdline = %s\n"
                 % (json.dumps(kernel), json.dumps(initrd), json.dumps(cmdline)))
+    return path
+
+
+def write_tiny_config(directory, kernel):
+    path = os.path.join(directory, "tiny.toml")
+    with open(path, "w") as f:
+        f.write("[machine]\nvcpus = 1\nmemory_mib = 128\non_reboot = \"exit\"\n")
+        f.write("[boot]\nkernel = %s\ncmdline = \"console=ttyS0\"\n" % json.dumps(kernel))
+    return path
+
+
+def write_demo_config(directory, demo_toml, kernel, initrd, cmdline):
+    """configs/demo.toml with absolute guest paths, its own API socket and `cmdline`."""
+    out = []
+    section = None
+    with open(demo_toml) as f:
+        for line in f:
+            stripped = line.strip()
+            if stripped.startswith("["):
+                section = stripped
+            key = stripped.split("=")[0].strip()
+            if section == "[boot]" and key == "kernel":
+                line = "kernel = %s\n" % json.dumps(kernel)
+            elif section == "[boot]" and key == "initrd":
+                line = ("initrd = %s\n" % json.dumps(initrd)) if initrd else ""
+            elif section == "[boot]" and key == "cmdline":
+                line = "cmdline = %s\n" % json.dumps(cmdline)
+            elif section == "[api]" and key == "socket":
+                line = "socket = %s\n" % json.dumps(os.path.join(directory, "api.sock"))
+            out.append(line)
+    path = os.path.join(directory, "demo.toml")
+    with open(path, "w") as f:
+        f.write("".join(out))
     return path
 
 
@@ -84,24 +128,102 @@ def status_kib(pid):
 
 
 def startup_runs(microvmm, config, runs):
-    external, internal, rss, shmem = [], [], [], []
+    """Per run: external ms, the VMM's startup trace (dict), RssAnon+RssFile, RssShmem."""
+    external, traces, rss, shmem = [], [], [], []
     for run in range(runs):
         start = time.monotonic()
-        proc = subprocess.Popen([microvmm, "--config", config, "--log-level", "info"],
+        proc = subprocess.Popen([microvmm, "--config", config, "--log-level", "debug"],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            seconds, match = read_lines_until(proc, proc.stderr, FIRST_RUN.search, 30, start)
-            if seconds is None:
+            # The first-run line and the trace right after it may arrive in one read.
+            first_run = []
+
+            def trace_after_first_run(text):
+                if FIRST_RUN.search(text) and not first_run:
+                    first_run.append(time.monotonic() - start)
+                return TRACE.search(text)
+
+            _, match = read_lines_until(proc, proc.stderr, trace_after_first_run, 30, start)
+            if not first_run:
                 raise RuntimeError("microvmm never logged its first KVM_RUN (exit status %s)" % proc.poll())
+            if match is None:
+                raise RuntimeError("microvmm logged no startup trace")
+            seconds = first_run[0]
             external.append(seconds * 1000.0)
-            internal.append(float(match.group(1)))
+            traces.append(json.loads(match.group(1)))
             time.sleep(RSS_DELAY_S)
             status = status_kib(proc.pid)
             rss.append(float(status["RssAnon"] + status["RssFile"]))
             shmem.append(float(status["RssShmem"]))
         finally:
             stop(proc)
-    return external, internal, rss, shmem
+    return external, traces, rss, shmem
+
+
+def context_switches(pid):
+    """{tid: (name, switches)} for every thread of `pid` (voluntary + nonvoluntary)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            switches = 0
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        switches += int(line.split()[1])
+            out[tid] = (name, switches)
+        except OSError:
+            pass  # The thread ended meanwhile.
+    return out
+
+
+def idle_wakeups(microvmm, config, ready_pattern, ready_timeout_s, settle_s, seconds):
+    """Starts the VMM, waits for `ready_pattern` on its serial output (stdout), lets it settle,
+    then counts context switches per thread over `seconds`. Returns (own/s, vcpu/s, detail)."""
+    proc = subprocess.Popen([microvmm, "--config", config, "--log-level", "warn"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        start = time.monotonic()
+        waited, _ = read_lines_until(proc, proc.stdout, ready_pattern, ready_timeout_s, start)
+        if waited is None:
+            raise RuntimeError("guest not idle within %d s (exit status %s)" % (ready_timeout_s, proc.poll()))
+        # Keep draining the serial output so the VMM never blocks on a full pipe.
+        drain = subprocess.Popen(["cat"], stdin=proc.stdout, stdout=subprocess.DEVNULL)
+        time.sleep(settle_s)
+        before = context_switches(proc.pid)
+        time.sleep(seconds)
+        after = context_switches(proc.pid)
+        own = vcpu = 0
+        detail = {}
+        for tid, (name, count) in after.items():
+            delta = count - before.get(tid, (name, 0))[1]
+            detail["%s/%s" % (name, tid)] = delta
+            if name.startswith("vcpu"):
+                vcpu += delta
+            else:
+                own += delta
+        drain.kill()
+        return own / seconds, vcpu / seconds, detail
+    finally:
+        stop(proc)
+
+
+def add_startup(figures, notes, machine, external, traces, rss, shmem, what):
+    base = "startup.%s." % machine
+    figures[base + "first_run_ms"] = {"samples": external, "unit": "ms"}
+    figures[base + "internal_ms"] = {"samples": [t["first_run_us"] / 1000.0 for t in traces], "unit": "ms"}
+    figures[base + "kvm_ms"] = {"samples": [t["kvm_total_us"] / 1000.0 for t in traces], "unit": "ms"}
+    for kind in ("create_vm", "memslots", "create_vcpu", "other"):
+        figures[base + "kvm_%s_ms" % kind] = {"samples": [t["kvm_us"][kind] / 1000.0 for t in traces], "unit": "ms"}
+    figures[base + "vmm_own_ms"] = {"samples": [t["vmm_own_us"] / 1000.0 for t in traces], "unit": "ms"}
+    notes[base + "first_run_ms"] = "fork+exec -> 'first KVM_RUN' log line; %s" % what
+    notes[base + "vmm_own_ms"] = "main() -> first KVM_RUN minus the time inside KVM ioctls (startup trace)"
+    figures["rss.%s_kib" % machine] = {"samples": rss, "unit": "KiB"}
+    figures["rss.%s_shmem_kib" % machine] = {"samples": shmem, "unit": "KiB"}
+    notes["rss.%s_kib" % machine] = "RssAnon + RssFile %.1f s after the first KVM_RUN (guest RAM is RssShmem); %s" % (
+        RSS_DELAY_S, what)
 
 
 def boot_once(command, timeout_s):
@@ -147,6 +269,10 @@ def main():
     parser.add_argument("--cmdline-file", required=True)
     parser.add_argument("--qemu-boot", help="guest/qemu-boot.sh (omit to skip the QEMU baseline)")
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--demo-config", default=os.path.join(HERE, "..", "configs", "demo.toml"))
+    parser.add_argument("--idle-seconds", type=int, default=30)
+    parser.add_argument("--idle-boot-timeout", type=int, default=300,
+                        help="seconds for the demo guest to reach its idle shell (2 vCPUs boot slower under load)")
     parser.add_argument("--boot-runs", type=int, default=5)
     parser.add_argument("--boot-timeout", type=int, default=150,
                         help="seconds per boot (~10 s idle, ~95 s under heavy load); a miss ends that VMM's series")
@@ -164,18 +290,57 @@ def main():
         cmdline = f.read().strip()
     with tempfile.TemporaryDirectory(prefix="microvmm-bench-") as directory:
         config = write_config(directory, os.path.abspath(args.kernel), os.path.abspath(args.initrd), cmdline, 128)
-        try:
-            log("%d runs: start -> first KVM_RUN, RSS" % args.runs)
-            external, internal, rss, shmem = startup_runs(args.microvmm, config, args.runs)
-            figures["startup_ms"] = {"samples": external, "unit": "ms"}
-            figures["startup_ms_internal"] = {"samples": internal, "unit": "ms"}
-            figures["rss_kib"] = {"samples": rss, "unit": "KiB"}
-            figures["rss_shmem_kib"] = {"samples": shmem, "unit": "KiB"}
-            notes["startup_ms"] = "fork+exec -> 'first KVM_RUN' log line; 1 vCPU, 128 MiB"
-            notes["rss_kib"] = "RssAnon + RssFile %.1f s after the first KVM_RUN (guest RAM is RssShmem)" % RSS_DELAY_S
-        except (OSError, RuntimeError) as error:
-            missing("startup_ms", str(error))
-            missing("rss_kib", str(error))
+        tiny_kernel = os.path.join(directory, "tiny-idle.elf")
+        subprocess.run([sys.executable, os.path.join(HERE, "..", "tests", "e2e", "tiny_pvh_kernel.py"),
+                        tiny_kernel, "TINY: idle", "idle"], check=True)
+        machines = {
+            "tiny": (write_tiny_config(directory, tiny_kernel), "tiny PVH kernel, 1 vCPU, 128 MiB, no Hyper-V/DM/API"),
+            "demo": (write_demo_config(directory, args.demo_config, os.path.abspath(args.kernel),
+                                       os.path.abspath(args.initrd), cmdline + " microvmm.test=shell"),
+                     "configs/demo.toml: test guest, 2 vCPUs, 512 MiB (max 2 GiB), Hyper-V, DM, REST API"),
+        }
+        for machine, (machine_config, what) in machines.items():
+            try:
+                log("%s: %d runs: start -> first KVM_RUN, RSS" % (machine, args.runs))
+                add_startup(figures, notes, machine, *startup_runs(args.microvmm, machine_config, args.runs), what)
+            except (OSError, RuntimeError, ValueError, KeyError) as error:
+                missing("startup.%s.first_run_ms" % machine, str(error))
+        figures["startup_ms"] = {"same_as": "startup.demo.first_run_ms"}
+        figures["startup_vmm_own_ms"] = {"same_as": "startup.demo.vmm_own_ms"}
+        figures["rss_kib"] = {"same_as": "rss.demo_kib"}
+
+        # Idle: the tiny kernel idles at once (hlt with interrupts off), so "tiny" and
+        # "demo_tiny" (demo.toml's machine, DM and API with that kernel: the DM device is never
+        # connected) show the VMM's own timers alone; "demo" waits until the Linux guest's shell
+        # blocks on the serial port, DM connected (BENCHMARKS.md: what still wakes).
+        os.makedirs(os.path.join(directory, "demo-tiny"))
+        demo_tiny = write_demo_config(os.path.join(directory, "demo-tiny"), args.demo_config, tiny_kernel, None,
+                                      "console=ttyS0")
+        idle = {
+            "tiny": (machines["tiny"][0], lambda t: t.startswith("TINY: idle"), 30, 1),
+            "demo_tiny": (demo_tiny, lambda t: t.startswith("TINY: idle"), 30, 1),
+            "demo": (machines["demo"][0], lambda t: t.startswith("INIT: shell"), args.idle_boot_timeout, 10),
+        }
+        for machine, (machine_config, ready, timeout_s, settle_s) in idle.items():
+            try:
+                log("%s: idle wake-ups over %d s" % (machine, args.idle_seconds))
+                own, vcpu, detail = idle_wakeups(args.microvmm, machine_config, ready, timeout_s, settle_s,
+                                                 args.idle_seconds)
+                figures["idle.%s.vmm_threads_per_s" % machine] = {"samples": [own], "unit": "/s"}
+                figures["idle.%s.vcpu_threads_per_s" % machine] = {"samples": [vcpu], "unit": "/s"}
+                notes["idle.%s.vmm_threads_per_s" % machine] = "context switches of the event loop and API threads " \
+                    "over %d s, idle guest, no client; per thread: %s; load %s" % (
+                        args.idle_seconds, json.dumps(detail), open("/proc/loadavg").read().strip())
+                log("%s idle: own threads %.2f/s, vCPU threads %.2f/s %s" % (machine, own, vcpu, detail))
+            except (OSError, RuntimeError) as error:
+                missing("idle.%s.vmm_threads_per_s" % machine, str(error))
+        # The headline is the Linux guest's; if it did not get idle in time, demo.toml's machine
+        # with the tiny kernel (the note says which).
+        idle_key = "idle.demo.vmm_threads_per_s"
+        if figures.get(idle_key, {}).get("value", 0) is None:
+            idle_key = "idle.demo_tiny.vmm_threads_per_s"
+        figures["idle_wakeups_per_s"] = {"same_as": idle_key}
+
         commands = {"microvmm": [args.microvmm, "--config", config, "--log-level", "warn"]}
         if args.qemu_boot:
             commands["qemu_microvm"] = [args.qemu_boot, args.kernel, args.initrd, "1"]

@@ -53,10 +53,10 @@ Result<BootCpuState> write_boot_info(mem::GuestMemory const& memory, KernelImage
     VMM_TRY(write_cmdline(memory, kernel, request.cmdline).context("writing the kernel command line at GPA {:#x}", CMDLINE_GPA));
 
     std::optional<InitrdPlacement> initrd;
-    if (!request.initrd.empty()) {
-        initrd = VMM_TRY(place_initrd(kernel, request.ram_bytes, request.initrd.size()));
-        VMM_TRY(memory.write(mem::Gpa { initrd->gpa }, request.initrd)
-                .context("writing the initrd ({} bytes) at GPA {:#x}", request.initrd.size(), initrd->gpa));
+    if (request.initrd != nullptr && request.initrd->size() > 0) {
+        initrd = VMM_TRY(place_initrd(kernel, request.ram_bytes, request.initrd->size()));
+        VMM_TRY(memory.write_from(mem::Gpa { initrd->gpa }, *request.initrd, 0, initrd->size_bytes)
+                .context("writing the initrd ({} bytes) at GPA {:#x}", initrd->size_bytes, initrd->gpa));
     }
 
     std::vector<E820Entry> e820 = build_e820(request.ram_bytes);

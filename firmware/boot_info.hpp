@@ -8,6 +8,7 @@
 #include <span>
 #include <string_view>
 
+#include "base/byte_source.hpp"
 #include "base/error.hpp"
 #include "firmware/boot_cpu_state.hpp"
 #include "firmware/kernel_image.hpp"
@@ -17,7 +18,7 @@ namespace vmm::firmware {
 
 struct BootRequest {
     std::string_view cmdline;
-    std::span<std::byte const> initrd; // Empty: no initrd.
+    ByteSource const* initrd;          // Null or empty: no initrd. Read straight into guest RAM.
     std::uint64_t ram_bytes;           // Boot RAM (as given to build_e820/ram_ranges).
     std::uint64_t rsdp_gpa;            // From write_acpi_tables(); 0 = none.
 };

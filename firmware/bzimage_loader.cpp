@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // bzImage loader: checks the real-mode setup header (boot protocol >= 2.12, LOADED_HIGH,
-// XLF_KERNEL_64), copies the protected-mode kernel to 1 MiB and keeps the setup header for
+// XLF_KERNEL_64), reads the protected-mode kernel straight into guest RAM at 1 MiB and keeps the setup header for
 // the zero page. The 64-bit entry is startup_64 of the decompressor, 0x200 past the load.
 //
 // Spec: Linux Documentation/x86/boot.rst ("THE REAL-MODE KERNEL HEADER", "64-bit BOOT
@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "firmware/image_bytes.hpp"
 #include "firmware/layout.hpp"
 
 namespace vmm::firmware {
@@ -26,17 +25,18 @@ struct CopiedHeader {
 
 // The header ends at 0x202 + the byte at 0x201 (boot.rst, "jump" field). Bytes past that are
 // setup code, not header, so they must not reach the zero page.
-Result<CopiedHeader> copy_setup_header(std::span<std::byte const> image)
+Result<CopiedHeader> copy_setup_header(ByteSource const& image)
 {
-    if (!fits_in(image.size(), SETUP_JUMP_OFFSET + 1, 1))
+    auto jump_length = VMM_TRY(image.read_wire<u8>(SETUP_JUMP_OFFSET + 1));
+    if (!jump_length)
         return fail(Errc::InvalidArgument, "kernel image: bzImage setup header truncated", image.size());
-    std::uint64_t end = SETUP_MAGIC_OFFSET + std::to_integer<std::uint64_t>(image[SETUP_JUMP_OFFSET + 1]);
+    std::uint64_t end = SETUP_MAGIC_OFFSET + std::uint64_t { *jump_length };
     std::uint64_t bytes = end - SETUP_HEADER_OFFSET;
     std::uint64_t copied = std::min<std::uint64_t>(bytes, sizeof(SetupHeader));
-    if (!fits_in(image.size(), SETUP_HEADER_OFFSET, copied))
+    if (!image.contains(SETUP_HEADER_OFFSET, copied))
         return fail(Errc::InvalidArgument, "kernel image: bzImage setup header truncated", image.size());
     CopiedHeader out { .header = {}, .bytes = bytes };
-    std::memcpy(&out.header, image.data() + SETUP_HEADER_OFFSET, copied);
+    VMM_TRY(image.read_at(SETUP_HEADER_OFFSET, std::as_writable_bytes(std::span { &out.header, 1 }).first(copied)));
     return out;
 }
 
@@ -60,7 +60,7 @@ Result<void> check_setup_header(SetupHeader const& header, std::uint64_t header_
 
 } // namespace
 
-Result<KernelImage> load_bzimage(mem::GuestMemory const& memory, std::span<std::byte const> image)
+Result<KernelImage> load_bzimage(mem::GuestMemory const& memory, ByteSource const& image)
 {
     auto [header, header_bytes] = VMM_TRY(copy_setup_header(image));
     VMM_TRY(check_setup_header(header, header_bytes));
@@ -69,7 +69,7 @@ Result<KernelImage> load_bzimage(mem::GuestMemory const& memory, std::span<std::
     std::uint64_t setup_bytes = (setup_sects + 1) * SECTOR_BYTES; // Boot sector + setup sectors.
     if (setup_bytes >= image.size())
         return fail(Errc::InvalidArgument, "kernel image: bzImage has no protected-mode kernel", setup_bytes);
-    auto kernel_bytes = image.subspan(setup_bytes);
+    std::uint64_t const kernel_bytes = image.size() - setup_bytes;
 
     // The decompressor works at max(load address, pref_address) and needs init_size bytes
     // there (header fields are 32/64-bit: the sums below cannot overflow 64 bits except
@@ -81,12 +81,12 @@ Result<KernelImage> load_bzimage(mem::GuestMemory const& memory, std::span<std::
     auto runtime_end = mem::Gpa { runtime_start }.checked_add(header.init_size);
     if (!runtime_end)
         return fail(Errc::InvalidArgument, "kernel image: bzImage pref_address overflows", pref_address);
-    std::uint64_t load_end = std::max<std::uint64_t>(BZIMAGE_LOAD_GPA + kernel_bytes.size(), runtime_end->raw());
+    std::uint64_t load_end = std::max<std::uint64_t>(BZIMAGE_LOAD_GPA + kernel_bytes, runtime_end->raw());
     if (!memory.is_ram(mem::Gpa { BZIMAGE_LOAD_GPA }, load_end - BZIMAGE_LOAD_GPA))
         return fail(Errc::NotMapped, "kernel image: bzImage needs more guest RAM above 1 MiB", load_end);
 
-    VMM_TRY(memory.write(mem::Gpa { BZIMAGE_LOAD_GPA }, kernel_bytes)
-            .context("writing the bzImage kernel ({} bytes) at GPA {:#x}", kernel_bytes.size(), BZIMAGE_LOAD_GPA));
+    VMM_TRY(memory.write_from(mem::Gpa { BZIMAGE_LOAD_GPA }, image, setup_bytes, kernel_bytes)
+            .context("writing the bzImage kernel ({} bytes) at GPA {:#x}", kernel_bytes, BZIMAGE_LOAD_GPA));
     return KernelImage {
         .kind = KernelImage::Kind::BzImage,
         .entry = BZIMAGE_LOAD_GPA + BZIMAGE_ENTRY_64_OFFSET,

@@ -1,17 +1,18 @@
 // SPDX-License-Identifier: MIT
 // ELF64 vmlinux loader: validates the file header, every program header and the Xen PVH
-// note, then copies PT_LOAD segments to their physical addresses (p_paddr) and zeroes bss.
+// note, then reads PT_LOAD segments straight to their physical addresses (p_paddr) and
+// zeroes bss. Only the program header table is buffered (at most 65535 x 56 bytes).
 //
 // Spec: System V gABI (ELF-64); Linux arch/x86/kernel/vmlinux.lds.S (ENTRY(phys_startup_64):
 //       e_entry is the physical address of startup_64) and arch/x86/platform/pvh/head.S.
 #include "firmware/kernel_image.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <vector>
 
 #include "firmware/elf_format.hpp"
-#include "firmware/image_bytes.hpp"
 #include "firmware/layout.hpp"
 
 namespace vmm::firmware {
@@ -22,9 +23,9 @@ using elf::Elf64Ehdr;
 using elf::Elf64Nhdr;
 using elf::Elf64Phdr;
 
-Result<Elf64Ehdr> parse_file_header(std::span<std::byte const> image)
+Result<Elf64Ehdr> parse_file_header(ByteSource const& image)
 {
-    auto ehdr = read_wire<Elf64Ehdr>(image, 0);
+    auto ehdr = VMM_TRY(image.read_wire<Elf64Ehdr>(0));
     if (!ehdr)
         return fail(Errc::InvalidArgument, "kernel image: ELF header truncated", image.size());
     if (ehdr->e_ident[elf::EI_CLASS] != elf::ELFCLASS64 || ehdr->e_ident[elf::EI_DATA] != elf::ELFDATA2LSB
@@ -41,16 +42,16 @@ Result<Elf64Ehdr> parse_file_header(std::span<std::byte const> image)
     if (ehdr->e_phnum == 0 || ehdr->e_phnum == elf::PN_XNUM)
         return fail(Errc::InvalidArgument, "kernel image: ELF has no usable program header count", ehdr->e_phnum);
     // e_phnum < 2^16 and the entry size is 56, so the product cannot overflow.
-    if (!fits_in(image.size(), ehdr->e_phoff, std::uint64_t { ehdr->e_phnum } * sizeof(Elf64Phdr)))
+    if (!image.contains(ehdr->e_phoff, std::uint64_t { ehdr->e_phnum } * sizeof(Elf64Phdr)))
         return fail(Errc::InvalidArgument, "kernel image: ELF program headers outside the file", ehdr->e_phoff);
     return *ehdr;
 }
 
-Result<void> check_load_segment(mem::GuestMemory const& memory, std::span<std::byte const> image, Elf64Phdr const& phdr)
+Result<void> check_load_segment(mem::GuestMemory const& memory, ByteSource const& image, Elf64Phdr const& phdr)
 {
     if (phdr.p_filesz > phdr.p_memsz)
         return fail(Errc::InvalidArgument, "kernel image: ELF segment file size exceeds memory size", phdr.p_filesz);
-    if (!fits_in(image.size(), phdr.p_offset, phdr.p_filesz))
+    if (!image.contains(phdr.p_offset, phdr.p_filesz))
         return fail(Errc::InvalidArgument, "kernel image: ELF segment data outside the file", phdr.p_offset);
     if (!mem::Gpa { phdr.p_paddr }.checked_add(phdr.p_memsz))
         return fail(Errc::OutOfRange, "kernel image: ELF segment address overflows", phdr.p_paddr);
@@ -66,33 +67,39 @@ constexpr std::uint64_t align_up(std::uint64_t value, std::uint64_t alignment)
     return (value + alignment - 1) & ~(alignment - 1);
 }
 
-// Returns the PVH entry from one PT_NOTE segment's notes, nullopt if it has none.
-Result<std::optional<u32>> find_pvh_note(std::span<std::byte const> image, Elf64Phdr const& phdr)
+// Returns the PVH entry from one PT_NOTE segment's notes, nullopt if it has none. Notes are
+// read one header at a time: only a candidate's 4-byte name and its descriptor are fetched.
+Result<std::optional<u32>> find_pvh_note(ByteSource const& image, Elf64Phdr const& phdr)
 {
-    if (!fits_in(image.size(), phdr.p_offset, phdr.p_filesz))
+    if (!image.contains(phdr.p_offset, phdr.p_filesz))
         return fail(Errc::InvalidArgument, "kernel image: ELF note segment outside the file", phdr.p_offset);
-    auto notes = image.subspan(phdr.p_offset, phdr.p_filesz);
+    std::uint64_t const base = phdr.p_offset;
+    std::uint64_t const size = phdr.p_filesz;
+    auto fits = [size](std::uint64_t offset, std::uint64_t length) { return offset <= size && length <= size - offset; };
     // gABI pads name and descriptor to 4 bytes; a note segment aligned to 8 pads to 8.
     std::uint64_t const padding = phdr.p_align == 8 ? 8 : 4;
     std::uint64_t offset = 0;
-    while (notes.size() - offset >= sizeof(Elf64Nhdr)) {
-        auto nhdr = *read_wire<Elf64Nhdr>(notes, offset);
+    while (size - offset >= sizeof(Elf64Nhdr)) {
+        auto nhdr = VMM_TRY(image.read_wire<Elf64Nhdr>(base + offset)).value(); // Inside the checked segment.
         offset += sizeof(Elf64Nhdr);
         // namesz/descsz are 32-bit, so the padded sizes cannot overflow 64 bits.
         std::uint64_t name_offset = offset;
         std::uint64_t desc_offset = name_offset + align_up(nhdr.n_namesz, padding);
-        if (!fits_in(notes.size(), name_offset, nhdr.n_namesz) || !fits_in(notes.size(), desc_offset, nhdr.n_descsz))
+        if (!fits(name_offset, nhdr.n_namesz) || !fits(desc_offset, nhdr.n_descsz))
             return fail(Errc::InvalidArgument, "kernel image: ELF note truncated", phdr.p_offset + offset);
-        offset = std::min<std::uint64_t>(desc_offset + align_up(nhdr.n_descsz, padding), notes.size());
+        offset = std::min<std::uint64_t>(desc_offset + align_up(nhdr.n_descsz, padding), size);
 
         static constexpr char XEN_NAME[] = "Xen"; // Owner name including the NUL.
-        if (nhdr.n_type != elf::XEN_ELFNOTE_PHYS32_ENTRY || nhdr.n_namesz != sizeof(XEN_NAME)
-            || std::memcmp(notes.data() + name_offset, XEN_NAME, sizeof(XEN_NAME)) != 0)
+        if (nhdr.n_type != elf::XEN_ELFNOTE_PHYS32_ENTRY || nhdr.n_namesz != sizeof(XEN_NAME))
+            continue;
+        std::array<char, sizeof(XEN_NAME)> name {};
+        VMM_TRY(image.read_at(base + name_offset, std::as_writable_bytes(std::span { name })));
+        if (std::memcmp(name.data(), XEN_NAME, sizeof(XEN_NAME)) != 0)
             continue;
         if (nhdr.n_descsz == sizeof(u32))
-            return std::optional<u32> { *read_wire<u32>(notes, desc_offset) };
+            return std::optional<u32> { VMM_TRY(image.read_wire<u32>(base + desc_offset)).value() };
         if (nhdr.n_descsz == sizeof(u64)) {
-            u64 entry = *read_wire<u64>(notes, desc_offset);
+            u64 entry = VMM_TRY(image.read_wire<u64>(base + desc_offset)).value();
             if (entry > UINT32_MAX)
                 return fail(Errc::InvalidArgument, "kernel image: PVH entry above 4 GiB", entry);
             return std::optional<u32> { static_cast<u32>(entry) };
@@ -126,13 +133,15 @@ bool inside_loaded_bytes(u64 gpa, std::span<Elf64Phdr const> loads)
 
 } // namespace
 
-Result<KernelImage> load_elf(mem::GuestMemory const& memory, std::span<std::byte const> image)
+Result<KernelImage> load_elf(mem::GuestMemory const& memory, ByteSource const& image)
 {
     auto ehdr = VMM_TRY(parse_file_header(image));
+    // One read for the whole table (parse_file_header() checked it lies inside the file).
+    std::vector<Elf64Phdr> phdrs(ehdr.e_phnum);
+    VMM_TRY(image.read_at(ehdr.e_phoff, std::as_writable_bytes(std::span { phdrs })));
     std::vector<Elf64Phdr> loads;
     std::optional<u32> pvh_entry;
-    for (u16 i = 0; i < ehdr.e_phnum; ++i) {
-        auto phdr = *read_wire<Elf64Phdr>(image, ehdr.e_phoff + std::uint64_t { i } * sizeof(Elf64Phdr));
+    for (auto const& phdr : phdrs) {
         if (phdr.p_type == elf::PT_LOAD && phdr.p_memsz > 0) {
             VMM_TRY(check_load_segment(memory, image, phdr));
             loads.push_back(phdr);
@@ -153,9 +162,9 @@ Result<KernelImage> load_elf(mem::GuestMemory const& memory, std::span<std::byte
         kernel.entry = VMM_TRY(physical_entry(ehdr.e_entry, loads));
     }
 
-    // Everything validated: now copy the file bytes and zero the bss tails.
+    // Everything validated: now read the file bytes into place and zero the bss tails.
     for (auto const& phdr : loads) {
-        VMM_TRY(memory.write(mem::Gpa { phdr.p_paddr }, image.subspan(phdr.p_offset, phdr.p_filesz))
+        VMM_TRY(memory.write_from(mem::Gpa { phdr.p_paddr }, image, phdr.p_offset, phdr.p_filesz)
                 .context("writing an ELF segment ({} bytes) at GPA {:#x}", phdr.p_filesz, phdr.p_paddr));
         VMM_TRY(memory.fill(mem::Gpa { phdr.p_paddr + phdr.p_filesz }, std::byte { 0 }, phdr.p_memsz - phdr.p_filesz)
                 .context("zeroing an ELF segment's bss ({} bytes) at GPA {:#x}", phdr.p_memsz - phdr.p_filesz,

@@ -7,16 +7,19 @@
 #include <cstring>
 
 #include "firmware/elf_format.hpp"
-#include "firmware/image_bytes.hpp"
 #include "firmware/layout.hpp"
 
 namespace vmm::firmware {
 
-Result<KernelImage> load_kernel(mem::GuestMemory const& memory, std::span<std::byte const> image)
+Result<KernelImage> load_kernel(mem::GuestMemory const& memory, ByteSource const& image)
 {
-    if (image.size() >= elf::ELFMAG.size() && std::memcmp(image.data(), elf::ELFMAG.data(), elf::ELFMAG.size()) == 0)
-        return load_elf(memory, image);
-    if (read_wire<u32>(image, SETUP_MAGIC_OFFSET) == SETUP_HEADER_MAGIC)
+    std::array<std::byte, elf::ELFMAG.size()> magic {};
+    if (image.contains(0, magic.size())) {
+        VMM_TRY(image.read_at(0, magic));
+        if (std::memcmp(magic.data(), elf::ELFMAG.data(), magic.size()) == 0)
+            return load_elf(memory, image);
+    }
+    if (VMM_TRY(image.read_wire<u32>(SETUP_MAGIC_OFFSET)) == SETUP_HEADER_MAGIC)
         return load_bzimage(memory, image);
     return fail(Errc::InvalidArgument, "kernel image: neither ELF nor bzImage", image.size());
 }

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Kernel image detection and loading: an ELF64 vmlinux (PVH entry or 64-bit boot protocol) or
-// a bzImage, copied from user-supplied bytes into guest RAM. Every header field is checked:
-// the file is untrusted input and no byte pattern may crash or write outside guest RAM.
+// a bzImage, read from a ByteSource (the file, via pread) straight into its final place in
+// guest RAM: headers are read into small structs, payloads never pass through a host buffer.
+// Every header field is checked: the file is untrusted input and no byte pattern may crash or
+// write outside guest RAM.
 #pragma once
 
 #include <cstddef>
@@ -9,6 +11,7 @@
 #include <optional>
 #include <span>
 
+#include "base/byte_source.hpp"
 #include "base/error.hpp"
 #include "base/types.hpp"
 #include "firmware/boot_params.hpp"
@@ -40,11 +43,18 @@ struct KernelImage {
 // images ("kernel image: neither ELF nor bzImage"), Unsupported for well-formed images this
 // loader cannot boot (wrong machine, old boot protocol, no 64-bit entry), OutOfRange/NotMapped
 // when the kernel does not fit in guest RAM above 1 MiB. Guest memory is written only after
-// the whole image validated.
-Result<KernelImage> load_kernel(mem::GuestMemory const&, std::span<std::byte const> image);
+// the whole image validated (only a source that fails mid-copy, e.g. a file truncated
+// meanwhile, can leave a partial kernel behind; the boot is then abandoned).
+Result<KernelImage> load_kernel(mem::GuestMemory const&, ByteSource const& image);
 
 // The format-specific loaders load_kernel() dispatches to (exposed for tests and fuzzing).
-Result<KernelImage> load_elf(mem::GuestMemory const&, std::span<std::byte const> image);
-Result<KernelImage> load_bzimage(mem::GuestMemory const&, std::span<std::byte const> image);
+Result<KernelImage> load_elf(mem::GuestMemory const&, ByteSource const& image);
+Result<KernelImage> load_bzimage(mem::GuestMemory const&, ByteSource const& image);
+
+// Bytes already in memory (tests, fuzzing): the same loaders over a SpanSource.
+inline Result<KernelImage> load_kernel(mem::GuestMemory const& memory, std::span<std::byte const> image)
+{
+    return load_kernel(memory, SpanSource { image });
+}
 
 } // namespace vmm::firmware

@@ -125,6 +125,23 @@ Result<void> GuestMemory::fill(Gpa gpa, std::byte value, std::uint64_t size_byte
     return {};
 }
 
+Result<void> GuestMemory::write_from(Gpa gpa, ByteSource const& source, std::uint64_t offset,
+    std::uint64_t size_bytes) const
+{
+    if (!source.contains(offset, size_bytes))
+        return fail(Errc::OutOfRange, "guest memory write: source range outside the image", offset);
+    if (!is_ram(gpa, size_bytes))
+        return fail(Errc::NotMapped, "guest memory write from image", gpa.raw());
+    while (size_bytes > 0) {
+        auto chunk = VMM_TRY(contiguous_prefix(gpa, size_bytes));
+        VMM_TRY(source.read_at(offset, chunk));
+        size_bytes -= chunk.size();
+        offset += chunk.size();
+        gpa = Gpa { gpa.raw() + chunk.size() };
+    }
+    return {};
+}
+
 Result<std::span<std::byte>> GuestMemory::contiguous(Gpa gpa, std::uint64_t size_bytes) const
 {
     if (size_bytes == 0 || !gpa.checked_add(size_bytes))

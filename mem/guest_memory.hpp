@@ -9,6 +9,7 @@
 #include <span>
 #include <vector>
 
+#include "base/byte_source.hpp"
 #include "base/error.hpp"
 #include "base/wire.hpp"
 #include "mem/gpa.hpp"
@@ -39,6 +40,10 @@ public:
     Result<void> read(Gpa gpa, std::span<std::byte> out) const;
     Result<void> write(Gpa gpa, std::span<std::byte const> in) const;
     Result<void> fill(Gpa gpa, std::byte value, std::uint64_t size_bytes) const;
+    // Copies `size_bytes` of `source` from `offset` straight into guest RAM at `gpa` (pread
+    // into the guest's pages for a file: no intermediate buffer). The whole destination is
+    // checked before the first byte moves; a failing source may leave a partial copy.
+    Result<void> write_from(Gpa gpa, ByteSource const& source, std::uint64_t offset, std::uint64_t size_bytes) const;
 
     template<Wire T>
     Result<T> read_obj(Gpa gpa) const

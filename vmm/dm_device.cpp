@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// DmDevice: one boot's DM engine, its memory-map state, VMBus registration and tick timer.
+// DmDevice: one boot's DM engine, its memory-map state, VMBus registration and deadline timer.
 #include "vmm/dm_device.hpp"
 
 #include "base/log.hpp"
@@ -8,8 +8,6 @@
 namespace vmm {
 
 namespace {
-// The engine wants a tick every <= 100 ms (devices/hv_balloon/dynamic_memory.hpp wiring note).
-constexpr std::chrono::milliseconds TICK_PERIOD { 100 };
 // A fixed instance GUID: one DM device per VM ("microvmm-dm-0001" in ASCII).
 constexpr vmbus::Guid DM_INSTANCE { { 'm', 'i', 'c', 'r', 'o', 'v', 'm', 'm', '-', 'd', 'm', '-', '0', '0', '0', '1' } };
 } // namespace
@@ -75,35 +73,38 @@ Result<std::unique_ptr<DmDevice>> DmDevice::create(DmDeviceSetup const& setup, h
     // Everything that can fail comes before the registration, so a failure never leaves the
     // VMBus host holding an engine that is about to be freed.
     VMM_TRY(device->start_ticking(loop));
-    VMM_TRY(device->m_vmbus.with_host([&](vmbus::VmbusHost& host) { return host.add_device(*device->m_engine); }));
+    VMM_TRY(device->m_vmbus.with_host([&](vmbus::VmbusHost& host) { return host.add_device(*device->m_clock); }));
     device->m_registered = true;
     return device;
 }
 
-// The one place the tick is armed (a fixed period today).
+// No periodic tick: the timer is created disarmed and DmClock (the device the VMBus host sees,
+// and with_engine()'s wrapper) arms it for the engine's next deadline only, so an idle VM gets
+// no DM wake-ups at all.
 Result<void> DmDevice::start_ticking(EventLoop& loop)
 {
     m_tick = VMM_TRY(loop.create_timer([this] { tick(); }));
-    return m_tick.arm(TICK_PERIOD, TICK_PERIOD);
+    m_clock = std::make_unique<DmClock>(*m_engine, m_tick);
+    return {};
 }
 
 void DmDevice::tick()
 {
-    with_engine([](hv_balloon::DynamicMemory& engine) { engine.on_tick(Clock::now()); });
+    with_engine([this](hv_balloon::DynamicMemory&) { m_clock->expired(); });
 }
 
 hv_balloon::DmStatus DmDevice::reset()
 {
-    m_tick = {};
     auto status = m_vmbus.with_host([&](vmbus::VmbusHost& host) {
         if (!m_reset && m_registered) {
             m_engine->on_machine_reset();
-            host.reset();
-            host.rescind(*m_engine); // Not offered after the reset: the host just forgets it.
+            host.reset(); // Its on_close() still reaches m_clock, which disarms the timer.
+            host.rescind(*m_clock); // Not offered after the reset: the host just forgets it.
         }
         m_reset = true;
         return m_engine->status();
     });
+    m_tick = {}; // After the host let go of m_clock (loop thread: the timer cannot be running).
     if (m_memslots)
         if (auto removed = m_memslots->reset(); !removed)
             log::error("dm", "removing the hot-add memory slots at reset: {}", removed.error());

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // DmDevice: one boot's Hyper-V Dynamic Memory device, from registration to reset. It builds the
 // engine's view of the machine (GuestPhysicalMap, OnDemandMemslots over the hot-add window, the
-// discard backend), registers the engine on the VMBus host and drives its tick from the event
-// loop. The REST side lives in vmm/dm_api_backend.*; it reaches the engine only through
+// discard backend), registers the engine on the VMBus host behind a DmClock (vmm/dm_clock.hpp:
+// the time around every input, one timer at the engine's next deadline, none while idle). The REST side lives in vmm/dm_api_backend.*; it reaches the engine only through
 // with_engine().
 //
 // Threads: created, ticked, reset and destroyed on the event-loop thread (vmm/runner.hpp
@@ -20,6 +20,7 @@
 #include "mem/guest_physical_map.hpp"
 #include "mem/memslots.hpp"
 #include "vmm/config.hpp"
+#include "vmm/dm_clock.hpp"
 #include "vmm/event_loop.hpp"
 #include "vmm/machine.hpp"
 #include "vmm/vmbus_glue.hpp"
@@ -69,7 +70,9 @@ public:
         return m_vmbus.with_host([&](vmbus::VmbusHost& host) {
             if (m_reset)
                 return false;
+            m_clock->tick(); // The engine timestamps with the latest tick.
             action(*m_engine);
+            m_clock->rearm(); // A new target may have started a wait.
             host.close_broken_channels();
             return true;
         });
@@ -84,9 +87,10 @@ private:
     std::optional<mem::GuestPhysicalMap> m_map;
     std::optional<mem::OnDemandMemslots> m_memslots;
     std::unique_ptr<hv_balloon::DynamicMemory> m_engine;
+    std::unique_ptr<DmClock> m_clock; // What the VMBus host calls: the engine, with the time.
     bool m_registered { false }; // add_device() succeeded (create() returned the device).
     bool m_reset { false };      // Under the VMBus glue lock.
-    EventLoop::Timer m_tick; // Last: cancelled before the engine goes.
+    EventLoop::Timer m_tick; // One-shot, at the engine's next deadline (DmClock). Last: cancelled first.
 };
 
 } // namespace vmm

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "base/read_only_file.hpp"
 #include "firmware/boot_cpu_state.hpp"
 #include "mem/guest_memory.hpp"
 #include "vmm/config.hpp"
@@ -24,7 +25,8 @@ struct GuestImageParams {
 };
 
 // Reads a whole file; `what` names the config key ("boot.kernel") in the error.
-Result<std::vector<std::byte>> read_file(std::filesystem::path const& path, std::string_view what);
+// Opens a kernel or initrd for loading; errors say which config key ("boot.kernel: cannot open ...").
+Result<ReadOnlyFile> open_image(std::filesystem::path const& path, std::string_view what);
 
 // Every error names the file, its size and the RAM involved ("boot.initrd /x.cpio (70 MiB) with
 // 64 MiB of RAM: initrd does not fit ...").

@@ -4,10 +4,9 @@
 
 #include <unistd.h>
 
-#include <fstream>
-#include <iterator>
 
 #include "base/log.hpp"
+#include "base/startup_trace.hpp"
 #include "firmware/acpi/acpi_tables.hpp"
 #include "firmware/boot_info.hpp"
 #include "firmware/e820.hpp"
@@ -57,13 +56,19 @@ Result<std::unique_ptr<Machine>> Machine::create(Config const& config, kvm::KvmS
     devices::ByteSink& serial, MachineCallbacks callbacks)
 {
     auto vm = VMM_TRY(system.create_vm().context("creating the VM"));
+    startup::mark(startup::Phase::VmCreated);
     std::unique_ptr<Machine> machine { new Machine(config, std::move(vm), serial, std::move(callbacks)) }; // Private constructor.
     VMM_TRY(machine->m_vm.create_platform(TSS_GPA, IDENTITY_MAP_GPA).context("setting up the VM platform (TSS, in-kernel irqchip, PIT)"));
+    startup::mark(startup::Phase::PlatformReady);
     VMM_TRY(machine->create_memory().context("creating {} MiB of guest RAM (hot-add window {} MiB at {:#x})",
         config.machine.memory_mib, machine->m_layout.hot_add_size_bytes / MIB, machine->m_layout.hot_add_base_gpa));
+    startup::mark(startup::Phase::MemoryReady);
     VMM_TRY(machine->create_devices().context("creating the devices"));
+    startup::mark(startup::Phase::DevicesReady);
     VMM_TRY(machine->create_vcpus(system).context("creating {} vCPU(s)", config.machine.vcpus));
+    startup::mark(startup::Phase::VcpusReady);
     VMM_TRY(machine->load_guest());
+    startup::mark(startup::Phase::GuestLoaded);
     return machine;
 }
 

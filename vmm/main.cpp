@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 
 #include "base/log.hpp"
+#include "base/startup_trace.hpp"
 #include "vmm/config.hpp"
 #include "vmm/event_loop.hpp"
 #include "vmm/kvm/kvm_system.hpp"
@@ -47,6 +48,7 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
         return EXIT_FAILURE_HOST;
     }
     auto kvm = kvm::KvmSystem::open();
+    startup::mark(startup::Phase::KvmOpened);
     // Configuration problems are reported first even without KVM, so a typo is never hidden
     // behind "no /dev/kvm"; the vCPU limit then falls back to the larger of the two checks.
     u32 const max_vcpus = kvm ? kvm->max_vcpus() : 1024;
@@ -55,6 +57,7 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
         std::fprintf(stderr, "microvmm: config error: %s\n", config.error().message().c_str());
         return EXIT_CONFIG;
     }
+    startup::mark(startup::Phase::ConfigLoaded);
     if (config->boot.firmware == BootFirmware::Uefi) {
         std::fprintf(stderr, "microvmm: UEFI boot is not implemented; Windows guests need it\n");
         return EXIT_FAILURE_HOST;
@@ -90,6 +93,7 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
         server = std::move(*started);
         log::info("api", "REST API on {}", dm_config.api.socket->string());
     }
+    startup::mark(startup::Phase::LoopReady);
     int const status = runner.run();
     if (server)
         server->stop(); // Before the Runner (and its last Machine) goes away.
@@ -101,6 +105,7 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
 int main(int argc, char** argv)
 {
     auto const start = std::chrono::steady_clock::now();
+    startup::set_origin(start);
     CLI::App app { "microvmm: a minimal KVM VMM with Hyper-V Dynamic Memory", "microvmm" };
     std::string config_path;
     std::string level_name = "info";

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "base/log.hpp"
+#include "base/startup_trace.hpp"
 
 namespace vmm {
 
@@ -70,22 +71,20 @@ int Runner::run()
     // Linux leaves a SynIC message in its slot without EOM when it cannot allocate memory for
     // it and looks again only on the next interrupt (guest-interface §4.4 step 6; vmbus_drv.c:1084-1087):
     // without a retry the VMBus host's queue to that guest would wait forever. A spurious
-    // interrupt is harmless (the guest re-checks the slot). Runs on the loop thread, which also
-    // owns m_machine, so the Machine cannot go away under it.
+    // interrupt is harmless (the guest re-checks the slot). Idle means idle: the timer is armed
+    // (once, 1 s ahead) only when the VMBus host posts a message, and re-armed only while a slot
+    // is still occupied. Runs on the loop thread, which also owns m_machine.
     auto kick = m_loop.create_timer([this] {
+        m_synic_kick_armed.store(false, std::memory_order_release); // A post from now on re-arms.
         if (m_machine)
-            if (auto* partition = m_machine->partition())
-                partition->kick_pending_messages();
+            if (auto* partition = m_machine->partition(); partition && partition->kick_pending_messages())
+                arm_synic_kick();
     });
     if (!kick) {
         log::error("vmm", "creating the SynIC re-kick timer: {}", kick.error());
         return EXIT_FAILURE_HOST;
     }
     m_synic_kick = std::move(*kick);
-    if (auto armed = m_synic_kick.arm(SYNIC_KICK_PERIOD, SYNIC_KICK_PERIOD); !armed) {
-        log::error("vmm", "arming the SynIC re-kick timer: {}", armed.error());
-        return EXIT_FAILURE_HOST;
-    }
     if (auto booted = boot(); !booted) {
         log::error("vmm", "starting the guest: {}", booted.error());
         return EXIT_FAILURE_HOST;
@@ -101,6 +100,16 @@ int Runner::run()
     return m_exit_status;
 }
 
+void Runner::arm_synic_kick()
+{
+    if (m_synic_kick_armed.exchange(true, std::memory_order_acq_rel))
+        return;
+    if (auto armed = m_synic_kick.arm(SYNIC_KICK_PERIOD); !armed) {
+        m_synic_kick_armed.store(false, std::memory_order_release);
+        log::warn("vmm", "SynIC kick timer: {}", armed.error());
+    }
+}
+
 Result<void> Runner::boot()
 {
     MachineCallbacks callbacks;
@@ -110,15 +119,21 @@ Result<void> Runner::boot()
             m_loop.stop(); // Queue full: still leave, as an error.
     };
     callbacks.on_first_run = [this, boot = m_boot_count + 1] {
+        startup::mark(startup::Phase::FirstRun);
         log::info("vmm", "boot {}: first KVM_RUN {} ms after start", boot, elapsed_ms(m_process_start));
+        if (boot == 1)
+            log::debug("vmm", "startup trace: {}", startup::report()); // Parsed by bench/startup.py.
     };
     m_machine = VMM_TRY(Machine::create(m_config, m_kvm, *m_serial, std::move(callbacks)));
     ++m_boot_count;
     log::info("vmm", "boot {}: {} vCPU(s), {} MiB RAM, hot-add window {} MiB at {:#x}", m_boot_count,
         m_config.machine.vcpus, m_config.machine.memory_mib, m_machine->layout().hot_add_size_bytes / MIB,
         m_machine->layout().hot_add_base_gpa);
+    if (auto* vmbus = m_machine->vmbus())
+        vmbus->set_message_hook([this] { arm_synic_kick(); });
     for (auto& callback : m_created)
         callback(*m_machine);
+    startup::mark(startup::Phase::MachineReady);
     m_machine->start();
     return {};
 }

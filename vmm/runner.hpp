@@ -4,6 +4,8 @@
 // signal -> exit) and tells observers about each boot and each guest reset.
 #pragma once
 
+#include <atomic>
+
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -61,7 +63,9 @@ private:
     std::vector<std::function<void(Machine&)>> m_exit;
     EventLoop::Registration m_signals;
     // 1 s: re-raises SynIC message slots the guest left occupied (Partition::kick_pending_messages).
-    EventLoop::Timer m_synic_kick;
+    EventLoop::Timer m_synic_kick; // One-shot, armed only after a SynIC message post (see run()).
+    std::atomic<bool> m_synic_kick_armed { false };
+    void arm_synic_kick(); // Any thread.
     int m_signal { 0 };
     int m_exit_status { EXIT_GUEST_DONE };
     u64 m_boot_count { 0 };

@@ -9,6 +9,8 @@
 // RankedMutex instead of silently nesting. Its place in the lock order: ARCHITECTURE.md.
 #pragma once
 
+#include <functional>
+
 #include "base/ranked_mutex.hpp"
 #include "devices/vmbus/connection.hpp"
 #include "vmm/hyperv/partition.hpp"
@@ -19,9 +21,15 @@ class VmbusGlue final : public hyperv::HypercallSink {
 public:
     // `synic` is the Partition in the VMM (a fake in tests); it and `memory` outlive the glue.
     VmbusGlue(mem::GuestMemory const& memory, vmbus::SynicPort& synic, u32 vcpu_count)
-        : m_host(memory, synic, vcpu_count)
+        : m_port(synic)
+        , m_host(memory, m_port, vcpu_count)
     {
     }
+
+    // Before start(): called (with the host locked, on any thread) after each SynIC message the
+    // host posts or tries to post, so the Runner arms its slot re-raise timer only then. It must
+    // take no lock (it arms a timerfd).
+    void set_message_hook(std::function<void()> hook) { m_port.hook = std::move(hook); }
 
     std::uint16_t post_message(std::uint32_t vp, std::uint32_t connection_id, std::uint32_t message_type,
         std::span<std::byte const> payload) override
@@ -49,7 +57,29 @@ public:
     }
 
 private:
+    // The host's SynicPort: forwards to the Partition and tells the hook about message posts.
+    struct WatchedPort final : vmbus::SynicPort {
+        explicit WatchedPort(vmbus::SynicPort& synic)
+            : synic(synic)
+        {
+        }
+        bool post_message(std::uint32_t vp, std::uint8_t sint, std::uint32_t type, std::span<std::byte const> payload) override
+        {
+            bool const posted = synic.post_message(vp, sint, type, payload);
+            if (hook)
+                hook();
+            return posted;
+        }
+        void signal_event(std::uint32_t vp, std::uint8_t sint, std::uint32_t flag) override
+        {
+            synic.signal_event(vp, sint, flag);
+        }
+        vmbus::SynicPort& synic;
+        std::function<void()> hook;
+    };
+
     RankedMutex<LockRank::VmbusGlue> m_lock;
+    WatchedPort m_port; // Before m_host, which posts through it.
     vmbus::VmbusHost m_host;
 };
 

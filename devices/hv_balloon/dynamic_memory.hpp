@@ -13,11 +13,13 @@
 //
 // Wiring (vmm/): build GuestPhysicalMap from the e820 RAM ranges and the hot-add window, a
 // MemslotPlan + OnDemandMemslots over the window's reserved Mapping, and a DiscardBackend that
-// punches both boot RAM and window pages; add the engine to the VMBus host; call on_tick() from
-// the event loop (every <= 100 ms); on guest reboot call on_machine_reset() before the VMBus
-// reset (its later on_close() is then a no-op). Single-threaded, one call at a time: in the VMM
-// the caller holds the VMBus glue lock (vCPU threads deliver packets, the event loop ticks, the
-// API thread sets targets; vmm/dm_device.hpp, ARCHITECTURE.md).
+// punches both boot RAM and window pages; add the engine to the VMBus host; call on_tick(now)
+// before every other input (so timestamps and new deadlines use the real time) and when
+// next_deadline() passes, from one timer armed for that instant only: an idle engine has no
+// deadline and needs no wake-up. On guest reboot call on_machine_reset() before the VMBus reset
+// (its later on_close() is then a no-op). Single-threaded, one call at a time: in the VMM the
+// caller holds the VMBus glue lock (vCPU threads deliver packets, the event loop runs the
+// deadline timer, the API thread sets targets; vmm/dm_device.hpp, vmm/dm_clock.hpp).
 #pragma once
 
 #include <cstdint>
@@ -55,8 +57,12 @@ public:
     void on_close() override; // Idempotent.
 
     // Time input: expires waits. Everything the engine timestamps uses the latest `now`, so
-    // the caller ticks regularly (e.g. every 100 ms) and before set_target().
+    // the caller ticks before each input (packets, set_target()) and at next_deadline().
     void on_tick(Instant now);
+    // When on_tick() next has work (a wait expires); nullopt while nothing is pending (idle,
+    // closed, waiting for the guest's first message). May change after any call into the
+    // engine: the caller re-reads it after each and re-arms its one timer.
+    std::optional<Instant> next_deadline() const { return m_deadline; }
     // The one memory target (pages of guest-visible memory). Supersedes any running operation
     // (an outstanding guest message is finished first, never two in flight). Returns the new
     // operation id. Errors: 0 or above max_pages().

@@ -296,7 +296,7 @@ void Partition::signal_event(std::uint32_t vp, std::uint8_t sint, std::uint32_t 
     m_synic->signal_event(vp, sint, flag);
 }
 
-void Partition::kick_pending_messages() { m_synic->kick_occupied_slots(); }
+bool Partition::kick_pending_messages() { return m_synic->kick_occupied_slots(); }
 
 PartitionStats Partition::stats() const
 {

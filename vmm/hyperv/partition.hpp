@@ -134,7 +134,8 @@ public:
     // Re-raises the SINT of every message slot the guest has not consumed yet. Optional: call it
     // from a slow timer (e.g. 1 s) while the VMBus host has messages queued, so a guest that
     // could not allocate memory for a message gets another chance (guest-interface §4.4 step 6).
-    void kick_pending_messages();
+    // Returns true when some slot still held a message (worth kicking again later).
+    bool kick_pending_messages();
     std::uint32_t vcpu_count() const { return m_config.vcpu_count; }
     bool hypercall_page_enabled() const;
     bool guest_crashed() const; // The guest wrote CRASH_CTL.CRASH_NOTIFY since the last reset.

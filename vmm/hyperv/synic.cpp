@@ -234,7 +234,7 @@ bool Synic::post_message(u32 vp, u8 sint, u32 message_type, std::span<std::byte 
     return true;
 }
 
-void Synic::kick_occupied_slots()
+bool Synic::kick_occupied_slots()
 {
     // Linux leaves a message in its slot, without EOM, when it cannot allocate memory for it
     // (vmbus_drv.c:1084-1087) and only looks again on the next interrupt. A spurious 0xF3 is
@@ -254,6 +254,7 @@ void Synic::kick_occupied_slots()
         }
     }
     inject_all(inject);
+    return !inject.empty();
 }
 
 void Synic::signal_event(u32 vp, u8 sint, u32 flag)

@@ -41,7 +41,8 @@ public:
     bool post_message(u32 vp, u8 sint, u32 message_type, std::span<std::byte const> payload);
     void signal_event(u32 vp, u8 sint, u32 flag);
     // Re-raises every SINT whose slot still holds a message (guest-interface §4.4 step 6).
-    void kick_occupied_slots();
+    // Returns whether any slot was occupied (its owner re-arms its retry timer only then).
+    bool kick_occupied_slots();
     void reset();
 
     u64 messages_delivered() const { return m_messages_delivered.load(std::memory_order_relaxed); }

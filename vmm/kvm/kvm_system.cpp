@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "vmm/kvm/kvm_system.hpp"
 
+#include "base/startup_trace.hpp"
+
 #include <fcntl.h>
 #include "vmm/kvm/kvm_abi.hpp"
 #include <sys/ioctl.h>
@@ -39,6 +41,7 @@ constexpr u32 MAX_CPUID_ENTRIES = 1024;
 
 Result<KvmSystem> KvmSystem::open(std::string_view path)
 {
+    startup::KvmScope timed { startup::KvmCall::Other };
     std::string const path_string { path };
     int raw = ::open(path_string.c_str(), O_RDWR | O_CLOEXEC);
     if (raw < 0)
@@ -72,6 +75,7 @@ int KvmSystem::check_extension(long capability) const
 
 Result<CpuidTable> KvmSystem::supported_cpuid() const
 {
+    startup::KvmScope timed { startup::KvmCall::Other };
     // Grow the buffer while KVM says E2BIG: the kernel's own limit differs between versions
     // (this host refuses an over-large nent with EINVAL instead of clamping it).
     for (u32 capacity = INITIAL_CPUID_ENTRIES; capacity <= MAX_CPUID_ENTRIES; capacity *= 2) {
@@ -96,6 +100,7 @@ Result<CpuidTable> KvmSystem::supported_cpuid() const
 
 Result<KvmVm> KvmSystem::create_vm() const
 {
+    startup::KvmScope timed { startup::KvmCall::CreateVm };
     int raw = ::ioctl(m_fd.get(), KVM_CREATE_VM, 0);
     if (raw < 0)
         return fail_errno("KVM_CREATE_VM");

@@ -2,6 +2,8 @@
 // KVM_RUN and the one decoder of kvm_run (Documentation/virt/kvm/api.rst, "kvm_run").
 #include "vmm/kvm/kvm_vcpu.hpp"
 
+#include "base/startup_trace.hpp"
+
 #include "vmm/kvm/kvm_abi.hpp"
 #include <sys/ioctl.h>
 
@@ -78,6 +80,7 @@ VcpuExit decode_system_event(kvm_run* run)
 
 Result<void> KvmVcpu::set_cpuid(CpuidTable const& table)
 {
+    startup::KvmScope timed { startup::KvmCall::Other };
     abi::FlexBuffer<abi::Cpuid2Header, kvm_cpuid_entry2> buffer { table.size() };
     buffer.header()->nent = static_cast<u32>(table.size());
     for (std::size_t i = 0; i < table.size(); ++i) {
@@ -99,6 +102,7 @@ Result<void> KvmVcpu::set_cpuid(CpuidTable const& table)
 
 Result<Regs> KvmVcpu::get_regs() const
 {
+    startup::KvmScope timed { startup::KvmCall::Other };
     kvm_regs regs {};
     if (::ioctl(m_fd.get(), KVM_GET_REGS, &regs) < 0)
         return fail_errno("KVM_GET_REGS");
@@ -108,6 +112,7 @@ Result<Regs> KvmVcpu::get_regs() const
 
 Result<void> KvmVcpu::set_regs(Regs const& in)
 {
+    startup::KvmScope timed { startup::KvmCall::Other };
     kvm_regs regs { in.rax, in.rbx, in.rcx, in.rdx, in.rsi, in.rdi, in.rsp, in.rbp, in.r8, in.r9, in.r10,
         in.r11, in.r12, in.r13, in.r14, in.r15, in.rip, in.rflags };
     if (::ioctl(m_fd.get(), KVM_SET_REGS, &regs) < 0)
@@ -117,6 +122,7 @@ Result<void> KvmVcpu::set_regs(Regs const& in)
 
 Result<SpecialRegs> KvmVcpu::get_sregs() const
 {
+    startup::KvmScope timed { startup::KvmCall::Other };
     kvm_sregs sregs {};
     if (::ioctl(m_fd.get(), KVM_GET_SREGS, &sregs) < 0)
         return fail_errno("KVM_GET_SREGS");
@@ -139,6 +145,7 @@ Result<SpecialRegs> KvmVcpu::get_sregs() const
 
 Result<void> KvmVcpu::set_sregs(SpecialRegs const& in)
 {
+    startup::KvmScope timed { startup::KvmCall::Other };
     kvm_sregs sregs {};
     if (::ioctl(m_fd.get(), KVM_GET_SREGS, &sregs) < 0)
         return fail_errno("KVM_GET_SREGS");
@@ -164,6 +171,7 @@ Result<void> KvmVcpu::set_sregs(SpecialRegs const& in)
 
 Result<void> KvmVcpu::set_msrs(std::span<MsrValue const> msrs)
 {
+    startup::KvmScope timed { startup::KvmCall::Other };
     abi::FlexBuffer<abi::MsrsHeader, kvm_msr_entry> buffer { msrs.size() };
     buffer.header()->nmsrs = static_cast<u32>(msrs.size());
     for (std::size_t i = 0; i < msrs.size(); ++i) {
@@ -181,6 +189,7 @@ Result<void> KvmVcpu::set_msrs(std::span<MsrValue const> msrs)
 
 Result<void> KvmVcpu::set_mp_state(MpState state)
 {
+    startup::KvmScope timed { startup::KvmCall::Other };
     kvm_mp_state mp {};
     mp.mp_state = state == MpState::Runnable ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED;
     if (::ioctl(m_fd.get(), KVM_SET_MP_STATE, &mp) < 0)
@@ -190,6 +199,7 @@ Result<void> KvmVcpu::set_mp_state(MpState state)
 
 Result<u32> KvmVcpu::tsc_khz() const
 {
+    startup::KvmScope timed { startup::KvmCall::Other };
     int khz = ::ioctl(m_fd.get(), KVM_GET_TSC_KHZ, 0);
     if (khz <= 0)
         return fail_errno("KVM_GET_TSC_KHZ");

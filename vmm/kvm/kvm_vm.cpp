@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "vmm/kvm/kvm_vm.hpp"
 
+#include "base/startup_trace.hpp"
+
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -20,6 +22,7 @@ constexpr u32 MAX_MSR_RANGE_SPAN = 0x1000;
 
 Result<void> KvmVm::create_platform(mem::Gpa tss_gpa, mem::Gpa identity_map_gpa)
 {
+    startup::KvmScope timed { startup::KvmCall::Other };
     if (::ioctl(m_fd.get(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(tss_gpa.raw())) < 0)
         return fail_errno("KVM_SET_TSS_ADDR");
     u64 identity_map = identity_map_gpa.raw();
@@ -37,6 +40,7 @@ Result<void> KvmVm::create_platform(mem::Gpa tss_gpa, mem::Gpa identity_map_gpa)
 
 Result<void> KvmVm::set_user_memory_region(u32 slot, mem::Gpa gpa, std::span<std::byte> host)
 {
+    startup::KvmScope timed { startup::KvmCall::Memslots };
     kvm_userspace_memory_region region {};
     region.slot = slot;
     region.guest_phys_addr = gpa.raw();
@@ -80,6 +84,7 @@ Result<void> KvmVm::signal_msi(u64 address, u32 data)
 
 Result<void> KvmVm::set_msr_filter(std::span<u32 const> msrs)
 {
+    startup::KvmScope timed { startup::KvmCall::Other };
     kvm_enable_cap cap {};
     cap.cap = KVM_CAP_X86_USER_SPACE_MSR;
     cap.args[0] = KVM_MSR_EXIT_REASON_FILTER | KVM_MSR_EXIT_REASON_UNKNOWN;
@@ -120,6 +125,7 @@ Result<void> KvmVm::set_msr_filter(std::span<u32 const> msrs)
 
 Result<KvmVcpu> KvmVm::create_vcpu(u32 index)
 {
+    startup::KvmScope timed { startup::KvmCall::CreateVcpu };
     int raw = ::ioctl(m_fd.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(index));
     if (raw < 0)
         return fail_errno("KVM_CREATE_VCPU");

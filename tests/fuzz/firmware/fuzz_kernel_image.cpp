@@ -136,7 +136,8 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
     // Boot info with a fuzzed command line (may hold NULs, may be too long) and initrd size.
     auto cmdline = input.ConsumeRandomLengthString(4096);
     std::vector<std::byte> initrd(input.ConsumeIntegralInRange<std::size_t>(0, 64 * 1024), std::byte { 0x5A });
-    BootRequest request { cmdline, initrd, RAM_BYTES, 0 };
+    SpanSource initrd_source { initrd };
+    BootRequest request { cmdline, &initrd_source, RAM_BYTES, 0 };
     auto state = write_boot_info(memory, *kernel, request);
     if (state && !initrd.empty()) {
         auto placement = place_initrd(*kernel, RAM_BYTES, initrd.size());

@@ -59,7 +59,8 @@ TEST(PvhBoot, StartInfoHasMagicVersionCmdlineRsdpMemmapAndInitrdModule)
     test::TestMemory ram { RAM };
     auto kernel = load(ram, true);
     auto initrd = initrd_bytes(10'000);
-    auto cpu = write_boot_info(ram.memory(), kernel, { .cmdline = "console=ttyS0 quiet", .initrd = initrd, .ram_bytes = RAM, .rsdp_gpa = RSDP }).value();
+    SpanSource initrd_source { initrd };
+    auto cpu = write_boot_info(ram.memory(), kernel, { .cmdline = "console=ttyS0 quiet", .initrd = &initrd_source, .ram_bytes = RAM, .rsdp_gpa = RSDP }).value();
 
     auto info = ram.read<HvmStartInfo>(PVH_START_INFO_GPA);
     EXPECT_EQ(info.magic, 0x336EC578u);
@@ -133,7 +134,8 @@ TEST(LinuxBoot, ZeroPageHasE820CmdlinePointerInitrdRsdpAndLoaderType)
     test::TestMemory ram { RAM };
     auto kernel = load(ram, false);
     auto initrd = initrd_bytes(5000);
-    auto cpu = write_boot_info(ram.memory(), kernel, { .cmdline = "root=/dev/ram0", .initrd = initrd, .ram_bytes = RAM, .rsdp_gpa = RSDP }).value();
+    SpanSource initrd_source { initrd };
+    auto cpu = write_boot_info(ram.memory(), kernel, { .cmdline = "root=/dev/ram0", .initrd = &initrd_source, .ram_bytes = RAM, .rsdp_gpa = RSDP }).value();
 
     auto params = ram.read<BootParams>(ZERO_PAGE_GPA);
     auto e820 = build_e820(RAM);
@@ -165,7 +167,8 @@ TEST(LinuxBoot, BzImageZeroPageKeepsTheImageSetupHeader)
     bz.initrd_addr_max = 0x2FF'FFFF; // 48 MiB - 1: below the 64 MiB of RAM.
     auto kernel = load_kernel(ram.memory(), bz.build()).value();
     auto initrd = initrd_bytes(4096 * 3);
-    ASSERT_TRUE(write_boot_info(ram.memory(), kernel, { .cmdline = "quiet", .initrd = initrd, .ram_bytes = RAM, .rsdp_gpa = RSDP }));
+    SpanSource initrd_source { initrd };
+    ASSERT_TRUE(write_boot_info(ram.memory(), kernel, { .cmdline = "quiet", .initrd = &initrd_source, .ram_bytes = RAM, .rsdp_gpa = RSDP }));
     auto params = ram.read<BootParams>(ZERO_PAGE_GPA);
     EXPECT_EQ(params.hdr.version, bz.version);
     EXPECT_EQ(params.hdr.init_size, bz.init_size);
@@ -280,7 +283,8 @@ TEST(PvhBoot, GuestAboveThreeGiBGetsRelocatedRamInItsMemmapAndInitrdBelowTheHole
     test::TestMemory ram { BIG_RAM };
     auto kernel = load(ram, true);
     auto initrd = initrd_bytes(8192);
-    ASSERT_TRUE(write_boot_info(ram.memory(), kernel, { .cmdline = "", .initrd = initrd, .ram_bytes = BIG_RAM, .rsdp_gpa = RSDP }));
+    SpanSource initrd_source { initrd };
+    ASSERT_TRUE(write_boot_info(ram.memory(), kernel, { .cmdline = "", .initrd = &initrd_source, .ram_bytes = BIG_RAM, .rsdp_gpa = RSDP }));
     auto info = ram.read<HvmStartInfo>(PVH_START_INFO_GPA);
     ASSERT_EQ(info.memmap_entries, 4u);
     auto high = ram.read<HvmMemmapTableEntry>(info.memmap_paddr + 3 * sizeof(HvmMemmapTableEntry));

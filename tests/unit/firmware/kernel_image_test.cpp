@@ -3,8 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <random>
 
+#include "base/read_only_file.hpp"
 #include "firmware/layout.hpp"
 #include "synthetic_images.hpp"
 #include "test_memory.hpp"
@@ -265,4 +268,33 @@ TEST(KernelImage, RandomCorruptionOfAValidElfNeverCrashesOrWritesOutsideRam)
     // Both outcomes were exercised (4 random header bytes often hit padding).
     EXPECT_GT(loaded, 0);
     EXPECT_GT(refused, 0);
+}
+
+// The VMM loads from a file (pread straight into guest RAM): same bytes as from memory, and a
+// refused file leaves guest RAM untouched just the same.
+TEST(ElfLoader, FromFileMatchesFromMemoryAndRefusalWritesNothing)
+{
+    auto elf = vmlinux_like();
+    elf.pvh_entry = KERNEL_PADDR + 0x1000;
+    auto image = elf.build();
+    char name[] = "/tmp/microvmm-kernel-XXXXXX";
+    int fd = ::mkstemp(name);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, image.data(), image.size()), static_cast<ssize_t>(image.size()));
+    auto file = ReadOnlyFile::open(name).value();
+    test::TestMemory from_file, from_memory;
+    auto a = load_kernel(from_file.memory(), file).value();
+    auto b = load_kernel(from_memory.memory(), image).value();
+    EXPECT_EQ(a.entry, b.entry);
+    EXPECT_EQ(a.load_end, b.load_end);
+    EXPECT_EQ(from_file.read_bytes(KERNEL_PADDR, 0x10'5000), from_memory.read_bytes(KERNEL_PADDR, 0x10'5000));
+
+    // Truncate into the second segment's data: refused, and nothing of the first was copied.
+    ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(image.size() - 0x800)), 0);
+    auto truncated = ReadOnlyFile::open(name).value();
+    test::TestMemory untouched;
+    EXPECT_FALSE(load_kernel(untouched.memory(), truncated));
+    EXPECT_EQ(untouched.read_bytes(KERNEL_PADDR, 0x3000), std::vector<std::byte>(0x3000));
+    ::close(fd);
+    ::unlink(name);
 }

@@ -175,3 +175,47 @@ TEST(DmLifecycle, OfferUsesTheDynamicMemoryClassGuidAndTheConfiguredInstance)
     EXPECT_EQ(offer.interface_type.bytes, DM_CLASS_GUID_BYTES);
     EXPECT_EQ(offer.interface_instance.bytes[0], 0x42);
 }
+
+// Idle means idle: the engine has a deadline only while it waits for something, so the VMM can
+// arm one timer for it instead of ticking every 100 ms (BENCHMARKS.md, idle wake-ups).
+TEST(DmLifecycle, NextDeadlineOnlyWhileWaitingAndTickingBeforeItDoesNothing)
+{
+    DmRig rig;
+    EXPECT_EQ(rig.engine.next_deadline(), std::nullopt); // Closed.
+    rig.connect();
+    EXPECT_EQ(rig.engine.state(), State::Idle);
+    EXPECT_EQ(rig.engine.next_deadline(), std::nullopt); // Connected, nothing to do.
+
+    rig.guest.options.ignore_balloon = true;
+    rig.target(rig.boot() - PageCount { 4096 });
+    ASSERT_EQ(rig.engine.state(), State::BalloonWaitReply);
+    auto const timeout = hv_balloon::DmConfig::linux_profile().balloon_reply_timeout;
+    ASSERT_TRUE(rig.engine.next_deadline());
+    EXPECT_EQ(*rig.engine.next_deadline(), rig.now + timeout);
+
+    // A tick just before the deadline changes nothing; one at the deadline times out.
+    rig.now = *rig.engine.next_deadline() - std::chrono::nanoseconds { 1 };
+    rig.engine.on_tick(rig.now);
+    EXPECT_EQ(rig.engine.state(), State::BalloonWaitReply);
+    EXPECT_EQ(rig.status().counters.timeouts, 0u);
+    rig.engine.on_tick(*rig.engine.next_deadline());
+    EXPECT_EQ(rig.engine.state(), State::Idle);
+    EXPECT_EQ(rig.status().counters.timeouts, 1u);
+    EXPECT_EQ(rig.engine.next_deadline(), std::nullopt);
+}
+
+TEST(DmLifecycle, PostConnectDelayIsADeadline)
+{
+    auto config = hv_balloon::DmConfig::linux_profile();
+    config.post_connect_delay = std::chrono::seconds { 3 };
+    DmRig rig { config };
+    rig.engine.set_target(rig.boot() - PageCount { 4096 }).value(); // Before the guest connects.
+    rig.connect();
+    ASSERT_EQ(rig.engine.state(), State::PostConnectDelay);
+    ASSERT_TRUE(rig.engine.next_deadline());
+    EXPECT_EQ(*rig.engine.next_deadline(), rig.now + std::chrono::seconds { 3 });
+    rig.engine.on_tick(*rig.engine.next_deadline());
+    rig.guest.pump();
+    EXPECT_EQ(rig.status().ballooned.raw(), 4096u); // The delayed target was applied.
+    EXPECT_EQ(rig.engine.next_deadline(), std::nullopt);
+}

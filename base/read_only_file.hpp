@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: MIT
+// ReadOnlyFile: a regular file opened for pread(): the kernel and initrd are copied from the
+// page cache straight into guest RAM (one copy, no heap buffer of the file's size).
+#pragma once
+
+#include <filesystem>
+
+#include "base/byte_source.hpp"
+#include "base/fd.hpp"
+
+namespace vmm {
+
+class ReadOnlyFile final : public ByteSource {
+public:
+    // Errors name the path: not found, not a regular file, unreadable.
+    static Result<ReadOnlyFile> open(std::filesystem::path const& path);
+
+    std::uint64_t size() const override { return m_size; }
+    // pread() until `out` is full; a file that shrank since open() fails (no short copies).
+    Result<void> read_at(std::uint64_t offset, std::span<std::byte> out) const override;
+
+private:
+    ReadOnlyFile(Fd fd, std::uint64_t size)
+        : m_fd(std::move(fd))
+        , m_size(size)
+    {
+    }
+    Fd m_fd;
+    std::uint64_t m_size;
+};
+
+} // namespace vmm
