@@ -112,6 +112,10 @@ Result<void> Runner::boot()
     callbacks.on_first_run = [this, boot = m_boot_count + 1] {
         log::info("vmm", "boot {}: first KVM_RUN {} ms after start", boot, elapsed_ms(m_process_start));
     };
+    callbacks.on_guest_crash = [this](hyperv::CrashReport const& report) {
+        for (auto& callback : m_crash)
+            callback(report);
+    };
     m_machine = VMM_TRY(Machine::create(m_config, m_kvm, *m_serial, std::move(callbacks)));
     ++m_boot_count;
     log::info("vmm", "boot {}: {} vCPU(s), {} MiB RAM, hot-add window {} MiB at {:#x}", m_boot_count,
