@@ -82,7 +82,8 @@ Result<KernelImage> load_bzimage(mem::GuestMemory const& memory, std::span<std::
     if (!memory.is_ram(mem::Gpa { BZIMAGE_LOAD_GPA }, load_end - BZIMAGE_LOAD_GPA))
         return fail(Errc::NotMapped, "kernel image: bzImage needs more guest RAM above 1 MiB", load_end);
 
-    VMM_TRY(memory.write(mem::Gpa { BZIMAGE_LOAD_GPA }, kernel_bytes));
+    VMM_TRY(memory.write(mem::Gpa { BZIMAGE_LOAD_GPA }, kernel_bytes)
+            .context("writing the bzImage kernel ({} bytes) at GPA {:#x}", kernel_bytes.size(), BZIMAGE_LOAD_GPA));
     return KernelImage {
         .kind = KernelImage::Kind::BzImage,
         .entry = BZIMAGE_LOAD_GPA + BZIMAGE_ENTRY_64_OFFSET,

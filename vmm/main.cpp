@@ -16,13 +16,11 @@
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/runner.hpp"
 #include "vmm/vcpu_thread.hpp"
-#ifdef MICROVMM_HAVE_API
 #include "vmm/api/api_server.hpp"
 #include "vmm/api/ctl.hpp"
 #include "vmm/api/event_hub.hpp"
+#include "vmm/dm_api_backend.hpp"
 #include <nlohmann/json.hpp>
-#include "vmm/dm_integration.hpp"
-#endif
 
 namespace {
 
@@ -46,7 +44,7 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
     // Before any thread exists, so every thread inherits the mask and only the event loop's
     // signalfd sees SIGTERM/SIGINT.
     if (auto blocked = block_termination_signals(); !blocked) {
-        log::error("vmm", "{}", blocked.error());
+        log::error("vmm", "blocking SIGTERM/SIGINT before any thread starts: {}", blocked.error());
         return EXIT_FAILURE_HOST;
     }
     auto kvm = kvm::KvmSystem::open();
@@ -55,7 +53,7 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
     u32 const max_vcpus = kvm ? kvm->max_vcpus() : 1024;
     auto config = load_config(config_path, ConfigLimits { max_vcpus });
     if (!config) {
-        std::fprintf(stderr, "microvmm: config error: %s\n", std::string(config.error().what()).c_str());
+        std::fprintf(stderr, "microvmm: config error: %s\n", config.error().message().c_str());
         return EXIT_CONFIG;
     }
     if (config->boot.firmware == BootFirmware::Uefi) {
@@ -67,23 +65,22 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
         return EXIT_FAILURE_HOST;
     }
     if (auto installed = VcpuThread::install_kick_handler(); !installed) {
-        log::error("vmm", "{}", installed.error());
+        log::error("vmm", "installing the vCPU kick signal handler: {}", installed.error());
         return EXIT_FAILURE_HOST;
     }
     auto loop = EventLoop::create();
     if (!loop) {
-        log::error("vmm", "{}", loop.error());
+        log::error("vmm", "creating the event loop: {}", loop.error());
         return EXIT_FAILURE_HOST;
     }
     Config const dm_config = *config;
     Runner runner { std::move(*config), *kvm, **loop, start };
-#ifdef MICROVMM_HAVE_API
-    // The DM device and the REST API (vmm/dm_integration.*): the engine is rebuilt per boot.
+    // The DM device (rebuilt per boot, vmm/dm_device.*) and the REST API over it.
     api::EventHub hub;
-    DmIntegration integration { dm_config, **loop, hub, start };
-    runner.on_machine_created([&](Machine& machine) { integration.attach(machine, runner.boot_count()); });
-    runner.on_guest_reset([&](Machine& machine) { integration.detach(machine, true); });
-    runner.on_machine_exit([&](Machine& machine) { integration.detach(machine, false); });
+    DmApiBackend backend { dm_config, **loop, hub, start };
+    runner.on_machine_created([&](Machine& machine) { backend.attach(machine, runner.boot_count()); });
+    runner.on_guest_reset([&](Machine& machine) { backend.detach(machine, true); });
+    runner.on_machine_exit([&](Machine& machine) { backend.detach(machine, false); });
     runner.on_guest_crash([&](hyperv::CrashReport const& report) {
         nlohmann::json fields = nlohmann::json::object();
         for (std::size_t i = 0; i < std::size(report.params); ++i)
@@ -93,9 +90,9 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
     });
     std::unique_ptr<api::ApiServer> server;
     if (dm_config.api.socket) {
-        auto started = api::ApiServer::start(integration, hub, api::ApiServerConfig { dm_config.api.socket->string() });
+        auto started = api::ApiServer::start(backend, hub, api::ApiServerConfig { dm_config.api.socket->string() });
         if (!started) {
-            log::error("api", "{}", started.error());
+            log::error("api", "starting the REST API on {}: {}", dm_config.api.socket->string(), started.error());
             return EXIT_FAILURE_HOST;
         }
         server = std::move(*started);
@@ -105,9 +102,6 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
     if (server)
         server->stop(); // Before the Runner (and its last Machine) goes away.
     return status;
-#else
-    return runner.run();
-#endif
 }
 
 } // namespace
@@ -122,9 +116,7 @@ int main(int argc, char** argv)
     app.add_option("--log-level", level_name, "debug, info, warn or error")->capture_default_str();
     app.set_version_flag("--version", std::string("microvmm ") + MICROVMM_VERSION);
     // Subcommands hook in here; without one, --config is required.
-#ifdef MICROVMM_HAVE_API
     CLI::App* ctl = api::add_ctl_subcommand(app);
-#endif
     app.require_subcommand(0, 1);
     try {
         app.parse(argc, argv);
@@ -138,10 +130,8 @@ int main(int argc, char** argv)
         app.exit(e); // Prints the message.
         return EXIT_CONFIG;
     }
-#ifdef MICROVMM_HAVE_API
     if (ctl->parsed())
         return api::ctl_main(ctl->remaining());
-#endif
     auto level = parse_level(level_name);
     if (!level) {
         std::fprintf(stderr, "microvmm: %s\n", std::string(level.error().what()).c_str());

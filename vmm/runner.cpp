@@ -63,12 +63,12 @@ int Runner::run()
             finish(EXIT_SIGNAL_BASE + signal);
     });
     if (!signals) {
-        log::error("vmm", "{}", signals.error());
+        log::error("vmm", "watching SIGTERM/SIGINT: {}", signals.error());
         return EXIT_FAILURE_HOST;
     }
     m_signals = std::move(*signals);
     // Linux leaves a SynIC message in its slot without EOM when it cannot allocate memory for
-    // it and looks again only on the next interrupt (contract §4.4 step 6; vmbus_drv.c:1084-1087):
+    // it and looks again only on the next interrupt (guest-interface §4.4 step 6; vmbus_drv.c:1084-1087):
     // without a retry the VMBus host's queue to that guest would wait forever. A spurious
     // interrupt is harmless (the guest re-checks the slot). Runs on the loop thread, which also
     // owns m_machine, so the Machine cannot go away under it.
@@ -78,16 +78,16 @@ int Runner::run()
                 partition->kick_pending_messages();
     });
     if (!kick) {
-        log::error("vmm", "{}", kick.error());
+        log::error("vmm", "creating the SynIC re-kick timer: {}", kick.error());
         return EXIT_FAILURE_HOST;
     }
     m_synic_kick = std::move(*kick);
     if (auto armed = m_synic_kick.arm(SYNIC_KICK_PERIOD, SYNIC_KICK_PERIOD); !armed) {
-        log::error("vmm", "{}", armed.error());
+        log::error("vmm", "arming the SynIC re-kick timer: {}", armed.error());
         return EXIT_FAILURE_HOST;
     }
     if (auto booted = boot(); !booted) {
-        log::error("vmm", "{}", booted.error());
+        log::error("vmm", "starting the guest: {}", booted.error());
         return EXIT_FAILURE_HOST;
     }
     if (auto ran = m_loop.run_until_stopped(); !ran) {

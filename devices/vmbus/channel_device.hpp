@@ -37,7 +37,7 @@ public:
     virtual std::uint64_t send_space_bytes() const = 0;
 };
 
-// A VMBus device. All calls come from the event-loop thread.
+// A VMBus device. Calls come one at a time from the VmbusHost (under the VMM's VMBus glue lock).
 class ChannelDevice {
 public:
     virtual ~ChannelDevice() = default;

@@ -41,7 +41,8 @@ public:
     VmbusFakeMemory& operator=(VmbusFakeMemory const&) = delete;
 
     mem::GuestMemory const& memory() const { return m_memory; }
-    void fill_page(mem::Gpn page, std::byte value) { (void)m_memory.fill(page.address(), value, 4096); }
+    // A fake-memory page always exists: a failure is a bug in the test itself.
+    void fill_page(mem::Gpn page, std::byte value) { VMM_ASSERT(m_memory.fill(page.address(), value, 4096).has_value()); }
     // Copy of all RAM, to compare later.
     std::vector<std::byte> snapshot() const
     {
@@ -69,7 +70,7 @@ private:
     mem::GuestMemory m_memory;
 };
 
-// One SynIC message slot per VP (contract §4.4): a post fails while the slot holds an unread
+// One SynIC message slot per VP (guest-interface §4.4): a post fails while the slot holds an unread
 // message, and also whenever refuse_every_nth says so (0 = never).
 class FakeSynicPort final : public vmbus::SynicPort {
 public:

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Hypercall dispatch and input validation (contract §3, §10.5; TLFS 3, 11.9; reference host
+// Hypercall dispatch and input validation (guest-interface §3, §10.5; TLFS 3, 11.9; reference host
 // implementation: KVM kvm_hv_hypercall, arch/x86/kvm/hyperv.c:2202-2380).
 #include "vmm/hyperv/hypercall_dispatcher.hpp"
 
@@ -85,7 +85,7 @@ u16 HypercallDispatcher::read_input(u64 gpa, std::span<std::byte> out) const
     if ((gpa & (mem::PAGE_SIZE - 1)) + out.size() > mem::PAGE_SIZE)
         return HV_STATUS_INVALID_ALIGNMENT; // Crosses a page.
     if (!m_memory.read(mem::Gpa { gpa }, out))
-        return HV_STATUS_INVALID_ALIGNMENT; // Not RAM (contract §3.4 groups it with alignment).
+        return HV_STATUS_INVALID_ALIGNMENT; // Not RAM (guest-interface §3.4 groups it with alignment).
     return HV_STATUS_SUCCESS;
 }
 

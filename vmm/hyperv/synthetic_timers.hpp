@@ -21,7 +21,7 @@
 // - Periods below MIN_PERIOD are raised to it: a guest must not make the host timer thread
 //   spin (the TLFS leaves the minimum to the implementation).
 //
-// Lock order: SyntheticTimers::m_mutex, then Synic's lock (post_message is called under ours).
+// Lock order (ARCHITECTURE.md): SyntheticTimers, then Synic (post_message is called under ours).
 // Never called back into by Synic or the InterruptSink.
 #pragma once
 
@@ -32,6 +32,7 @@
 #include <optional>
 #include <vector>
 
+#include "base/ranked_mutex.hpp"
 #include "base/types.hpp"
 #include "vmm/hyperv/hvdef.hpp"
 
@@ -86,7 +87,7 @@ private:
     Synic& m_synic;
     InterruptSink& m_interrupts;
     bool const m_direct_mode_available;
-    mutable std::mutex m_mutex;
+    mutable RankedMutex<LockRank::SyntheticTimers> m_mutex;
     std::vector<VpTimers> m_vps;
     std::function<void()> m_rearm; // Set before the vCPUs start.
     std::atomic<u64> m_expirations { 0 };
