@@ -24,6 +24,7 @@ std::string_view lock_rank_name(LockRank rank)
     case LockRank::DmOperations: return "DmOperations";
     case LockRank::EventHub: return "EventHub";
     case LockRank::EventHubClient: return "EventHubClient";
+    case LockRank::SyntheticTimers: return "SyntheticTimers";
     case LockRank::Synic: return "Synic";
     case LockRank::Partition: return "Partition";
     case LockRank::VcpuThread: return "VcpuThread";

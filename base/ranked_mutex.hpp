@@ -21,6 +21,7 @@ enum class LockRank : std::uint8_t {
     DmOperations,    // vmm/dm_api_backend: operation history (DM events under the glue lock).
     EventHub,        // vmm/api/event_hub: subscriber list.
     EventHubClient,  // vmm/api/event_hub: one subscriber's queue.
+    SyntheticTimers, // vmm/hyperv/synthetic_timers: STIMER0-3 of every VP (delivers into Synic).
     Synic,           // vmm/hyperv/synic: SynIC registers and message slots.
     Partition,       // vmm/hyperv/partition: partition-wide and per-VP registers.
     VcpuThread,      // vmm/vcpu_thread: a vCPU thread's handle while it may be signalled.

@@ -38,6 +38,15 @@ inline constexpr u8 IOAPIC_ID = 0;
 // KVM_IOAPIC_NUM_PINS (arch/x86/include/asm/kvm_host.h): GSIs 0..23 are IOAPIC pins.
 inline constexpr u32 IOAPIC_PINS = 24;
 
+// --- CMOS RTC (PC/AT I/O map; MC146818A) -------------------------------------------------------
+// Index port 0x70, data port 0x71 (include/linux/mc146818rtc.h RTC_PORT(x) = 0x70 + x).
+inline constexpr u16 CMOS_PORT = 0x70;
+inline constexpr u16 CMOS_PORT_COUNT = 2;
+// CMOS index of the century byte, named by the FADT CENTURY field (ACPI 6.5 §5.2.9, table 5.9)
+// and read by Linux (drivers/rtc/rtc-mc146818-lib.c mc146818_get_time_callback). 0x32 is the
+// IBM PC/AT location.
+inline constexpr u8 CMOS_CENTURY_INDEX = 0x32;
+
 // --- COM1 (PC/AT I/O map; 16550A UART) -------------------------------------------------------
 
 inline constexpr u16 COM1_PORT = 0x3F8;

@@ -193,10 +193,24 @@ build_memdirty() {
   fi
 }
 
+# clockprobe (guest/clockprobe.c): the time mode's vDSO clock reader and clock_gettime
+# benchmark; freestanding and static for the same reasons as memdirty.
+build_clockprobe() {
+  local tool=$out/tools/clockprobe src=$guest/clockprobe.c
+  mkdir -p "$out/tools"
+  if [[ ! -x $tool || $src -nt $tool ]]; then
+    cc -std=c11 -Wall -Wextra -Werror -O2 -static -nostdlib -ffreestanding -fno-stack-protector \
+      -fno-pie -no-pie -s -Wl,--build-id=none -Wl,-z,noseparate-code -o "$tool.tmp" "$src" ||
+      die "cannot compile $src"
+    mv "$tool.tmp" "$tool"
+  fi
+}
+
 build_initramfs() {
   local list=$out/initramfs.list cpio=$out/initramfs.cpio applet
   build_gen_init_cpio
   build_memdirty
+  build_clockprobe
   # The applets /init runs; ash finds them through these links when /proc/self/exe is absent.
   local applets=(sh mount poweroff reboot dmesg dd sed rm sleep cat ls readlink setsid cttyhack)
   local available
@@ -209,6 +223,7 @@ build_initramfs() {
     echo "file /bin/busybox $BUSYBOX 0755 0 0"
     for applet in "${applets[@]}"; do echo "slink /bin/$applet busybox 0777 0 0"; done
     echo "file /bin/memdirty $out/tools/memdirty 0755 0 0"
+    echo "file /bin/clockprobe $out/tools/clockprobe 0755 0 0"
     echo "dir /dev 0755 0 0"
     # The kernel opens /dev/console for init's stdio before /init runs (init/main.c
     # console_on_rootfs); devtmpfs is not auto-mounted on an initramfs.

@@ -258,6 +258,42 @@ std::vector<TableSpec> const& schema()
                      d.hyperv_enabled = VMM_TRY(as_bool(n, k));
                      return {};
                  } },
+                { "reference_time", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.hyperv.enlightenments.reference_time = VMM_TRY(as_bool(n, k));
+                     return {};
+                 } },
+                { "synthetic_timers", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.hyperv.enlightenments.synthetic_timers = VMM_TRY(as_bool(n, k));
+                     return {};
+                 } },
+                { "stimer_direct_mode", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.hyperv.enlightenments.stimer_direct_mode = VMM_TRY(as_bool(n, k));
+                     return {};
+                 } },
+                { "vp_runtime", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.hyperv.enlightenments.vp_runtime = VMM_TRY(as_bool(n, k));
+                     return {};
+                 } },
+                { "reset", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.hyperv.enlightenments.reset = VMM_TRY(as_bool(n, k));
+                     return {};
+                 } },
+                { "crash", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.hyperv.enlightenments.crash = VMM_TRY(as_bool(n, k));
+                     return {};
+                 } },
+                { "frequencies", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.hyperv.enlightenments.frequencies = VMM_TRY(as_bool(n, k));
+                     return {};
+                 } },
+                { "tsc_invariant", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.hyperv.enlightenments.tsc_invariant = VMM_TRY(as_bool(n, k));
+                     return {};
+                 } },
+                { "extended_hypercalls", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.hyperv.enlightenments.extended_hypercalls = VMM_TRY(as_bool(n, k));
+                     return {};
+                 } },
             } },
     };
     return tables;
@@ -301,6 +337,14 @@ Result<void> check_fields(Config& config, bool have_max_memory)
         return config_error("boot.kernel: missing (required for direct kernel boot)");
     if (config.dynamic_memory.enabled && !config.hyperv.enabled)
         return config_error("hyperv.enabled: dynamic_memory.enabled needs Hyper-V (VMBus)");
+    auto const& hv = config.hyperv.enlightenments;
+    if (hv.synthetic_timers && !hv.reference_time)
+        return config_error("hyperv.synthetic_timers: synthetic timers count in reference time; needs hyperv.reference_time");
+    if (hv.stimer_direct_mode && !hv.synthetic_timers)
+        return config_error("hyperv.stimer_direct_mode: needs hyperv.synthetic_timers");
+    if (config.hyperv.enabled && !hv.reference_time && !hv.tsc_invariant)
+        return config_error("hyperv.reference_time: with it and hyperv.tsc_invariant both off a Linux guest marks its "
+                            "TSC unstable and has no good clocksource; turn one on");
     return {};
 }
 

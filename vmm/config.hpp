@@ -12,6 +12,7 @@
 
 #include "base/error.hpp"
 #include "base/types.hpp"
+#include "vmm/hyperv/enlightenments.hpp"
 
 namespace vmm {
 
@@ -65,6 +66,7 @@ struct DynamicMemorySection {
 
 struct HypervSection {
     bool enabled { false }; // Defaults to dynamic_memory.enabled (VMBus needs Hyper-V).
+    hyperv::Enlightenments enlightenments {}; // One key each; defaults = the Windows set.
 };
 
 struct Config {

@@ -4,6 +4,8 @@
 // VcpuHooks.
 #pragma once
 
+#include <functional>
+
 #include "vmm/hyperv/partition.hpp"
 #include "vmm/kvm/kvm_vm.hpp"
 #include "vmm/vcpu_hooks.hpp"
@@ -23,6 +25,27 @@ public:
 
 private:
     kvm::KvmVm& m_vm;
+};
+
+// Reset requests and crash reports from the partition, handed to the Machine's callbacks (called
+// on the reporting vCPU's thread, like the ACPI reset register's power callback).
+class PartitionPlatform final : public hyperv::PlatformSink {
+public:
+    PartitionPlatform(std::function<void()> reset, std::function<void(hyperv::CrashReport const&)> crashed)
+        : m_reset(std::move(reset))
+        , m_crashed(std::move(crashed))
+    {
+    }
+    void reset_requested(std::uint32_t) override { m_reset(); }
+    void guest_crashed(hyperv::CrashReport const& report) override
+    {
+        if (m_crashed)
+            m_crashed(report);
+    }
+
+private:
+    std::function<void()> m_reset;
+    std::function<void(hyperv::CrashReport const&)> m_crashed;
 };
 
 class PartitionHooks final : public VcpuHooks {

@@ -3,6 +3,7 @@
 #include "vmm/machine.hpp"
 
 #include <unistd.h>
+#include <x86intrin.h>
 
 
 #include "base/log.hpp"
@@ -12,6 +13,7 @@
 #include "firmware/e820.hpp"
 #include "firmware/kernel_image.hpp"
 #include "firmware/layout.hpp"
+#include "vmm/hyperv/synthetic_timers.hpp"
 #include "vmm/guest_images.hpp"
 
 namespace vmm {
@@ -131,6 +133,7 @@ Result<void> Machine::create_devices()
     m_reset_register = std::make_unique<devices::AcpiResetRegister>(power, firmware::ACPI_RESET_VALUE);
     m_i8042 = std::make_unique<devices::I8042ResetPort>(power);
     m_post_code = std::make_unique<devices::PostCodePort>();
+    m_rtc = std::make_unique<devices::CmosRtc>([] { return std::chrono::system_clock::now(); });
 
     constexpr u16 I8042_COMMAND_PORT = 0x64; // PC/AT keyboard controller command/status.
     constexpr u16 POST_CODE_PORT = 0x80;
@@ -140,6 +143,7 @@ Result<void> Machine::create_devices()
     VMM_TRY(m_pio_bus.attach({ firmware::ACPI_RESET_PORT, 1 }, *m_reset_register));
     VMM_TRY(m_pio_bus.attach({ I8042_COMMAND_PORT, 1 }, *m_i8042));
     VMM_TRY(m_pio_bus.attach({ POST_CODE_PORT, 1 }, *m_post_code));
+    VMM_TRY(m_pio_bus.attach({ firmware::CMOS_PORT, firmware::CMOS_PORT_COUNT }, *m_rtc));
     m_pio_bus.freeze();
     m_mmio_bus.freeze(); // LAPIC and IOAPIC MMIO are handled in the kernel.
     return {};
@@ -194,10 +198,28 @@ Result<void> Machine::create_partition()
         tsc_hz = u64 { *khz } * 1000;
     else
         log::warn("machine", "{}: Hyper-V frequency MSRs not offered", khz.error());
+    hyperv::PartitionConfig partition_config { m_config.machine.vcpus, tsc_hz, KVM_APIC_BUS_HZ };
+    partition_config.enlightenments = m_config.hyperv.enlightenments;
+    // Reference time runs on the guest-visible TSC. KVM matches the TSC offsets of vCPUs
+    // created together (arch/x86/kvm/x86.c kvm_synchronize_tsc), so vCPU 0's offset is every
+    // VP's; the reader then needs no vCPU ioctl and works on any thread.
+    if (auto offset = m_vcpus.front()->guest_tsc_offset(); offset && tsc_hz != 0) {
+        partition_config.read_guest_tsc = [offset = static_cast<u64>(*offset)] { return __rdtsc() + offset; };
+    } else if (m_config.hyperv.enlightenments.reference_time) {
+        log::warn("machine", "guest TSC unknown ({}): Hyper-V reference time and synthetic timers not offered",
+            offset ? std::string { "no TSC frequency" } : offset.error().message());
+    }
     m_interrupts = std::make_unique<MsiInterruptSink>(m_vm);
-    m_partition = std::make_unique<hyperv::Partition>(m_memory, *m_interrupts,
-        hyperv::PartitionConfig { m_config.machine.vcpus, tsc_hz, KVM_APIC_BUS_HZ });
+    m_partition = std::make_unique<hyperv::Partition>(m_memory, *m_interrupts, std::move(partition_config));
     m_partition_hooks = std::make_unique<PartitionHooks>(*m_partition);
+    // HV_X64_MSR_RESET behaves like the ACPI reset register (devices::AcpiResetRegister).
+    m_platform = std::make_unique<PartitionPlatform>([this] { request_stop(StopReason::Reset); },
+        m_callbacks.on_guest_crash);
+    m_partition->set_platform_sink(m_platform.get());
+    if (auto* timers = m_partition->synthetic_timers()) {
+        m_timer_thread = std::make_unique<hyperv::TimerThread>(*timers, *m_partition->reference_clock());
+        timers->set_rearm([thread = m_timer_thread.get()] { thread->rearm(); });
+    }
     m_vmbus = std::make_unique<VmbusGlue>(m_memory, *m_partition, m_config.machine.vcpus);
     m_partition->set_hypercall_sink(m_vmbus.get());
     m_hooks = m_partition_hooks.get();
@@ -251,6 +273,8 @@ void Machine::start()
     // The vector is complete before any thread runs: request_stop() walks it from vCPU threads.
     for (auto& vcpu : m_vcpus)
         m_threads.push_back(std::make_unique<VcpuThread>(*vcpu, *m_dispatch));
+    if (m_timer_thread)
+        m_timer_thread->start();
     for (auto& thread : m_threads)
         thread->start();
 }

@@ -17,9 +17,11 @@
 #include "vmm/bus.hpp"
 #include "vmm/config.hpp"
 #include "vmm/devices/acpi_pm.hpp"
+#include "vmm/devices/cmos_rtc.hpp"
 #include "vmm/devices/uart16550.hpp"
 #include "vmm/guest_ram_backends.hpp"
 #include "vmm/host_memory_use.hpp"
+#include "vmm/hyperv/timer_thread.hpp"
 #include "vmm/hyperv_glue.hpp"
 #include "vmm/vmbus_glue.hpp"
 #include "vmm/kvm/kvm_system.hpp"
@@ -51,6 +53,9 @@ struct MachineCallbacks {
     std::function<void(StopReason)> on_stop;
     // Called on vCPU 0's thread just before its first KVM_RUN (timing and logging).
     std::function<void()> on_first_run;
+    // Called on a vCPU thread when the guest reports a crash through the Hyper-V crash MSRs;
+    // it must only publish or post (the API's guest_crashed event).
+    std::function<void(hyperv::CrashReport const&)> on_guest_crash;
 };
 
 class Machine {
@@ -130,6 +135,7 @@ private:
     std::unique_ptr<devices::AcpiResetRegister> m_reset_register;
     std::unique_ptr<devices::I8042ResetPort> m_i8042;
     std::unique_ptr<devices::PostCodePort> m_post_code;
+    std::unique_ptr<devices::CmosRtc> m_rtc;
     Bus m_pio_bus { "pio" };    // After the devices: holds references to them.
     Bus m_mmio_bus { "mmio" };
 
@@ -137,7 +143,11 @@ private:
     std::unique_ptr<MsiInterruptSink> m_interrupts;
     std::unique_ptr<hyperv::Partition> m_partition;
     std::unique_ptr<PartitionHooks> m_partition_hooks;
+    std::unique_ptr<PartitionPlatform> m_platform;
     std::unique_ptr<VmbusGlue> m_vmbus; // Uses m_partition as its SynicPort.
+    // The host timer source of the synthetic timers: stopped (destroyed) after the vCPU threads
+    // and before the partition and VM it injects into.
+    std::unique_ptr<hyperv::TimerThread> m_timer_thread;
 
     VcpuHooks* m_hooks { nullptr };
     std::vector<std::unique_ptr<kvm::KvmVcpu>> m_vcpus; // Before the VM fd closes (declared after m_vm).

@@ -21,6 +21,7 @@
 #include "vmm/api/ctl.hpp"
 #include "vmm/api/event_hub.hpp"
 #include "vmm/dm_api_backend.hpp"
+#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -83,6 +84,13 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
     runner.on_machine_created([&](Machine& machine) { backend.attach(machine, runner.boot_count()); });
     runner.on_guest_reset([&](Machine& machine) { backend.detach(machine, true); });
     runner.on_machine_exit([&](Machine& machine) { backend.detach(machine, false); });
+    runner.on_guest_crash([&](hyperv::CrashReport const& report) {
+        nlohmann::json fields = nlohmann::json::object();
+        for (std::size_t i = 0; i < std::size(report.params); ++i)
+            fields[fmt::format("p{}", i)] = report.params[i];
+        fields["message"] = report.message;
+        hub.publish("guest_crashed", fields);
+    });
     std::unique_ptr<api::ApiServer> server;
     if (dm_config.api.socket) {
         auto started = api::ApiServer::start(backend, hub, api::ApiServerConfig { dm_config.api.socket->string() });

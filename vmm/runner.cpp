@@ -124,6 +124,10 @@ Result<void> Runner::boot()
         if (boot == 1)
             log::debug("vmm", "startup trace: {}", startup::report()); // Parsed by bench/startup.py.
     };
+    callbacks.on_guest_crash = [this](hyperv::CrashReport const& report) {
+        for (auto& callback : m_crash)
+            callback(report);
+    };
     m_machine = VMM_TRY(Machine::create(m_config, m_kvm, *m_serial, std::move(callbacks)));
     ++m_boot_count;
     log::info("vmm", "boot {}: {} vCPU(s), {} MiB RAM, hot-add window {} MiB at {:#x}", m_boot_count,

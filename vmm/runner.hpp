@@ -39,6 +39,9 @@ public:
     // after the old Machine's vCPUs stopped and before it is destroyed (the DM device resets here).
     void on_machine_created(std::function<void(Machine&)> callback) { m_created.push_back(std::move(callback)); }
     void on_guest_reset(std::function<void(Machine&)> callback) { m_reset.push_back(std::move(callback)); }
+    // Runs on the reporting vCPU's thread when the guest reports a crash (Hyper-V crash MSRs):
+    // it must only publish or post.
+    void on_guest_crash(std::function<void(hyperv::CrashReport const&)> callback) { m_crash.push_back(std::move(callback)); }
     // Runs on the loop thread once the event loop ended, before the last Machine is destroyed.
     void on_machine_exit(std::function<void(Machine&)> callback) { m_exit.push_back(std::move(callback)); }
 
@@ -61,6 +64,7 @@ private:
     std::vector<std::function<void(Machine&)>> m_created;
     std::vector<std::function<void(Machine&)>> m_reset;
     std::vector<std::function<void(Machine&)>> m_exit;
+    std::vector<std::function<void(hyperv::CrashReport const&)>> m_crash;
     EventLoop::Registration m_signals;
     // 1 s: re-raises SynIC message slots the guest left occupied (Partition::kick_pending_messages).
     EventLoop::Timer m_synic_kick; // One-shot, armed only after a SynIC message post (see run()).

@@ -52,7 +52,11 @@ std::vector<std::byte> build_fadt(std::uint64_t dsdt_gpa)
     Fadt fadt {};
     fadt.header = table_header("FACP", FADT_REVISION);
     fadt.flags = ACPI_FADT_HW_REDUCED | ACPI_FADT_RESET_REGISTER;
-    fadt.boot_flags = ACPI_FADT_NO_VGA | ACPI_FADT_NO_CMOS_RTC;
+    // A CMOS RTC exists (vmm/devices/cmos_rtc.*): NO_CMOS_RTC stays clear so Linux registers
+    // its RTC device (arch/x86/kernel/acpi/boot.c:1049-1052), and CENTURY names its century
+    // byte (drivers/rtc/rtc-mc146818-lib.c reads it when FADT revision >= 2).
+    fadt.boot_flags = ACPI_FADT_NO_VGA;
+    fadt.century = CMOS_CENTURY_INDEX;
     fadt.reset_register = io_register(ACPI_RESET_PORT);
     fadt.reset_value = ACPI_RESET_VALUE;
     fadt.minor_revision = FADT_MINOR_REVISION;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The DSDT: COM1 (so the serial console works without a PIC or PnP BIOS), the VMBus device
+// The DSDT: COM1 (so the serial console works without a PIC or PnP BIOS), the CMOS RTC, the VMBus device
 // Linux's hv_vmbus binds to, and \_S5 for poweroff. Deliberately no \_S4: its presence makes
 // hv_balloon ignore balloon requests and refuse hot-add (drivers/hv/hv_balloon.c
 // balloon_probe() -> hv_is_hibernation_supported(); guest-interface §5, §10.3).
@@ -37,6 +37,20 @@ aml::Bytes com1_device()
     });
 }
 
+aml::Bytes rtc_device()
+{
+    // The CMOS RTC (PNP0B00 = AT-compatible RTC). Linux's PNP layer then owns it and
+    // add_rtc_cmos() registers no second one (arch/x86/kernel/rtc.c:135-160); Windows finds
+    // its RTC here. No IRQ resource: the VMM raises no RTC interrupts (vmm/devices/cmos_rtc.hpp).
+    return aml::device("RTC0", {
+        aml::name("_HID", aml::eisa_id("PNP0B00")),
+        aml::name("_STA", aml::integer(STA_PRESENT_ENABLED_FUNCTIONING)),
+        aml::name("_CRS", aml::resource_template({
+            aml::io_port(CMOS_PORT, CMOS_PORT, 1, CMOS_PORT_COUNT),
+        })),
+    });
+}
+
 aml::Bytes vmbus_device()
 {
     // Linux matches the _HID string exactly (ACPICA upper-cases it to "VMBUS"). An empty
@@ -54,7 +68,7 @@ aml::Bytes vmbus_device()
 
 std::vector<std::byte> build_dsdt(AcpiConfig const& config)
 {
-    std::vector<aml::Bytes> devices { com1_device() };
+    std::vector<aml::Bytes> devices { com1_device(), rtc_device() };
     if (config.vmbus)
         devices.push_back(vmbus_device());
 

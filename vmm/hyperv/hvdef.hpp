@@ -33,7 +33,9 @@ inline constexpr u32 HYPERV_INTERFACE_HV1 = 0x3123'7648; // "Hv#1" (TLFS 2.4.2)
 
 // 0x40000003 EAX: partition privileges low (include/asm-generic/hyperv-tlfs.h:49-76).
 inline constexpr u32 HV_MSR_VP_RUNTIME_AVAILABLE = 1u << 0;
-inline constexpr u32 HV_MSR_TIME_REF_COUNT_AVAILABLE = 1u << 1; // Never: MSR sched_clock (§1.3).
+// Only together with the TSC page: alone, Linux's sched_clock reads the MSR and exits on every
+// call (drivers/clocksource/hyperv_timer.c:559-579).
+inline constexpr u32 HV_MSR_TIME_REF_COUNT_AVAILABLE = 1u << 1;
 inline constexpr u32 HV_MSR_SYNIC_AVAILABLE = 1u << 2;
 inline constexpr u32 HV_MSR_SYNTIMER_AVAILABLE = 1u << 3;
 inline constexpr u32 HV_MSR_APIC_ACCESS_AVAILABLE = 1u << 4;
@@ -41,6 +43,7 @@ inline constexpr u32 HV_MSR_HYPERCALL_AVAILABLE = 1u << 5;
 inline constexpr u32 HV_MSR_VP_INDEX_AVAILABLE = 1u << 6;
 inline constexpr u32 HV_MSR_RESET_AVAILABLE = 1u << 7;
 inline constexpr u32 HV_MSR_REFERENCE_TSC_AVAILABLE = 1u << 9;
+inline constexpr u32 HV_MSR_GUEST_IDLE_AVAILABLE = 1u << 10;
 inline constexpr u32 HV_ACCESS_FREQUENCY_MSRS = 1u << 11;
 inline constexpr u32 HV_ACCESS_REENLIGHTENMENT = 1u << 13;
 inline constexpr u32 HV_ACCESS_TSC_INVARIANT = 1u << 15;
@@ -55,8 +58,10 @@ inline constexpr u32 HV_ISOLATION = 1u << 22;                  // Never: SNP/VBS
 
 // 0x40000003 EDX: misc features (arch/x86/include/asm/hyperv-tlfs.h:44-70).
 inline constexpr u32 HV_X64_HYPERCALL_XMM_INPUT_AVAILABLE = 1u << 4;
+inline constexpr u32 HV_X64_GUEST_IDLE_STATE_AVAILABLE = 1u << 5;
 inline constexpr u32 HV_FEATURE_FREQUENCY_MSRS_AVAILABLE = 1u << 8;
 inline constexpr u32 HV_FEATURE_GUEST_CRASH_MSR_AVAILABLE = 1u << 10;
+inline constexpr u32 HV_STIMER_DIRECT_MODE_AVAILABLE = 1u << 19; // hyperv-tlfs.h:70
 
 // 0x40000004 EAX: implementation hints (arch/x86/include/asm/hyperv-tlfs.h:81-118).
 inline constexpr u32 HV_X64_APIC_ACCESS_RECOMMENDED = 1u << 3;
@@ -70,9 +75,9 @@ inline constexpr u32 HV_SPIN_WAIT_NEVER = 0xFFFF'FFFF;
 inline constexpr u32 HV_X64_MSR_GUEST_OS_ID = 0x4000'0000;
 inline constexpr u32 HV_X64_MSR_HYPERCALL = 0x4000'0001;
 inline constexpr u32 HV_X64_MSR_VP_INDEX = 0x4000'0002;
-inline constexpr u32 HV_X64_MSR_RESET = 0x4000'0003; // Not advertised: #GP.
+inline constexpr u32 HV_X64_MSR_RESET = 0x4000'0003;
 inline constexpr u32 HV_X64_MSR_VP_RUNTIME = 0x4000'0010;
-inline constexpr u32 HV_X64_MSR_TIME_REF_COUNT = 0x4000'0020; // Not advertised: #GP.
+inline constexpr u32 HV_X64_MSR_TIME_REF_COUNT = 0x4000'0020;
 inline constexpr u32 HV_X64_MSR_REFERENCE_TSC = 0x4000'0021;
 inline constexpr u32 HV_X64_MSR_TSC_FREQUENCY = 0x4000'0022;
 inline constexpr u32 HV_X64_MSR_APIC_FREQUENCY = 0x4000'0023;
@@ -87,7 +92,12 @@ inline constexpr u32 HV_X64_MSR_SIMP = 0x4000'0083;
 inline constexpr u32 HV_X64_MSR_EOM = 0x4000'0084;
 inline constexpr u32 HV_X64_MSR_SINT0 = 0x4000'0090;
 inline constexpr u32 HV_X64_MSR_SINT15 = 0x4000'009F;
+// STIMERn_CONFIG = 0x400000B0 + 2n, STIMERn_COUNT = 0x400000B1 + 2n (hyperv-tlfs.h:228-235).
+inline constexpr u32 HV_X64_MSR_STIMER0_CONFIG = 0x4000'00B0;
+inline constexpr u32 HV_X64_MSR_STIMER3_COUNT = 0x4000'00B7;
+inline constexpr u32 HV_X64_MSR_GUEST_IDLE = 0x4000'00F0; // hyperv-tlfs.h:238
 inline constexpr u32 HV_X64_MSR_CRASH_P0 = 0x4000'0100;
+inline constexpr u32 HV_X64_MSR_CRASH_P3 = 0x4000'0103;
 inline constexpr u32 HV_X64_MSR_CRASH_P4 = 0x4000'0104;
 inline constexpr u32 HV_X64_MSR_CRASH_CTL = 0x4000'0105;
 inline constexpr u32 HV_X64_MSR_TSC_INVARIANT_CONTROL = 0x4000'0118;
@@ -100,8 +110,12 @@ inline constexpr u32 HV_X64_MSR_RANGE_LAST = 0x4000'01FF;
 // (preserved on read-back), bits 12-63 guest PFN of the hypercall page.
 inline constexpr u64 HV_X64_MSR_HYPERCALL_ENABLE = 1u << 0;
 inline constexpr u64 HV_X64_MSR_HYPERCALL_PAGE_ADDRESS_MASK = ~u64 { 0xFFF };
-// REFERENCE_TSC: bit 0 enable (hyperv-tlfs.h:357). Accepted only disabled (not advertised).
+// REFERENCE_TSC (include/asm-generic/hyperv-tlfs.h:105-112, union hv_reference_tsc_msr): bit 0
+// enable, bits 1-11 reserved-preserve (Linux writes back what it read, hyperv_timer.c:540-548),
+// PFN in 12-63.
 inline constexpr u64 HV_X64_MSR_TSC_REFERENCE_ENABLE = 1u << 0;
+// RESET (TLFS 2.4.4 "HV_X64_MSR_RESET"): writing bit 0 resets the partition; other bits reserved.
+inline constexpr u64 HV_X64_MSR_RESET_BIT = 1u << 0;
 // VP_ASSIST_PAGE (hyperv-tlfs.h:349): bit 0 enable, bits 1-11 reserved, PFN in 12-63.
 inline constexpr u64 HV_X64_MSR_VP_ASSIST_PAGE_ENABLE = 1u << 0;
 inline constexpr u64 HV_PAGE_RESERVED_MASK = 0xFFE; // Bits 1-11 of the page-address MSRs.
@@ -136,7 +150,7 @@ inline constexpr u16 HVCALL_SEND_IPI_EX = 0x0015;
 inline constexpr u16 HVCALL_GET_PARTITION_ID = 0x0046;
 inline constexpr u16 HVCALL_POST_MESSAGE = 0x005C;
 inline constexpr u16 HVCALL_SIGNAL_EVENT = 0x005D;
-inline constexpr u16 HV_EXT_CALL_QUERY_CAPABILITIES = 0x8001;
+inline constexpr u16 HV_EXT_CALL_QUERY_CAPABILITIES = 0x8001; // First extended code (hyperv-tlfs.h:173).
 
 // Control word (hyperv-tlfs.h:192-206).
 inline constexpr u64 HV_HYPERCALL_CODE_MASK = 0xFFFF;
@@ -203,6 +217,41 @@ inline constexpr std::size_t HV_EVENT_FLAGS_BYTE_COUNT = 256;
 inline constexpr u32 HV_EVENT_FLAGS_COUNT = HV_EVENT_FLAGS_BYTE_COUNT * 8;
 static_assert(HV_SYNIC_SINT_COUNT * HV_MESSAGE_SIZE == 4096);
 static_assert(HV_SYNIC_SINT_COUNT * HV_EVENT_FLAGS_BYTE_COUNT == 4096);
+
+// --- Reference TSC page (include/asm-generic/hyperv-tlfs.h:98-103; TLFS 12.7) ------------------------
+// ReferenceTime = ((guest TSC * tsc_scale) >> 64) + tsc_offset, in 100 ns units; the guest
+// retries while tsc_sequence changes and falls back to TIME_REF_COUNT when it is 0
+// (include/clocksource/hyperv_timer.h:40-85, hyperv_timer.c:377-385).
+struct HvReferenceTscPage {
+    u32 tsc_sequence; // 0
+    u32 reserved1;    // 4
+    u64 tsc_scale;    // 8
+    i64 tsc_offset;   // 16
+};
+static_assert(sizeof(HvReferenceTscPage) == 24 && Wire<HvReferenceTscPage>);
+static_assert(offsetof(HvReferenceTscPage, tsc_scale) == 8 && offsetof(HvReferenceTscPage, tsc_offset) == 16);
+inline constexpr u32 HV_TSC_SEQUENCE_INVALID = 0; // "use the MSR" (hyperv_timer.h:50-53)
+inline constexpr u64 HV_CLOCK_HZ = 10'000'000;    // 100 ns units (include/clocksource/hyperv_timer.h:20)
+
+// --- Synthetic timers (include/asm-generic/hyperv-tlfs.h:241, 264, 327-356; TLFS 12.4) -----------
+inline constexpr u32 HV_SYNIC_STIMER_COUNT = 4;
+inline constexpr u32 HVMSG_TIMER_EXPIRED = 0x8000'0010;
+// union hv_stimer_config
+inline constexpr u64 HV_STIMER_ENABLE = 1u << 0;
+inline constexpr u64 HV_STIMER_PERIODIC = 1u << 1;
+inline constexpr u64 HV_STIMER_LAZY = 1u << 2;
+inline constexpr u64 HV_STIMER_AUTO_ENABLE = 1u << 3;
+inline constexpr unsigned HV_STIMER_VECTOR_SHIFT = 4; // apic_vector: bits 4-11
+inline constexpr u64 HV_STIMER_DIRECT_MODE = 1u << 12;
+inline constexpr unsigned HV_STIMER_SINT_SHIFT = 16; // sintx: bits 16-19
+inline constexpr u64 HV_STIMER_RESERVED_MASK = (u64 { 0x7 } << 13) | (~u64 { 0 } << 20); // reserved_z0/z1
+struct HvTimerMessagePayload {
+    u32 timer_index;     // 0
+    u32 reserved;        // 4
+    u64 expiration_time; // 8   reference time the timer expired
+    u64 delivery_time;   // 16  reference time the message was written
+};
+static_assert(sizeof(HvTimerMessagePayload) == 24 && Wire<HvTimerMessagePayload>);
 
 // --- Hypercall inputs ---------------------------------------------------------------------------
 // HvPostMessage input (drivers/hv/hyperv_vmbus.h:99-105).

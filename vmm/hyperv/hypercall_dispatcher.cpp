@@ -23,10 +23,12 @@ constexpr u64 SIGNAL_EVENT_RESERVED_MASK = 0xFFFF'0000'FF00'0000;
 
 } // namespace
 
-HypercallDispatcher::HypercallDispatcher(mem::GuestMemory const& memory, InterruptSink& interrupts, u32 vcpu_count)
+HypercallDispatcher::HypercallDispatcher(mem::GuestMemory const& memory, InterruptSink& interrupts, u32 vcpu_count,
+    bool extended_hypercalls)
     : m_memory(memory)
     , m_interrupts(interrupts)
     , m_vcpu_count(vcpu_count)
+    , m_extended_hypercalls(extended_hypercalls)
 {
 }
 
@@ -44,12 +46,36 @@ u64 HypercallDispatcher::dispatch(u32 vp, HypercallRegs const& regs, HypercallSi
         return hypercall_result(send_ipi(control, regs));
     case HVCALL_SEND_IPI_EX:
         return hypercall_result(send_ipi_ex(control, regs));
+    case HV_EXT_CALL_QUERY_CAPABILITIES:
+        if (!m_extended_hypercalls)
+            break;
+        return hypercall_result(query_extended_capabilities(control, regs));
     default:
-        // Everything else, including calls we never advertise (HvGetPartitionId, TLB flushes,
-        // extended calls), answers INVALID_HYPERCALL_CODE (guest-interface §3.6).
-        VMM_GUEST_WARN("hyperv", "vp {}: unsupported hypercall {:#x}", vp, control.code);
-        return hypercall_result(HV_STATUS_INVALID_HYPERCALL_CODE);
+        break;
     }
+    // Everything else, including calls we never advertise (HvGetPartitionId, TLB flushes, other
+    // extended calls), answers INVALID_HYPERCALL_CODE (TLFS 3.8 status codes).
+    VMM_GUEST_WARN("hyperv", "vp {}: unsupported hypercall {:#x}", vp, control.code);
+    return hypercall_result(HV_STATUS_INVALID_HYPERCALL_CODE);
+}
+
+u16 HypercallDispatcher::query_extended_capabilities(HypercallControl control, HypercallRegs const& regs)
+{
+    // HvExtCallQueryCapabilities (TLFS 3.x "Extended Hypercalls"; guest: drivers/hv/hv_common.c:
+    // 408-450): no input, one u64 of capability bits written to the output GPA (r8), 8-byte
+    // aligned like every hypercall output (TLFS 3.7). Only bits for extended calls this VMM
+    // implements may be set, and it implements none beyond this query: HvExtCallMemoryHeatHint
+    // (HV_EXT_CAPABILITY_MEMORY_COLD_DISCARD_HINT, include/asm-generic/hyperv-tlfs.h:182)
+    // belongs to memory balancing and is not answered here.
+    if (control.fast || control.is_rep() || control.varhead_size != 0)
+        return HV_STATUS_INVALID_HYPERCALL_INPUT;
+    u64 const gpa = regs.r8;
+    if (gpa % HV_HYPERCALL_INPUT_ALIGN != 0)
+        return HV_STATUS_INVALID_ALIGNMENT;
+    constexpr u64 capabilities = 0;
+    if (!m_memory.write_obj(mem::Gpa { gpa }, capabilities))
+        return HV_STATUS_INVALID_ALIGNMENT; // Not RAM: grouped with alignment like inputs.
+    return HV_STATUS_SUCCESS;
 }
 
 u16 HypercallDispatcher::read_input(u64 gpa, std::span<std::byte> out) const

@@ -19,7 +19,9 @@ class InterruptSink;
 
 class HypercallDispatcher {
 public:
-    HypercallDispatcher(mem::GuestMemory const&, InterruptSink&, u32 vcpu_count);
+    // `extended_hypercalls`: answer HvExtCallQueryCapabilities (advertised by
+    // HV_ENABLE_EXTENDED_HYPERCALLS); otherwise it is an unknown code like any other.
+    HypercallDispatcher(mem::GuestMemory const&, InterruptSink&, u32 vcpu_count, bool extended_hypercalls = false);
 
     // Returns the result value for rax. `sink` may be null (no VMBus): VMBus calls then fail
     // with HV_STATUS_INVALID_CONNECTION_ID.
@@ -32,6 +34,7 @@ private:
     u16 signal_event(u32 vp, HypercallControl, HypercallRegs const&, HypercallSink*);
     u16 send_ipi(HypercallControl, HypercallRegs const&);
     u16 send_ipi_ex(HypercallControl, HypercallRegs const&);
+    u16 query_extended_capabilities(HypercallControl, HypercallRegs const&);
     // Copies a slow-call input block: 8-byte aligned, inside one page, RAM (TLFS 3.7).
     // Returns HV_STATUS_SUCCESS or the status to answer.
     u16 read_input(u64 gpa, std::span<std::byte> out) const;
@@ -42,6 +45,7 @@ private:
     mem::GuestMemory const& m_memory;
     InterruptSink& m_interrupts;
     u32 const m_vcpu_count;
+    bool const m_extended_hypercalls;
     std::atomic<u64> m_ipis_sent { 0 };
 };
 

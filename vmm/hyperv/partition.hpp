@@ -3,10 +3,14 @@
 // hypercalls, SynIC) for a KVM without in-kernel Hyper-V. The vCPU loop forwards MSR exits and
 // hypercall-port OUTs here; the VMBus host posts messages and events through vmbus::SynicPort.
 //
-// Spec:     Linux 6.1 guest interface §1-§4 (docs/guest-interface.md), TLFS 6.0
+// Spec:     TLFS 6.0; Linux 6.1 guest side cited per MSR (arch/x86/hyperv, drivers/hv,
+//           drivers/clocksource/hyperv_timer.c)
 // Done:     CPUID 0x40000000-A, GUEST_OS_ID/HYPERCALL/VP_INDEX/VP_ASSIST/frequency/TSC-invariant/
-//           crash MSRs, SynIC (SCONTROL..SINT15), HvPostMessage, HvSignalEvent, cluster IPIs
-// Missing:  reference TSC page, synthetic timers, VP runtime, save/restore
+//           crash/reset/VP-runtime MSRs, reference time (TIME_REF_COUNT + TSC page), STIMER0-3,
+//           SynIC (SCONTROL..SINT15), HvPostMessage, HvSignalEvent, cluster IPIs,
+//           HvExtCallQueryCapabilities
+// Missing:  APIC access MSRs (EOI/ICR/TPR: the LAPIC lives in KVM, see README "Hyper-V"),
+//           guest idle MSR, save/restore
 #pragma once
 
 #include <atomic>
@@ -15,11 +19,14 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "base/ranked_mutex.hpp"
 #include "devices/vmbus/synic_port.hpp"
 #include "mem/guest_memory.hpp"
+#include "vmm/hyperv/enlightenments.hpp"
+#include "vmm/hyperv/reference_time.hpp"
 
 namespace vmm::hyperv {
 
@@ -58,6 +65,18 @@ public:
     virtual void message_slot_freed(std::uint32_t vp, std::uint8_t sint) = 0;
 };
 
+// What the partition tells the machine about: a guest reset request and a guest crash report.
+struct CrashReport {
+    std::uint64_t params[5];
+    std::string message; // The kmsg tail the guest handed over with CRASH_NOTIFY_MSG ("" if none).
+};
+class PlatformSink {
+public:
+    virtual ~PlatformSink() = default;
+    virtual void reset_requested(std::uint32_t vp) = 0; // Like the ACPI reset register.
+    virtual void guest_crashed(CrashReport const&) = 0;
+};
+
 struct PartitionConfig {
     std::uint32_t vcpu_count;
     std::uint64_t tsc_hz;        // KVM_GET_TSC_KHZ * 1000; 0 = unknown (frequency MSRs not advertised)
@@ -73,6 +92,9 @@ struct PartitionConfig {
     // Start the hypercall page with ENDBR64 for IBT guests (guest-interface §1.4). Off by default: the
     // test guest has no IBT, and on this host guest CPL0 code runs in KVM's instruction emulator.
     bool hypercall_page_endbr64 = false;
+    Enlightenments enlightenments {};
+    // The guest-visible TSC now, from any thread; empty = no reference time (not advertised).
+    GuestTscReader read_guest_tsc {};
 };
 
 // Counters for metrics and tests; each counts guest-visible events since construction.
@@ -100,6 +122,7 @@ struct PartitionStats {
 
 class Synic;
 class HypercallDispatcher;
+class SyntheticTimers;
 struct SintRef;
 
 // Thread-safe: vCPU threads call read_msr/write_msr/hypercall, the event loop posts messages.
@@ -112,6 +135,7 @@ public:
     Partition& operator=(Partition const&) = delete;
 
     void set_hypercall_sink(HypercallSink*);
+    void set_platform_sink(PlatformSink*); // Before the vCPUs start.
     // 0x40000000..0x4000000A; the VMM drops every KVM leaf (0x40000000+) and installs these.
     std::vector<CpuidLeaf> cpuid_leaves() const;
     // Every MSR that must exit to user space (for KVM_X86_SET_MSR_FILTER): the whole synthetic
@@ -140,28 +164,43 @@ public:
     bool hypercall_page_enabled() const;
     bool guest_crashed() const; // The guest wrote CRASH_CTL.CRASH_NOTIFY since the last reset.
     PartitionStats stats() const;
+    // Reference time (null when not offered) and the synthetic timers (null when not offered):
+    // the host timer thread (vmm/hyperv/timer_thread.*) drives the latter.
+    ReferenceClock const* reference_clock() const { return m_clock.get(); }
+    SyntheticTimers* synthetic_timers() { return m_timers.get(); }
 
 private:
     std::optional<std::uint64_t> read_partition_msr(std::uint32_t vp, std::uint32_t msr);
     bool write_partition_msr(std::uint32_t vp, std::uint32_t msr, std::uint64_t value);
     bool write_hypercall_msr(std::uint64_t value);
-    bool write_crash_ctl(std::uint64_t value);
-    bool frequency_msrs_available() const { return m_config.tsc_hz != 0 && m_config.apic_timer_hz != 0; }
+    bool write_crash_ctl(std::uint64_t value, std::optional<CrashReport>& report);
+    bool write_reference_tsc(std::uint64_t value);
+    bool reference_time_available() const { return m_clock != nullptr; }
+    bool frequency_msrs_available() const
+    {
+        return m_config.enlightenments.frequencies && m_config.tsc_hz != 0 && m_config.apic_timer_hz != 0;
+    }
     void notify_slots_freed(std::vector<SintRef> const&);
 
     mem::GuestMemory const& m_memory;
     PartitionConfig const m_config;
     std::atomic<HypercallSink*> m_sink { nullptr };
+    std::atomic<PlatformSink*> m_platform { nullptr };
+    InterruptSink& m_interrupts;
     std::unique_ptr<Synic> m_synic;
     std::unique_ptr<HypercallDispatcher> m_dispatcher;
+    std::unique_ptr<ReferenceClock> m_clock;     // Null without reference time.
+    std::unique_ptr<SyntheticTimers> m_timers;   // Null without synthetic timers.
 
     mutable RankedMutex<LockRank::Partition> m_mutex; // Guards the partition-wide and per-VP registers below.
     std::uint64_t m_guest_os_id { 0 };
     std::uint64_t m_hypercall { 0 };
     std::uint64_t m_reference_tsc { 0 };
+    std::uint32_t m_tsc_sequence { 0 }; // Last sequence published in the TSC page.
     std::uint64_t m_tsc_invariant_control { 0 };
     std::uint64_t m_crash_params[5] {};
     bool m_crash_reported { false };
+    std::uint32_t m_crash_reports { 0 }; // Events raised this boot (bounded).
     std::vector<std::uint64_t> m_vp_assist_page; // Per VP.
 
     std::atomic<std::uint64_t> m_msr_faults { 0 };

@@ -30,6 +30,7 @@ static_assert(sizeof(kvm_cpuid_entry2) == 40 && sizeof(kvm_msr_entry) == 16);
 inline constexpr unsigned long GET_SUPPORTED_CPUID = _IOWR(KVMIO, 0x05, Cpuid2Header);
 inline constexpr unsigned long SET_CPUID2 = _IOW(KVMIO, 0x90, Cpuid2Header);
 inline constexpr unsigned long SET_MSRS = _IOW(KVMIO, 0x89, MsrsHeader);
+inline constexpr unsigned long GET_MSRS = _IOWR(KVMIO, 0x88, MsrsHeader);
 
 // Header followed by `count` entries, 8-byte aligned, in one zeroed block.
 template<typename Header, typename Entry>

@@ -3,6 +3,7 @@
 #include "vmm/kvm/kvm_vcpu.hpp"
 
 #include "base/startup_trace.hpp"
+#include <x86intrin.h>
 
 #include "vmm/kvm/kvm_abi.hpp"
 #include <sys/ioctl.h>
@@ -204,6 +205,27 @@ Result<u32> KvmVcpu::tsc_khz() const
     if (khz <= 0)
         return fail_errno("KVM_GET_TSC_KHZ");
     return static_cast<u32>(khz);
+}
+
+Result<i64> KvmVcpu::guest_tsc_offset() const
+{
+    u64 offset = 0;
+    kvm_device_attr attr {};
+    attr.group = KVM_VCPU_TSC_CTRL;
+    attr.attr = KVM_VCPU_TSC_OFFSET;
+    attr.addr = reinterpret_cast<u64>(&offset); // ABI: KVM writes the u64 at this host address.
+    if (::ioctl(m_fd.get(), KVM_GET_DEVICE_ATTR, &attr) == 0)
+        return static_cast<i64>(offset);
+    constexpr u32 MSR_IA32_TSC = 0x10; // Intel SDM Vol. 4, Table 2-2.
+    abi::FlexBuffer<abi::MsrsHeader, kvm_msr_entry> buffer { 1 };
+    buffer.header()->nmsrs = 1;
+    buffer.entries()[0].index = MSR_IA32_TSC;
+    u64 const before = __rdtsc();
+    int const read = ::ioctl(m_fd.get(), abi::GET_MSRS, buffer.header());
+    u64 const after = __rdtsc();
+    if (read != 1)
+        return fail_errno("KVM_GET_MSRS(IA32_TSC)");
+    return static_cast<i64>(buffer.entries()[0].data - (before + (after - before) / 2));
 }
 
 Result<VcpuExit> KvmVcpu::run()

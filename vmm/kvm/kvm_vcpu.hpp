@@ -45,6 +45,11 @@ public:
     Result<void> set_mp_state(MpState);
     // KVM_GET_TSC_KHZ: the guest TSC frequency.
     Result<u32> tsc_khz() const;
+    // guest TSC - host TSC. microvmm never calls KVM_SET_TSC_KHZ, so the guest TSC runs at the
+    // host rate and guest_tsc = host RDTSC + this offset (Documentation/virt/kvm/devices/vcpu.rst
+    // "KVM_VCPU_TSC_OFFSET"). Without that attribute (KVM < 5.16) the offset is sampled from
+    // KVM_GET_MSRS(IA32_TSC) between two host RDTSCs. Call before the vCPU runs.
+    Result<i64> guest_tsc_offset() const;
 
     // One KVM_RUN. EINTR is not an error: it decodes to Interrupted.
     Result<VcpuExit> run() override;

@@ -66,24 +66,63 @@ TEST_F(CpuidTest, InterfaceLeafSaysHv1)
     EXPECT_EQ(register_text(interface.eax, 0, 0).substr(0, 4), "Hv#1");
 }
 
-TEST_F(CpuidTest, FeaturesAdvertiseHypercallVpIndexSynicTscInvariantAndFrequencyMsrs)
+TEST_F(CpuidTest, DefaultFeaturesAreTheWindowsSet)
 {
     auto const features = leaf(partition.cpuid_leaves(), 0x4000'0003);
-    // Bits 2 (SynIC), 5 (HYPERCALL), 6 (VP_INDEX), 11 (frequency MSRs), 15 (TSC invariant).
-    EXPECT_EQ(features.eax, 0x0000'8864u);
-    EXPECT_EQ(features.ebx, 0x0000'0030u); // PostMessages, SignalEvents.
+    // Bits 0 (VP_RUNTIME), 1 (TIME_REF_COUNT), 2 (SynIC), 3 (synthetic timers), 5 (HYPERCALL),
+    // 6 (VP_INDEX), 7 (RESET), 9 (reference TSC page), 11 (frequency MSRs).
+    EXPECT_EQ(features.eax, 0x0000'0AEFu);
+    EXPECT_EQ(features.ebx, 0x0010'0030u); // PostMessages, SignalEvents, extended hypercalls (20).
     EXPECT_EQ(features.ecx, 0u);
-    EXPECT_EQ(features.edx, 0x0000'0500u); // Frequency MSRs (8), crash MSRs (10).
+    EXPECT_EQ(features.edx, 0x0008'0500u); // Frequency MSRs (8), crash MSRs (10), stimer direct mode (19).
 }
 
-TEST_F(CpuidTest, FeaturesNeverAdvertiseMsrClockTscPageTimersOrRootPrivileges)
+TEST_F(CpuidTest, FeaturesNeverAdvertiseGuestIdleApicAccessTscInvariantOrRootPrivileges)
 {
     auto const features = leaf(partition.cpuid_leaves(), 0x4000'0003);
-    for (int bit : { 1, 3, 9, 10, 13 })
+    for (int bit : { 4, 10, 13, 15 }) // APIC access, guest idle, reenlightenment, TSC invariant.
         EXPECT_EQ(features.eax & (1u << bit), 0u) << "EAX bit " << bit;
-    for (int bit : { 1, 12, 20, 22 })
+    for (int bit : { 1, 12, 22 })
         EXPECT_EQ(features.ebx & (1u << bit), 0u) << "EBX bit " << bit;
     EXPECT_EQ(features.edx & (1u << 4), 0u) << "no XMM hypercall input";
+    EXPECT_EQ(features.edx & (1u << 5), 0u) << "no guest idle state";
+}
+
+TEST(CpuidConfig, WithoutAGuestTscNeitherReferenceTimeNorTimersAreAdvertised)
+{
+    FakeRam ram { { 0, 0x1'0000 } };
+    RecordingInterrupts interrupts;
+    Partition partition { ram.memory(), interrupts, PartitionConfig { 1, TSC_HZ, APIC_HZ } };
+    auto const features = leaf(partition.cpuid_leaves(), 0x4000'0003);
+    for (int bit : { 1, 3, 9 }) // Never TIME_REF_COUNT without the TSC page (MSR sched_clock).
+        EXPECT_EQ(features.eax & (1u << bit), 0u) << "EAX bit " << bit;
+    EXPECT_EQ(features.edx & (1u << 19), 0u);
+    EXPECT_FALSE(partition.read_msr(0, HV_X64_MSR_TIME_REF_COUNT).has_value());
+    EXPECT_FALSE(partition.read_msr(0, 0x4000'00B0).has_value()); // STIMER0_CONFIG
+    EXPECT_EQ(partition.reference_clock(), nullptr);
+}
+
+TEST(CpuidConfig, EachSwitchRemovesItsBitsAndItsMsrs)
+{
+    FakeRam ram { { 0, 0x1'0000 } };
+    RecordingInterrupts interrupts;
+    FakeTsc tsc;
+    PartitionConfig config = default_config(1, TSC_HZ, APIC_HZ, tsc);
+    config.enlightenments = Enlightenments { .reference_time = true, .synthetic_timers = true,
+        .stimer_direct_mode = false, .vp_runtime = false, .reset = false, .crash = false, .frequencies = false,
+        .tsc_invariant = true, .extended_hypercalls = false };
+    Partition partition { ram.memory(), interrupts, config };
+    auto const features = leaf(partition.cpuid_leaves(), 0x4000'0003);
+    EXPECT_EQ(features.eax, 0x0000'826Eu); // TIME_REF, SynIC, timers, HYPERCALL, VP_INDEX, TSC page, TSC invariant.
+    EXPECT_EQ(features.ebx, 0x0000'0030u);
+    EXPECT_EQ(features.edx, 0u);
+    EXPECT_FALSE(partition.read_msr(0, HV_X64_MSR_VP_RUNTIME).has_value());
+    EXPECT_FALSE(partition.read_msr(0, HV_X64_MSR_RESET).has_value());
+    EXPECT_FALSE(partition.read_msr(0, HV_X64_MSR_CRASH_CTL).has_value());
+    EXPECT_FALSE(partition.write_msr(0, HV_X64_MSR_CRASH_P0, 1));
+    EXPECT_FALSE(partition.read_msr(0, HV_X64_MSR_TSC_FREQUENCY).has_value());
+    // Direct mode not offered: a direct-mode config is refused like KVM does (hyperv.c:685-688).
+    EXPECT_FALSE(partition.write_msr(0, 0x4000'00B0, HV_STIMER_DIRECT_MODE | (0xED << 4) | HV_STIMER_ENABLE));
 }
 
 TEST_F(CpuidTest, HintsOnlyDeprecateAutoEoiByDefault)
@@ -106,9 +145,10 @@ TEST(CpuidConfig, UnknownTscRateHidesTheFrequencyMsrs)
 {
     FakeRam ram { { 0, 0x1'0000 } };
     RecordingInterrupts interrupts;
-    Partition partition { ram.memory(), interrupts, PartitionConfig { 1, 0, APIC_HZ } };
+    FakeTsc tsc;
+    Partition partition { ram.memory(), interrupts, default_config(1, 0, APIC_HZ, tsc) };
     auto const features = leaf(partition.cpuid_leaves(), 0x4000'0003);
-    EXPECT_EQ(features.eax, 0x0000'8064u);
+    EXPECT_EQ(features.eax, 0x0000'00E5u); // No frequency MSRs, and no reference time without a rate.
     EXPECT_EQ(features.edx, 0x0000'0400u);
     EXPECT_FALSE(partition.read_msr(0, HV_X64_MSR_TSC_FREQUENCY).has_value());
     EXPECT_FALSE(partition.read_msr(0, HV_X64_MSR_APIC_FREQUENCY).has_value());

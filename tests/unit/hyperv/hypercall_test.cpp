@@ -48,9 +48,42 @@ TEST_F(HypercallTest, OutFromUserModeLeavesRaxUntouched)
 
 TEST_F(HypercallTest, UnknownCodesAnswerInvalidHypercallCode)
 {
-    for (std::uint64_t code : { 0x0002, 0x0008, 0x0046, 0x8001, 0x8003, 0xFFFF })
+    for (std::uint64_t code : { 0x0002, 0x0008, 0x0046, 0x8002, 0x8003, 0xFFFF })
         EXPECT_EQ(call(0, code, 0), 2u) << std::hex << code;
     EXPECT_EQ(partition.stats().hypercall_failures, 6u);
+}
+
+// HvExtCallQueryCapabilities (drivers/hv/hv_common.c:408-450): one u64 written to the output
+// GPA, and no capability bit set, since no other extended call is implemented.
+TEST_F(HypercallTest, ExtendedQueryCapabilitiesWritesZeroCapabilitiesToTheOutputPage)
+{
+    ram.write<std::uint64_t>(INPUT_PAGE_GPA + 8, 0xFFFF'FFFF'FFFF'FFFF);
+    EXPECT_EQ(call(0, 0x8001, 0, INPUT_PAGE_GPA + 8), 0u);
+    EXPECT_EQ(ram.read<std::uint64_t>(INPUT_PAGE_GPA + 8), 0u);
+}
+
+TEST_F(HypercallTest, ExtendedQueryCapabilitiesRefusesBadOutputAndFastOrRepForms)
+{
+    EXPECT_EQ(call(0, 0x8001, 0, INPUT_PAGE_GPA + 4), 4u);  // Unaligned: INVALID_ALIGNMENT.
+    EXPECT_EQ(call(0, 0x8001, 0, HOLE_GPA), 4u);            // Not RAM.
+    EXPECT_EQ(call(0, 0x8001, 0, RAM_HIGH + 0x1'0000), 4u); // Past the end of RAM.
+    EXPECT_EQ(call(0, 0x8001 | FAST, 0, 0), 3u);            // INVALID_HYPERCALL_INPUT.
+    EXPECT_EQ(call(0, 0x8001 | (std::uint64_t { 1 } << 32), 0, INPUT_PAGE_GPA), 3u); // Rep count.
+}
+
+TEST(HypercallConfig, ExtendedQueryIsAnUnknownCodeWhenNotOffered)
+{
+    FakeRam ram { { 0, 0x1'0000 } };
+    RecordingInterrupts interrupts;
+    PartitionConfig config { 1, TSC_HZ, APIC_HZ };
+    config.enlightenments.extended_hypercalls = false;
+    Partition partition { ram.memory(), interrupts, config };
+    ASSERT_TRUE(partition.write_msr(0, HV_X64_MSR_GUEST_OS_ID, LINUX_GUEST_OS_ID));
+    ASSERT_TRUE(partition.write_msr(0, HV_X64_MSR_HYPERCALL, HYPERCALL_PAGE_GPA | 1));
+    HypercallRegs regs { .rax = 0, .rcx = 0x8001, .rdx = 0, .r8 = INPUT_PAGE_GPA };
+    partition.hypercall(0, regs);
+    EXPECT_EQ(regs.rax, 2u);
+    EXPECT_EQ(partition.cpuid_leaves()[3].ebx & (1u << 20), 0u);
 }
 
 TEST_F(HypercallTest, ReservedControlBitsAnswerInvalidInput)

@@ -3,6 +3,7 @@
 // HypercallSink implementations.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
@@ -126,10 +127,31 @@ inline constexpr std::uint64_t LINUX_GUEST_OS_ID = 0x8100'0006'01C0'0000; // Con
 inline constexpr std::uint64_t TSC_HZ = 2'599'998'000;
 inline constexpr std::uint64_t APIC_HZ = 1'000'000'000;
 
+// A guest TSC the test moves by hand (GuestTscReader of the partition's reference clock).
+struct FakeTsc {
+    std::atomic<std::uint64_t> value { 1'000'000'000'000 }; // Arbitrary non-zero start.
+    GuestTscReader reader()
+    {
+        return [this] { return value.load(); };
+    }
+    // Advances by `ticks` reference-time units (100 ns) at TSC_HZ, rounded up.
+    void advance_100ns(std::uint64_t ticks, std::uint64_t tsc_hz)
+    {
+        value += (static_cast<u128>(ticks) * tsc_hz + HV_CLOCK_HZ - 1) / HV_CLOCK_HZ;
+    }
+};
+
+inline PartitionConfig default_config(std::uint32_t vcpus, std::uint64_t tsc_hz, std::uint64_t apic_hz, FakeTsc& tsc)
+{
+    PartitionConfig config { vcpus, tsc_hz, apic_hz };
+    config.read_guest_tsc = tsc.reader();
+    return config;
+}
+
 class PartitionTest : public ::testing::Test {
 protected:
     PartitionTest()
-        : partition(ram.memory(), interrupts, PartitionConfig { 2, TSC_HZ, APIC_HZ })
+        : partition(ram.memory(), interrupts, default_config(2, TSC_HZ, APIC_HZ, tsc))
     {
         partition.set_hypercall_sink(&sink);
     }
@@ -157,6 +179,7 @@ protected:
     FakeRam ram { { 0, RAM_LOW_END }, { RAM_HIGH, 0x1'0000 } };
     RecordingInterrupts interrupts;
     RecordingHypercalls sink;
+    FakeTsc tsc;
     Partition partition;
 };
 

@@ -218,6 +218,31 @@ TEST_F(ConfigTest, DynamicMemoryWithoutHypervIsRejected)
     expect_error(with("", "[dynamic_memory]\nenabled = true\n[hyperv]\nenabled = false\n"), "hyperv.enabled");
 }
 
+TEST_F(ConfigTest, HypervSwitchesDefaultToTheWindowsSetAndEachCanBeTurnedOff)
+{
+    auto config = load(with("", "[hyperv]\nenabled = true\n"));
+    ASSERT_TRUE(config) << config.error().what();
+    auto const& on = config->hyperv.enlightenments;
+    EXPECT_TRUE(on.reference_time && on.synthetic_timers && on.stimer_direct_mode && on.vp_runtime && on.reset
+        && on.crash && on.frequencies && on.extended_hypercalls);
+    EXPECT_FALSE(on.tsc_invariant);
+    config = load(with("", "[hyperv]\nenabled = true\nstimer_direct_mode = false\nvp_runtime = false\nreset = false\n"
+                           "crash = false\nfrequencies = false\nextended_hypercalls = false\ntsc_invariant = true\n"));
+    ASSERT_TRUE(config) << config.error().what();
+    EXPECT_FALSE(config->hyperv.enlightenments.stimer_direct_mode || config->hyperv.enlightenments.crash);
+    EXPECT_TRUE(config->hyperv.enlightenments.tsc_invariant);
+}
+
+TEST_F(ConfigTest, HypervSwitchDependenciesAreNamed)
+{
+    expect_error(with("", "[hyperv]\nenabled = true\nreference_time = false\n"), "hyperv.synthetic_timers");
+    expect_error(with("", "[hyperv]\nenabled = true\nsynthetic_timers = false\n"), "hyperv.stimer_direct_mode");
+    expect_error(with("", "[hyperv]\nenabled = true\nreference_time = false\nsynthetic_timers = false\n"
+                          "stimer_direct_mode = false\n"), "hyperv.reference_time");
+    expect_error(with("", "[hyperv]\nreference_time = 1\n"), "hyperv.reference_time");
+    expect_error(with("", "[hyperv]\nvapic = true\n"), "hyperv.vapic");
+}
+
 TEST_F(ConfigTest, UefiFirmwareNeedsNoKernel)
 {
     auto config = load("[boot]\nfirmware = \"uefi\"\n");

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/hyperv/timer_thread.hpp"
+
+#include <pthread.h>
+
+#include <chrono>
+
+#include "vmm/hyperv/hvdef.hpp"
+#include "vmm/hyperv/reference_time.hpp"
+#include "vmm/hyperv/synthetic_timers.hpp"
+
+namespace vmm::hyperv {
+namespace {
+
+// A far expiration is re-checked at least this often (bounds chrono arithmetic; costs nothing).
+constexpr u64 MAX_SLEEP_100NS = 3600 * HV_CLOCK_HZ;
+
+} // namespace
+
+TimerThread::TimerThread(SyntheticTimers& timers, ReferenceClock const& clock)
+    : m_timers(timers)
+    , m_clock(clock)
+{
+}
+
+TimerThread::~TimerThread() { stop(); }
+
+void TimerThread::start()
+{
+    VMM_ASSERT(!m_thread.joinable());
+    m_thread = std::thread([this] { run(); });
+    ::pthread_setname_np(m_thread.native_handle(), "hv-timers");
+}
+
+void TimerThread::stop()
+{
+    {
+        std::lock_guard lock { m_mutex };
+        m_stop = true;
+    }
+    m_cv.notify_one();
+    if (m_thread.joinable())
+        m_thread.join();
+}
+
+void TimerThread::rearm()
+{
+    {
+        std::lock_guard lock { m_mutex };
+        m_dirty = true;
+    }
+    m_cv.notify_one();
+}
+
+u64 TimerThread::wakeups() const
+{
+    std::lock_guard lock { m_mutex };
+    return m_wakeups;
+}
+
+void TimerThread::run()
+{
+    std::unique_lock lock { m_mutex };
+    while (!m_stop) {
+        ++m_wakeups;
+        m_dirty = false;
+        lock.unlock();
+        // Delivery happens here, without our lock: SyntheticTimers may call rearm() back.
+        auto const next = m_timers.run_expired(m_clock.now());
+        u64 const now = m_clock.now();
+        lock.lock();
+        if (m_stop || m_dirty)
+            continue;
+        auto const woken = [this] { return m_stop || m_dirty; };
+        if (!next) {
+            m_cv.wait(lock, woken);
+        } else if (*next > now) {
+            auto const sleep = std::chrono::nanoseconds { std::min(*next - now, MAX_SLEEP_100NS) * 100 };
+            m_cv.wait_until(lock, std::chrono::steady_clock::now() + sleep, woken);
+        }
+    }
+}
+
+} // namespace vmm::hyperv
