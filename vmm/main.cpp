@@ -21,6 +21,7 @@
 #include "vmm/api/ctl.hpp"
 #include "vmm/api/event_hub.hpp"
 #include "vmm/dm_integration.hpp"
+#include "vmm/ic_integration.hpp"
 #endif
 
 namespace {
@@ -83,9 +84,16 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
     runner.on_machine_created([&](Machine& machine) { integration.attach(machine, runner.boot_count()); });
     runner.on_guest_reset([&](Machine& machine) { integration.detach(machine, true); });
     runner.on_machine_exit([&](Machine& machine) { integration.detach(machine, false); });
+    // The integration services (vmm/ic_integration.*): shutdown and heartbeat ICs per boot; the
+    // REST backend is the DM one decorated with the guest's health and shutdown.
+    IcIntegration services { dm_config, **loop, hub, integration };
+    runner.on_machine_created([&](Machine& machine) { services.attach(machine); });
+    runner.on_guest_reset([&](Machine& machine) { services.detach(machine); });
+    runner.on_machine_exit([&](Machine& machine) { services.detach(machine); });
+    runner.on_terminate_request([&] { return services.request_shutdown_for_signal([&] { runner.stop_for_signal(); }); });
     std::unique_ptr<api::ApiServer> server;
     if (dm_config.api.socket) {
-        auto started = api::ApiServer::start(integration, hub, api::ApiServerConfig { dm_config.api.socket->string() });
+        auto started = api::ApiServer::start(services, hub, api::ApiServerConfig { dm_config.api.socket->string() });
         if (!started) {
             log::error("api", "{}", started.error());
             return EXIT_FAILURE_HOST;
