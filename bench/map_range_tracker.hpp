@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // MapRangeTracker: the textbook baseline for ballooned-page tracking, a std::map<start, end>
 // of disjoint half-open page runs that merges touching and overlapping runs on insert (the
-// same merge rule as QEMU's GTree PageRangeTree, dm-anchors-qemu-openvmm.md §1.5).
+// same merge rule as QEMU's GTree PageRangeTree, hw/hyperv/hv-balloon-page_range_tree.c).
 #pragma once
 
 #include <algorithm>

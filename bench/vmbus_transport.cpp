@@ -11,7 +11,7 @@ namespace vmm::bench {
 namespace {
 
 // DM ring: 5 pages each way, header page included (Linux hv_balloon.c dm_ring_size 20 KiB,
-// linux-guest-contract.md §7.1).
+// docs/guest-interface.md §7.1).
 constexpr std::uint32_t RING_PAGES = 10;
 
 // Sits between VmbusHost and the engine to timestamp what the engine writes into the ring.

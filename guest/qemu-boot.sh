@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Boots the test guest under QEMU's microvm machine (the stand-in VMM of test-guest.md section 2),
+# Boots the test guest under QEMU's microvm machine (the stand-in VMM of test-host §2),
 # serial console on stdout; QEMU's exit status is the script's. Baseline for the benchmarks.
 #
 # Usage: guest/qemu-boot.sh KERNEL INITRD VCPUS [extra kernel command line...]
@@ -19,7 +19,7 @@ cmdline=$(<"$guest/cmdline.txt")
 (($# > 0)) && cmdline+=" $*"
 
 # x-option-roms=off, rtc=off: less firmware work; isa-serial=on: COM1 (ACPI PNP0501, see
-# test-guest.md section 5 on SERIAL_8250_PNP). -no-reboot: a guest reboot ends QEMU (rc 0).
+# test-host §5 on SERIAL_8250_PNP). -no-reboot: a guest reboot ends QEMU (rc 0).
 # -arch-capabilities: on this host (AMD EPYC, kvm_pvm) QEMU 7.2 aborts with "failed to set MSR
 # 0x10a" (IA32_ARCH_CAPABILITIES) for -cpu host and -cpu max; the guest does not need the MSR.
 exec qemu-system-x86_64 -enable-kvm \

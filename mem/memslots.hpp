@@ -2,7 +2,7 @@
 // On-demand memslots for the hot-add window. The window is planned once into equal slots (fixed
 // boundaries: a KVM memslot cannot grow in place) and a slot is registered only when a hot-add
 // first touches it, because KVM allocates per-slot metadata for the whole slot
-// (dm-anchors-qemu-openvmm.md §0.5). No syscalls here: MemslotSink does the KVM work.
+// (KVM: kvm_arch_create_memslot() sizes rmaps and lpage_info by slot size, Linux 6.1 arch/x86/kvm/x86.c; QEMU hw/hyperv/hv-balloon-our_range_memslots.c splits its hot-add range for the same reason). No syscalls here: MemslotSink does the KVM work.
 #pragma once
 
 #include <cstddef>

@@ -29,7 +29,7 @@ Result<void> Bus::attach(AddressRange range, IoDevice& device)
         return fail(Errc::Overlap, "bus attach overlaps the next range", range.start);
     if (position != m_slots.begin() && std::prev(position)->range.end() > range.start)
         return fail(Errc::Overlap, "bus attach overlaps the previous range", range.start);
-    m_slots.insert(position, Slot { range, &device, std::make_unique<std::mutex>() });
+    m_slots.insert(position, Slot { range, &device, std::make_unique<RankedMutex<LockRank::BusDevice>>() });
     return {};
 }
 

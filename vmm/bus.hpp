@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/ranked_mutex.hpp"
 #include "base/error.hpp"
 #include "vmm/io_device.hpp"
 
@@ -42,7 +43,7 @@ private:
     struct Slot {
         AddressRange range;
         IoDevice* device;
-        std::unique_ptr<std::mutex> lock; // Serialises the device: device code is single-threaded.
+        std::unique_ptr<RankedMutex<LockRank::BusDevice>> lock; // Serialises the device: device code is single-threaded.
     };
     Slot const* find(u64 address, u64 size_bytes) const;
 

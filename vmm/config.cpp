@@ -67,6 +67,17 @@ Result<u64> as_non_negative(toml::node const& node, std::string const& key)
     return static_cast<u64>(value);
 }
 
+// A DM reply timeout: positive (or, with `allow_zero`, zero) and at most a day, so the engine's
+// nanosecond clock arithmetic cannot overflow and a typo in the unit is caught.
+Result<u64> as_timeout_ms(toml::node const& node, std::string const& key, bool allow_zero = false)
+{
+    constexpr u64 MAX_TIMEOUT_MS = 24ull * 3600 * 1000;
+    u64 value = VMM_TRY(allow_zero ? as_non_negative(node, key) : as_positive(node, key));
+    if (value > MAX_TIMEOUT_MS)
+        return config_error(fmt::format("{}: at most {} ms (one day; got {})", key, MAX_TIMEOUT_MS, value));
+    return value;
+}
+
 Result<bool> as_bool(toml::node const& node, std::string const& key)
 {
     if (auto value = node.value_exact<bool>())
@@ -203,6 +214,22 @@ std::vector<TableSpec> const& schema()
                  } },
                 { "max_request_pages", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
                      d.config.dynamic_memory.max_request_pages = VMM_TRY(as_non_negative(n, k));
+                     return {};
+                 } },
+                { "balloon_reply_timeout_ms", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.dynamic_memory.balloon_reply_timeout_ms = VMM_TRY(as_timeout_ms(n, k));
+                     return {};
+                 } },
+                { "unballoon_reply_timeout_ms", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.dynamic_memory.unballoon_reply_timeout_ms = VMM_TRY(as_timeout_ms(n, k));
+                     return {};
+                 } },
+                { "hot_add_reply_timeout_ms", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.dynamic_memory.hot_add_reply_timeout_ms = VMM_TRY(as_timeout_ms(n, k));
+                     return {};
+                 } },
+                { "hot_add_reply_timeout_per_block_ms", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.dynamic_memory.hot_add_reply_timeout_per_block_ms = VMM_TRY(as_timeout_ms(n, k, true));
                      return {};
                  } },
             } },

@@ -49,10 +49,18 @@ struct ApiSection {
 struct DynamicMemorySection {
     bool enabled { false };
     // Wait this long after the DM channel connects before the first request (QEMU hv-balloon
-    // waits 50 s for Windows guests; linux-guest-contract.md / dm-anchors).
+    // waits 50 s for Windows guests; QEMU hw/hyperv/hv-balloon.c HV_BALLOON_POST_INIT_WAIT).
     u64 post_connect_delay_ms { 0 };
     // Largest balloon request in pages (0 = no cap).
     u64 max_request_pages { 0 };
+    // How long the engine waits for the guest's reply before it fails the operation as
+    // timed_out. Defaults: devices/hv_balloon/dm_config.hpp (the engine's, sized for a guest
+    // kernel on real hardware). A guest whose kernel runs slowly (emulated or heavily
+    // overcommitted) needs more: a late reply only delays failure detection.
+    u64 balloon_reply_timeout_ms { 30'000 };
+    u64 unballoon_reply_timeout_ms { 10'000 };
+    u64 hot_add_reply_timeout_ms { 10'000 };           // Per hot-add request, plus:
+    u64 hot_add_reply_timeout_per_block_ms { 6'000 };  // per 128 MiB block it adds.
 };
 
 struct HypervSection {
@@ -85,7 +93,7 @@ struct ConfigLimits {
     u32 max_vcpus; // KVM_CAP_MAX_VCPUS of this host (passed in so tests need no KVM).
 };
 
-inline constexpr u64 MAX_MEMORY_MIB_LIMIT = 64 * 1024; // Above 64 GiB the guest's memory block size grows and 6.1 hot-add breaks (contract §9.1).
+inline constexpr u64 MAX_MEMORY_MIB_LIMIT = 64 * 1024; // Above 64 GiB the guest's memory block size grows and 6.1 hot-add breaks (guest-interface §9.1).
 
 // Parses TOML text; relative paths resolve against `base_dir`. Checks types, unknown keys and
 // value ranges that need nothing from the host.

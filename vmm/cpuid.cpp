@@ -120,7 +120,7 @@ constexpr std::array DEPENDENCIES = std::to_array<Dependency>({
 // KVM paravirt features (arch/x86/include/uapi/asm/kvm_para.h) that work with an in-kernel
 // irqchip and no further VMM support: kvm-clock (0, 3, stable bit 24), no I/O delay (1),
 // PV EOI (6) and PV send-IPI (11). PV IPIs are what makes SMP work on this host
-// (test-guest.md §7.1). Left out: async PF / steal time (guest memory the VMM never migrates
+// (test-host §7.1). Left out: async PF / steal time (guest memory the VMM never migrates
 // but also never tested here), MSI_EXT_DEST_ID (needs a VMM-side IOAPIC), hints.
 constexpr u32 KVM_FEATURES_ALLOWED = (1u << 0) | (1u << 1) | (1u << 3) | (1u << 6) | (1u << 11) | (1u << 24);
 

@@ -2,7 +2,7 @@
 // The guest's CPUID table, built from KVM_GET_SUPPORTED_CPUID: feature hiding by name (with
 // dependent features), per-vCPU topology, and the hypervisor leaves (KVM's or Hyper-V's).
 // Pure functions on plain data, so the table is unit-tested without KVM (this host ignores
-// standard-leaf filtering, test-guest.md §9, so unit tests are where it can be checked).
+// standard-leaf filtering, test-host §9, so unit tests are where it can be checked).
 #pragma once
 
 #include <optional>
@@ -65,7 +65,7 @@ void set_hypervisor_bit(CpuidTable&);
 void restrict_kvm_leaves(CpuidTable&);
 
 // Drops every hypervisor leaf (0x40000000..0x4FFFFFFF) and appends `leaves`: with Hyper-V
-// the KVM signature must be absent everywhere (linux-guest-contract.md §1.1).
+// the KVM signature must be absent everywhere (docs/guest-interface.md §1.1).
 void replace_hypervisor_leaves(CpuidTable&, std::span<CpuidEntry const> leaves);
 
 } // namespace vmm

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
-// EventLoop: the one thread for everything asynchronous (timers, signals, the control socket,
-// VMBus and the DM device). epoll + eventfd for cross-thread posts + timerfd + signalfd.
+// EventLoop: the main thread's epoll loop for timers (the DM tick, the SynIC kick), signals and
+// machine stop/reset (vmm/runner.*). epoll + eventfd for cross-thread posts + timerfd + signalfd.
 // Handlers run on the loop thread only, never block and never re-enter run_until_stopped().
+// VMBus and DM work also runs on vCPU and API threads (under the VMBus glue lock), and the REST
+// socket has its own thread: ARCHITECTURE.md "Threads and locks" has the whole picture.
 #pragma once
 
 #include <atomic>
@@ -13,6 +15,7 @@
 #include <mutex>
 #include <utility>
 
+#include "base/ranked_mutex.hpp"
 #include "base/error.hpp"
 #include "base/fd.hpp"
 #include "base/types.hpp"
@@ -94,7 +97,7 @@ private:
     Fd m_wake; // eventfd: post() and stop() write it.
     std::map<u64, Entry> m_entries;
     u64 m_next_id { 1 };
-    std::mutex m_posted_lock;
+    RankedMutex<LockRank::EventLoopQueue> m_posted_lock;
     std::deque<Task> m_posted;
     std::atomic<bool> m_stop { false };
     Fd m_signal_fd; // Owned here so watch_signals() callers only keep a Registration.

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <span>
 
+#include "base/ranked_mutex.hpp"
 #include "base/mapping.hpp"
 #include "mem/discard_backend.hpp"
 #include "mem/memslots.hpp"
@@ -36,7 +37,7 @@ private:
 
     kvm::KvmVm& m_vm;
     Mapping const& m_window;
-    std::mutex m_lock;                               // The DM device and reset may race.
+    RankedMutex<LockRank::MemslotSink> m_lock;                             // The DM device and reset may race.
     std::map<u32, std::span<std::byte>> m_slots;     // slot -> host range inside m_window.
 };
 

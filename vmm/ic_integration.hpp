@@ -8,7 +8,7 @@
 // Threads and locks: the IC engines live under the VMBus host lock (VmbusGlue) like every
 // VMBus device: vCPU threads call them through the host, the loop thread (timers) and the API
 // thread (status, shutdown) through with_host(). m_lock guards m_current and is taken before
-// the VMBus host lock, never after it (ARCHITECTURE.md lock order). Engine callbacks (run with
+// the VMBus host lock, never after it (rank IcServices, ARCHITECTURE.md lock order). Engine callbacks (run with
 // the host lock held) only publish events and post to the loop.
 #pragma once
 
@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 
+#include "base/ranked_mutex.hpp"
 #include "devices/ic/heartbeat_ic.hpp"
 #include "devices/ic/shutdown_ic.hpp"
 #include "vmm/api/api_backend.hpp"
@@ -79,7 +80,7 @@ private:
     EventLoop& m_loop;
     api::EventHub& m_hub;
     api::ApiBackend& m_inner;
-    std::mutex m_lock; // Guards m_current (API vs loop thread). Before the VMBus host lock.
+    RankedMutex<LockRank::IcServices> m_lock; // Guards m_current (API vs loop thread); before VmbusGlue.
     std::unique_ptr<PerMachine> m_current;
     std::atomic<bool> m_rearm_posted { false };
 };

@@ -61,7 +61,7 @@ MemoryLayout plan_memory(u64 memory_mib, u64 max_memory_mib)
     // Whole 128 MiB chunks only: the guest adds hot-plugged memory in HA_CHUNK blocks.
     layout.hot_add_size_bytes = extra_bytes / HOT_ADD_CHUNK_BYTES * HOT_ADD_CHUNK_BYTES;
     // Above all boot RAM, 128 MiB aligned, and never overlapping the [3 GiB, 4 GiB) hole
-    // (linux-guest-contract.md §9.4 "Address choice").
+    // (docs/guest-interface.md §9.4 "Address choice").
     layout.hot_add_base_gpa = align_up(layout.ram_end_gpa, HOT_ADD_CHUNK_BYTES);
     if (layout.hot_add_base_gpa < firmware::MMIO_HOLE_END
         && layout.hot_add_base_gpa + layout.hot_add_size_bytes > firmware::MMIO_HOLE_START)
@@ -185,7 +185,7 @@ Result<CpuidTable> Machine::guest_cpuid(kvm::KvmSystem const& system) const
         restrict_kvm_leaves(table);
         return table;
     }
-    // A visible KVM signature makes Linux pick KVM over Hyper-V (contract §1.1): every
+    // A visible KVM signature makes Linux pick KVM over Hyper-V (guest-interface §1.1): every
     // hypervisor leaf is replaced by the partition's.
     std::vector<CpuidEntry> leaves;
     for (auto const& leaf : m_partition->cpuid_leaves())

@@ -41,7 +41,7 @@ struct MemoryLayout {
     u64 hot_add_base_gpa;    // 128 MiB aligned; 0 size means no window.
     u64 hot_add_size_bytes;  // max_memory - memory, rounded down to 128 MiB chunks.
 };
-inline constexpr u64 HOT_ADD_CHUNK_BYTES = 128 * MIB; // Linux 6.1 hv_balloon HA_CHUNK (contract §9.1).
+inline constexpr u64 HOT_ADD_CHUNK_BYTES = 128 * MIB; // Linux 6.1 hv_balloon HA_CHUNK (guest-interface §9.1).
 inline constexpr u32 FIRST_HOT_ADD_SLOT = 8;         // KVM slots 0..7 are boot RAM.
 MemoryLayout plan_memory(u64 memory_mib, u64 max_memory_mib);
 

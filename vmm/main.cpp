@@ -16,13 +16,11 @@
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/runner.hpp"
 #include "vmm/vcpu_thread.hpp"
-#ifdef MICROVMM_HAVE_API
 #include "vmm/api/api_server.hpp"
 #include "vmm/api/ctl.hpp"
 #include "vmm/api/event_hub.hpp"
-#include "vmm/dm_integration.hpp"
+#include "vmm/dm_api_backend.hpp"
 #include "vmm/ic_integration.hpp"
-#endif
 
 namespace {
 
@@ -77,16 +75,15 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
     }
     Config const dm_config = *config;
     Runner runner { std::move(*config), *kvm, **loop, start };
-#ifdef MICROVMM_HAVE_API
-    // The DM device and the REST API (vmm/dm_integration.*): the engine is rebuilt per boot.
+    // The DM device (rebuilt per boot, vmm/dm_device.*) and the REST API over it.
     api::EventHub hub;
-    DmIntegration integration { dm_config, **loop, hub, start };
-    runner.on_machine_created([&](Machine& machine) { integration.attach(machine, runner.boot_count()); });
-    runner.on_guest_reset([&](Machine& machine) { integration.detach(machine, true); });
-    runner.on_machine_exit([&](Machine& machine) { integration.detach(machine, false); });
+    DmApiBackend backend { dm_config, **loop, hub, start };
+    runner.on_machine_created([&](Machine& machine) { backend.attach(machine, runner.boot_count()); });
+    runner.on_guest_reset([&](Machine& machine) { backend.detach(machine, true); });
+    runner.on_machine_exit([&](Machine& machine) { backend.detach(machine, false); });
     // The integration services (vmm/ic_integration.*): shutdown and heartbeat ICs per boot; the
     // REST backend is the DM one decorated with the guest's health and shutdown.
-    IcIntegration services { dm_config, **loop, hub, integration };
+    IcIntegration services { dm_config, **loop, hub, backend };
     runner.on_machine_created([&](Machine& machine) { services.attach(machine); });
     runner.on_guest_reset([&](Machine& machine) { services.detach(machine); });
     runner.on_machine_exit([&](Machine& machine) { services.detach(machine); });
@@ -105,9 +102,6 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
     if (server)
         server->stop(); // Before the Runner (and its last Machine) goes away.
     return status;
-#else
-    return runner.run();
-#endif
 }
 
 } // namespace
@@ -122,9 +116,7 @@ int main(int argc, char** argv)
     app.add_option("--log-level", level_name, "debug, info, warn or error")->capture_default_str();
     app.set_version_flag("--version", std::string("microvmm ") + MICROVMM_VERSION);
     // Subcommands hook in here; without one, --config is required.
-#ifdef MICROVMM_HAVE_API
     CLI::App* ctl = api::add_ctl_subcommand(app);
-#endif
     app.require_subcommand(0, 1);
     try {
         app.parse(argc, argv);
@@ -138,10 +130,8 @@ int main(int argc, char** argv)
         app.exit(e); // Prints the message.
         return EXIT_CONFIG;
     }
-#ifdef MICROVMM_HAVE_API
     if (ctl->parsed())
         return api::ctl_main(ctl->remaining());
-#endif
     auto level = parse_level(level_name);
     if (!level) {
         std::fprintf(stderr, "microvmm: %s\n", std::string(level.error().what()).c_str());

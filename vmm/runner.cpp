@@ -75,7 +75,7 @@ int Runner::run()
     }
     m_signals = std::move(*signals);
     // Linux leaves a SynIC message in its slot without EOM when it cannot allocate memory for
-    // it and looks again only on the next interrupt (contract §4.4 step 6; vmbus_drv.c:1084-1087):
+    // it and looks again only on the next interrupt (guest-interface §4.4 step 6; vmbus_drv.c:1084-1087):
     // without a retry the VMBus host's queue to that guest would wait forever. A spurious
     // interrupt is harmless (the guest re-checks the slot). Runs on the loop thread, which also
     // owns m_machine, so the Machine cannot go away under it.

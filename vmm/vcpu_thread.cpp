@@ -16,7 +16,7 @@ namespace {
 int kick_signal() { return SIGRTMIN + 1; }
 
 // The vCPU this thread runs, for the kick handler (set before the first KVM_RUN).
-thread_local kvm::KvmVcpu* t_current_vcpu = nullptr;
+thread_local kvm::RunnableVcpu* t_current_vcpu = nullptr;
 
 void on_kick(int)
 {
@@ -53,16 +53,29 @@ VcpuThread::~VcpuThread()
 
 void VcpuThread::start()
 {
+    // Under the lock, so a request_stop() from the new thread itself (or another vCPU) waits
+    // until the handle is known.
+    std::lock_guard guard { m_kick_lock };
+    VMM_ASSERT(!m_thread.joinable());
+    m_kickable = true;
     m_thread = std::thread([this] { run_until_stopped(); });
+    m_handle = m_thread.native_handle();
     std::string const name = fmt::format("vcpu{}", m_vcpu.index());
-    pthread_setname_np(m_thread.native_handle(), name.c_str()); // Cosmetic: shows in top/gdb.
+    pthread_setname_np(m_handle, name.c_str()); // Cosmetic: shows in top/gdb.
 }
 
 void VcpuThread::request_stop()
 {
     m_stop.store(true, std::memory_order_release);
-    if (m_thread.joinable())
-        pthread_kill(m_thread.native_handle(), kick_signal()); // ESRCH once the thread ended: fine.
+    std::lock_guard guard { m_kick_lock };
+    // The thread is alive and not joined while m_kickable holds (it clears it under this lock
+    // before returning), so the handle is valid for pthread_kill. One kick is enough (m_stop is
+    // already set: the thread sees it before its next KVM_RUN, or that KVM_RUN returns at once),
+    // and more would queue: real-time signals do, and a flood would starve the thread.
+    if (m_kickable && !m_kicked) {
+        m_kicked = true;
+        pthread_kill(m_handle, kick_signal());
+    }
 }
 
 void VcpuThread::join()
@@ -72,6 +85,13 @@ void VcpuThread::join()
 }
 
 void VcpuThread::run_until_stopped()
+{
+    run_loop();
+    std::lock_guard guard { m_kick_lock };
+    m_kickable = false;
+}
+
+void VcpuThread::run_loop()
 {
     t_current_vcpu = &m_vcpu;
     if (m_vcpu.index() == 0 && m_dispatch.on_first_run)
@@ -161,7 +181,7 @@ void VcpuThread::dispatch_hypercall()
         return;
     }
     // The port is reachable from guest user space through ioperm(): pass the CPL so user-mode
-    // OUTs are not taken as hypercalls (contract §3.1).
+    // OUTs are not taken as hypercalls (guest-interface §3.1).
     u8 const cpl = static_cast<u8>(sregs->cs.selector & 3);
     m_dispatch.hooks->hypercall(m_vcpu.index(), cpl, *regs);
     if (auto written = m_vcpu.set_regs(*regs); !written) {

@@ -8,9 +8,12 @@
 #include <functional>
 #include <thread>
 
+#include <pthread.h>
+
 #include "base/error.hpp"
+#include "base/ranked_mutex.hpp"
 #include "vmm/bus.hpp"
-#include "vmm/kvm/kvm_vcpu.hpp"
+#include "vmm/kvm/runnable_vcpu.hpp"
 #include "vmm/vcpu_hooks.hpp"
 
 namespace vmm {
@@ -29,7 +32,7 @@ struct VcpuDispatch {
 
 class VcpuThread {
 public:
-    VcpuThread(kvm::KvmVcpu& vcpu, VcpuDispatch const& dispatch)
+    VcpuThread(kvm::RunnableVcpu& vcpu, VcpuDispatch const& dispatch)
         : m_vcpu(vcpu)
         , m_dispatch(dispatch)
     {
@@ -42,20 +45,29 @@ public:
     static Result<void> install_kick_handler();
 
     void start();
-    // Any thread: the vCPU leaves KVM_RUN soon and the thread ends.
+    // Any thread, any time (also while join() runs): the vCPU leaves KVM_RUN soon and the
+    // thread ends. The kick is only sent while the thread is still in its loop, so it never
+    // targets a thread that ended or was joined.
     void request_stop();
-    // Loop thread only.
+    // Loop thread only (the owner): waits for the thread to end.
     void join();
 
 private:
     void run_until_stopped();
+    void run_loop();
     void dispatch_pio_in(kvm::PioIn const&);
     void dispatch_pio_out(kvm::PioOut const&);
     void dispatch_hypercall();
 
-    kvm::KvmVcpu& m_vcpu;
+    kvm::RunnableVcpu& m_vcpu;
     VcpuDispatch const& m_dispatch;
     std::atomic<bool> m_stop { false };
+    // Guards m_kickable, m_kicked and m_handle: request_stop() signals the thread only while it has not
+    // yet left run_until_stopped(), which clears m_kickable under the lock as its last act.
+    RankedMutex<LockRank::VcpuThread> m_kick_lock;
+    bool m_kickable { false };
+    bool m_kicked { false };
+    pthread_t m_handle {};
     std::thread m_thread; // Last: joined in the destructor before the members above go.
 };
 

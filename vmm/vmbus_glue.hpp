@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: MIT
 // VmbusGlue: routes the guest's VMBus hypercalls (from hyperv::Partition on vCPU threads) into
-// the VmbusHost, and lets event-loop code (the DM device, timers) use the host too. VmbusHost
-// is single-threaded by design; here every entry goes through one lock instead of a hop to the
-// loop thread, so HvPostMessage gets the host's real status (e.g. INSUFFICIENT_BUFFERS) back
-// synchronously. The lock is recursive because the host's outgoing SynIC posts re-enter the
-// Partition, which may call back (message_slot_freed) on the same thread.
+// the VmbusHost, and lets the loop and API threads use the host too (the DM device's tick,
+// reset, status and targets). VmbusHost is single-threaded by design; here every entry goes
+// through one lock instead of a hop to the loop thread, so HvPostMessage gets the host's real
+// status (e.g. INSUFFICIENT_BUFFERS) back synchronously. The lock is plain, not recursive:
+// nothing re-enters it (the Partition calls message_slot_freed only after releasing the SynIC
+// lock, from a vCPU's WRMSR, never from inside a host call), and a future re-entry aborts in
+// RankedMutex instead of silently nesting. Its place in the lock order: ARCHITECTURE.md.
 #pragma once
 
-#include <mutex>
-
+#include "base/ranked_mutex.hpp"
 #include "devices/vmbus/connection.hpp"
 #include "vmm/hyperv/partition.hpp"
 
@@ -16,8 +17,9 @@ namespace vmm {
 
 class VmbusGlue final : public hyperv::HypercallSink {
 public:
-    VmbusGlue(mem::GuestMemory const& memory, hyperv::Partition& partition, u32 vcpu_count)
-        : m_host(memory, partition, vcpu_count)
+    // `synic` is the Partition in the VMM (a fake in tests); it and `memory` outlive the glue.
+    VmbusGlue(mem::GuestMemory const& memory, vmbus::SynicPort& synic, u32 vcpu_count)
+        : m_host(memory, synic, vcpu_count)
     {
     }
 
@@ -47,7 +49,7 @@ public:
     }
 
 private:
-    std::recursive_mutex m_lock;
+    RankedMutex<LockRank::VmbusGlue> m_lock;
     vmbus::VmbusHost m_host;
 };
 

@@ -14,10 +14,10 @@ using Instant = std::chrono::steady_clock::time_point; // Passed in by the calle
 using Duration = std::chrono::steady_clock::duration;
 
 // Windows ignores balloon requests above this many pages (~2.23 GiB) (QEMU
-// HV_BALLOON_HR_CHUNK_PAGES, dm-anchors-qemu-openvmm.md §1.4). Linux honours any count.
+// HV_BALLOON_HR_CHUNK_PAGES, hw/hyperv/hv-balloon.c). Linux honours any count.
 inline constexpr std::uint64_t WINDOWS_MAX_BALLOON_PAGES_PER_REQUEST = 585728;
 // Windows Server 2019 crashes on DM requests right after boot; Hyper-V 2016 and QEMU wait 50 s
-// after the capabilities exchange (QEMU HV_BALLOON_POST_INIT_WAIT, anchors §1.11).
+// after the capabilities exchange (QEMU HV_BALLOON_POST_INIT_WAIT, hw/hyperv/hv-balloon.c).
 inline constexpr std::chrono::seconds WINDOWS_POST_CONNECT_DELAY { 50 };
 // Largest hot-add per message: 2 GiB (QEMU HV_BALLOON_HA_CHUNK_SIZE), keeping each guest
 // operation short (Linux adds 128 MiB blocks one at a time, up to 5 s each).

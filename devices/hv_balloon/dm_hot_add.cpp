@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // DynamicMemory: hot-add. Requests use the range-only (16-byte) form, start on a hot-add block
 // boundary, cover whole blocks, strictly increase and never overlap: the safe pattern of
-// linux-guest-contract.md §9.4 (Linux then builds region == range, hv_balloon.c:1010-1026; a
+// docs/guest-interface.md §9.4 (Linux then builds region == range, hv_balloon.c:1010-1026; a
 // retry after a transient failure resumes inside that region without gaps). Every slot under
 // the range is registered before the request leaves (§9.3).
 #include "devices/hv_balloon/dynamic_memory.hpp"

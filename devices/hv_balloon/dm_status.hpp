@@ -15,7 +15,7 @@
 
 namespace vmm::hv_balloon {
 
-// Engine states (style-guide B14). "RingSpace" = message built but the host->guest ring is full.
+// Engine states. "RingSpace" = message built but the host->guest ring is full.
 enum class State : std::uint8_t {
     Closed,           // No open channel.
     WaitVersion,      // Channel open; waiting for an acceptable DM_VERSION_REQUEST.

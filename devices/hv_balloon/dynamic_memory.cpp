@@ -74,7 +74,7 @@ DynamicMemory::SendOutcome DynamicMemory::send(std::span<std::byte const> messag
     VMM_ASSERT(message.size() <= DM_MAX_HOST_MESSAGE_BYTES);
     if (!m_port)
         return SendOutcome::Failed;
-    // The guest puts 0 in the VMBus transaction id and ignores the host's (contract §8.1).
+    // The guest puts 0 in the VMBus transaction id and ignores the host's (guest-interface §8.1).
     auto sent = m_port->send_packet(message, 0);
     if (sent)
         return SendOutcome::Sent;

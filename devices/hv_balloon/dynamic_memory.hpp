@@ -4,8 +4,8 @@
 // ChannelDevice callbacks, on_tick(now) and set_target(); output through ChannelPort,
 // DiscardBackend and OnDemandMemslots. No syscalls, threads or clocks inside.
 //
-// Spec:    Linux drivers/hv/hv_balloon.c (guest side), linux-guest-contract.md §8-§10,
-//          QEMU hw/hyperv/hv-balloon.c design (dm-anchors-qemu-openvmm.md §1).
+// Spec:    Linux drivers/hv/hv_balloon.c (guest side), docs/guest-interface.md §8-§10,
+//          QEMU hw/hyperv/hv-balloon.c (the other host-side implementation).
 // Done:    DM 0.3/1.0/2.0 handshake, INFO max page count, status reports, balloon (validated,
 //          discarded), unballoon (<= 4 KiB per message), hot-add (range-only form, 128 MiB
 //          aligned, memslots before the request), timeouts, reconnect and machine reset.
@@ -15,7 +15,9 @@
 // MemslotPlan + OnDemandMemslots over the window's reserved Mapping, and a DiscardBackend that
 // punches both boot RAM and window pages; add the engine to the VMBus host; call on_tick() from
 // the event loop (every <= 100 ms); on guest reboot call on_machine_reset() before the VMBus
-// reset (its later on_close() is then a no-op). All calls on the event-loop thread.
+// reset (its later on_close() is then a no-op). Single-threaded, one call at a time: in the VMM
+// the caller holds the VMBus glue lock (vCPU threads deliver packets, the event loop ticks, the
+// API thread sets targets; vmm/dm_device.hpp, ARCHITECTURE.md).
 #pragma once
 
 #include <cstdint>

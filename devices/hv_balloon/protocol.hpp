@@ -3,7 +3,7 @@
 // bits, page ranges and message layouts. Structs, enums, constants and static_asserts only.
 //
 // Spec: Linux drivers/hv/hv_balloon.c:40-430 (all structs __packed, little-endian, 4 KiB pages);
-//       linux-guest-contract.md §8.2-8.3 (byte-verified layouts).
+//       docs/guest-interface.md §8.2-8.3 (byte-verified layouts).
 #pragma once
 
 #include <array>
@@ -39,7 +39,7 @@ enum class DmMessageType : std::uint16_t {
 
 // Linux receives host messages into one 4 KiB buffer (hv_balloon.c:494 recv_buffer,
 // vmbus_recvpacket(..., HV_HYP_PAGE_SIZE)); a larger message livelocks its softirq
-// (linux-guest-contract.md §10.1), so every host message stays within this.
+// (docs/guest-interface.md §10.1), so every host message stays within this.
 inline constexpr std::size_t DM_MAX_HOST_MESSAGE_BYTES = 4096;
 
 // dm_mem_page_range (hv_balloon.c:134-148): bits 0-39 start PFN, bits 40-63 page count.
@@ -58,7 +58,7 @@ struct DmPageRange {
     constexpr std::uint64_t count() const { return raw >> START_BITS; }
 };
 static_assert(sizeof(DmPageRange) == 8 && Wire<DmPageRange>);
-static_assert(DmPageRange::make(0x123456, 0x8000).raw == 0x0080000000123456); // contract §8.3
+static_assert(DmPageRange::make(0x123456, 0x8000).raw == 0x0080000000123456); // guest-interface §8.3
 
 // dm_caps (hv_balloon.c:115-131): bit 0 balloon, bit 1 hot_add, bits 2-5 hot_add_alignment
 // (alignment = 2^n MiB). Linux 6.1 sends 0x1F: balloon, hot_add, n = 7 -> 128 MiB
@@ -193,7 +193,7 @@ struct [[gnu::packed]] DmInfoMaxPageCount {
 static_assert(sizeof(DmInfoMaxPageCount) == 32 && Wire<DmInfoMaxPageCount>);
 
 // VMBus class GUID {525074DC-8985-46E2-8057-A307DC18A502} in wire order (hv_balloon.c:2092-2097,
-// linux-guest-contract.md Appendix A).
+// docs/guest-interface.md Appendix A).
 inline constexpr std::array<std::uint8_t, 16> DM_CLASS_GUID_BYTES { 0xDC, 0x74, 0x50, 0x52, 0x85, 0x89,
     0xE2, 0x46, 0x80, 0x57, 0xA3, 0x07, 0xDC, 0x18, 0xA5, 0x02 };
 

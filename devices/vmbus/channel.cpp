@@ -20,7 +20,7 @@ Channel::Channel(ChannelDevice& device, u32 relid, mem::GuestMemory const& memor
 Result<void> Channel::open(Gpadl const& gpadl, u32 downstream_page_offset, u32 target_vp)
 {
     auto pages = gpadl.ring_pages();
-    // Each ring needs its header page and at least one data page (contract §6.7).
+    // Each ring needs its header page and at least one data page (guest-interface §6.7).
     if (pages.size() < 4 || downstream_page_offset < 2 || downstream_page_offset > pages.size() - 2)
         return fail(Errc::GuestProtocol, "ring gpadl layout", downstream_page_offset);
     // The device's ring bounds (OfferParams): each data area is its pages minus the header.
@@ -118,7 +118,7 @@ Result<void> Channel::on_guest_signal()
     VMM_TRY(drain());
     if (m_state != ChannelState::Open || m_broken_pending)
         return {};
-    // The guest also signals when it freed room past our pending_send_sz (contract §7.7 b).
+    // The guest also signals when it freed room past our pending_send_sz (guest-interface §7.7 b).
     if (VMM_TRY(m_outbound->space_freed()))
         m_device.on_ring_space();
     return {};
@@ -127,7 +127,7 @@ Result<void> Channel::on_guest_signal()
 void Channel::signal_guest()
 {
     ++m_stats.signals_to_guest;
-    // Event flag = child_relid for every version >= WIN8 (contract §4.3, §7.7).
+    // Event flag = child_relid for every version >= WIN8 (guest-interface §4.3, §7.7).
     m_synic.signal_event(m_target_vp, VMBUS_MESSAGE_SINT, m_relid);
 }
 

@@ -2,7 +2,7 @@
 // One offered VMBus channel: binds a ChannelDevice to a relid and connection id, owns the ring
 // pair while open, drains the guest->host ring on guest signals and is the device's ChannelPort.
 //
-// Spec: contract §6.7, §7.5-§7.7. Single-threaded (event loop); devices must not call back into
+// Spec: guest-interface §6.7, §7.5-§7.7. Single-threaded (event loop); devices must not call back into
 // VmbusHost from their callbacks.
 #pragma once
 
@@ -38,7 +38,7 @@ enum class ChannelState : u8 {
 
 class Channel final : public ChannelPort {
 public:
-    // Offer connection ids: 0x10000 + relid (contract Appendix A uses 0x10001 for relid 1); far
+    // Offer connection ids: 0x10000 + relid (guest-interface Appendix A uses 0x10001 for relid 1); far
     // from the message/event connection ids 1-4.
     static constexpr u32 CONNECTION_ID_BASE = 0x1'0000;
     // Bound on packets handled per guest signal, so one guest cannot hold the event loop forever.
@@ -55,7 +55,7 @@ public:
     ChannelStats const& stats() const { return m_stats; }
 
     // Builds the rings from a created ring GPADL: pages [0, downstream) are the guest->host ring,
-    // the rest the host->guest ring (contract §7.1). The caller then hands the device this port
+    // the rest the host->guest ring (guest-interface §7.1). The caller then hands the device this port
     // (on_open) once OPENCHANNEL_RESULT is queued.
     Result<void> open(Gpadl const& gpadl, u32 downstream_page_offset, u32 target_vp);
     // Guest CLOSECHANNEL, rescind, unload or reset: device gets on_close() if it was open.

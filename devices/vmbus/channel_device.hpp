@@ -80,7 +80,8 @@ public:
     }
 };
 
-// A VMBus device. All calls come from the thread that owns the VmbusHost (see ARCHITECTURE.md).
+// A VMBus device. Calls come one at a time from the VmbusHost (under the VMM's VMBus glue lock;
+// see ARCHITECTURE.md).
 class ChannelDevice {
 public:
     virtual ~ChannelDevice() = default;

@@ -42,7 +42,7 @@ void VmbusHost::flush()
 
 void VmbusHost::on_slot_freed(u32 /*vp*/, u8 sint)
 {
-    // Any VP's EOM may unblock the head (crash path EOMs other CPUs' slots, contract §4.4).
+    // Any VP's EOM may unblock the head (crash path EOMs other CPUs' slots, guest-interface §4.4).
     if (sint == VMBUS_MESSAGE_SINT)
         flush();
     close_broken_channels();
@@ -174,7 +174,7 @@ std::uint16_t VmbusHost::handle_post_message(u32 vp, u32 connection_id, u32 mess
     std::span<std::byte const> payload)
 {
     // Message connection ids: 1 (< 5.0, INITIATE_CONTACT < 5.0) and 4 (>= 5.0); we hand out 4 as
-    // msg_conn_id and accept both in every state (contract §6.1).
+    // msg_conn_id and accept both in every state (guest-interface §6.1).
     u32 id = connection_id & CONNECTION_ID_MASK;
     if (id != VMBUS_MESSAGE_CONNECTION_ID && id != VMBUS_MESSAGE_CONNECTION_ID_4) {
         ++m_stats.messages_rejected;

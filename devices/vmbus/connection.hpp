@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 // VmbusHost: the sans-IO VMBus host state machine. Guest messages (HvPostMessage) and signals
 // (HvSignalEvent) come in as calls; everything going out goes through SynicPort. No I/O, no
-// threads, no locks: every call comes from the event-loop thread.
+// threads, no locks: single-threaded, one call at a time. In the VMM, vCPU, event-loop and API
+// threads all call it, serialised by vmm/vmbus_glue.hpp's lock (ARCHITECTURE.md).
 //
-// Spec:     contract §6 (channel protocol), §7 (rings), §10.5 (validation); Linux 6.1
+// Spec:     guest-interface §6 (channel protocol), §7 (rings), §10.5 (validation); Linux 6.1
 //           drivers/hv/connection.c, channel_mgmt.c, channel.c (guest side)
 // Done:     versions 2.4 (WIN8) .. 5.3, offers after REQUESTOFFERS, multi-message/multi-range
 //           GPADLs, open/close, deferred teardown, rescind + RELID_RELEASED, MODIFYCHANNEL,

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// VmbusHost: channel and GPADL messages (contract §6.6-§6.8, §6.11, §10.5). Every request the
+// VmbusHost: channel and GPADL messages (guest-interface §6.6-§6.8, §6.11, §10.5). Every request the
 // guest waits on without a timeout gets an answer (failure status if invalid) whenever the guest
 // can match it; unmatchable garbage is dropped and counted.
 #include "devices/vmbus/connection.hpp"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// GPADL assembly and validation (contract §10.5): rangecount, byte_offset < 4096, byte_count > 0,
+// GPADL assembly and validation (guest-interface §10.5): rangecount, byte_offset < 4096, byte_count > 0,
 // PFN count per range = ceil((offset + count) / 4096) consistent with range_buflen, bodies only
 // for an in-progress id and never past the declared length, every PFN inside guest RAM, ids
 // unique.
@@ -117,7 +117,7 @@ GpadlCompletion GpadlTable::finish(u32 gpadl, InProgress&& assembly)
 
 Teardown GpadlTable::teardown(u32 gpadl)
 {
-    // Unknown ids are answered too: the guest waits for TORNDOWN without timeout (contract §6.7).
+    // Unknown ids are answered too: the guest waits for TORNDOWN without timeout (guest-interface §6.7).
     m_in_progress.erase(gpadl);
     auto it = m_created.find(gpadl);
     if (it == m_created.end())

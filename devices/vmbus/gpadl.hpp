@@ -2,7 +2,7 @@
 // GPADL table: assembles GPADL_HEADER + GPADL_BODY messages into validated page lists, and tracks
 // which GPADLs are in use by open channels so a teardown can be deferred until close.
 //
-// Spec: contract §6.6, §10.5; Linux drivers/hv/channel.c:311-553 (guest side).
+// Spec: guest-interface §6.6, §10.5; Linux drivers/hv/channel.c:311-553 (guest side).
 #pragma once
 
 #include <cstddef>
@@ -78,7 +78,7 @@ public:
     Result<Gpadl const*> hold(u32 gpadl, u32 relid);
     // The device let go: true if a deferred teardown completed (send GPADL_TORNDOWN).
     bool unhold(u32 gpadl);
-    // Drops every GPADL of a relid (rescind: the guest skips the teardown, contract §6.8).
+    // Drops every GPADL of a relid (rescind: the guest skips the teardown, guest-interface §6.8).
     void remove_relid(u32 relid);
     void clear();
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Guest->host VMBus message parser. Sizes follow what Linux sends (contract §6.3); fixed-size
+// Guest->host VMBus message parser. Sizes follow what Linux sends (guest-interface §6.3); fixed-size
 // messages may be longer than their struct (newer guests append fields; UEFI pads to the maximum
 // length, OpenVMM vmbus_server notes) but never shorter, and never over 240 bytes.
 #include "devices/vmbus/message_parser.hpp"

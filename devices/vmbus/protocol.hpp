@@ -4,7 +4,7 @@
 //
 // Spec: Linux 6.1 include/linux/hyperv.h:113-165 (ring), 470-726 (messages),
 //       drivers/hv/hyperv_vmbus.h:108-117 (connection ids, SINT), connection.c:53-62 (versions);
-//       contract §6.2-§6.4, §7.2-§7.4 (/work/shared/reference/linux-guest-contract.md).
+//       guest-interface §6.2-§6.4, §7.2-§7.4 (docs/guest-interface.md).
 #pragma once
 
 #include <array>
@@ -18,14 +18,14 @@ namespace vmm::vmbus {
 
 // ---- Hyper-V facts (TLFS; include/asm-generic/hyperv-tlfs.h) -----------------------------------
 inline constexpr u32 MAX_MESSAGE_PAYLOAD_BYTES = 240; // HV_MESSAGE_PAYLOAD_BYTE_COUNT
-inline constexpr u32 HVMSG_VMBUS = 1;                 // SynIC message type for VMBus (contract §4.2)
+inline constexpr u32 HVMSG_VMBUS = 1;                 // SynIC message type for VMBus (guest-interface §4.2)
 inline constexpr u8 VMBUS_MESSAGE_SINT = 2;           // hyperv_vmbus.h:116
 inline constexpr u32 VMBUS_MESSAGE_CONNECTION_ID = 1;   // hyperv_vmbus.h:109 (< 5.0, and INITIATE_CONTACT < 5.0)
 inline constexpr u32 VMBUS_EVENT_CONNECTION_ID = 2;     // hyperv_vmbus.h:112 (shared, non-dedicated signals)
 inline constexpr u32 VMBUS_MESSAGE_CONNECTION_ID_4 = 4; // hyperv_vmbus.h:110 (>= 5.0)
-inline constexpr u32 CONNECTION_ID_MASK = 0x00ff'ffff;  // HvPostMessage/HvSignalEvent: 24-bit id (contract §3.4)
+inline constexpr u32 CONNECTION_ID_MASK = 0x00ff'ffff;  // HvPostMessage/HvSignalEvent: 24-bit id (guest-interface §3.4)
 
-// Hypercall status values the VMBus host returns (TLFS; contract §3.4).
+// Hypercall status values the VMBus host returns (TLFS; guest-interface §3.4).
 inline constexpr u16 HV_STATUS_SUCCESS = 0;
 inline constexpr u16 HV_STATUS_INVALID_PARAMETER = 5;
 inline constexpr u16 HV_STATUS_INVALID_CONNECTION_ID = 18;
@@ -93,7 +93,7 @@ enum class MessageType : u32 {
 };
 
 // Relids 1..2047: the guest's relid array has MAX_CHANNEL_RELIDS = 2048 entries and relid 0 is
-// never dispatched (hyperv_vmbus.h:195-201; contract §6.1).
+// never dispatched (hyperv_vmbus.h:195-201; guest-interface §6.1).
 inline constexpr u32 MIN_RELID = 1;
 inline constexpr u32 MAX_RELID = 2047;
 
@@ -120,7 +120,7 @@ static_assert(offsetof(InitiateContact, interrupt_page_or_sint) == 16);
 struct VersionResponse {
     MessageHeader header;   //  0
     u8 version_supported;   //  8
-    u8 connection_state;    //  9  ignored by Linux (contract §6.4)
+    u8 connection_state;    //  9  ignored by Linux (guest-interface §6.4)
     u16 padding;            // 10
     u32 msg_conn_id;        // 12  used by the guest for >= 5.0 (connection.c:150-155)
 };
@@ -138,7 +138,7 @@ struct OfferChannel {
     u16 reserved3;             // 182
     u32 child_relid;           // 184
     u8 monitorid;              // 188
-    u8 monitor_flags;          // 189  bit 0 monitor_allocated (always 0 here, contract §6.10)
+    u8 monitor_flags;          // 189  bit 0 monitor_allocated (always 0 here, guest-interface §6.10)
     u16 interrupt_flags;       // 190  bit 0 is_dedicated_interrupt
     u32 connection_id;         // 192
 };
@@ -249,7 +249,7 @@ struct ModifyChannelResponse {
 };
 static_assert(sizeof(ModifyChannelResponse) == 16 && Wire<ModifyChannelResponse>);
 
-// ---- Ring buffers (include/linux/hyperv.h:113-165; contract §7) ---------------------------------
+// ---- Ring buffers (include/linux/hyperv.h:113-165; guest-interface §7) ---------------------------------
 inline constexpr u64 RING_PAGE_BYTES = 4096; // The header occupies one page; data follows.
 
 // The shared control fields at the start of a ring's header page.

@@ -238,7 +238,7 @@ Result<bool> RingWriter::write(VmPacketType type, u16 flags, u64 transaction_id,
         return fail(Errc::InvalidArgument, "packet larger than the ring", payload.size());
     u32 free = VMM_TRY(free_bytes());
     if (free <= total) {
-        // Ask the guest to signal once it has freed enough (contract §7.6), then re-check in case
+        // Ask the guest to signal once it has freed enough (guest-interface §7.6), then re-check in case
         // it read everything before seeing pending_send_sz.
         m_pending_send_bytes = static_cast<u32>(total);
         VMM_TRY(m_pages.store(m_memory, RING_PENDING_SEND_SZ_OFFSET, m_pending_send_bytes));

@@ -3,7 +3,7 @@
 // copies and atomic control-word access through GuestMemory; RingReader consumes the guest->host
 // ring, RingWriter produces into the host->guest ring.
 //
-// Spec: contract §7 and Appendix A; Linux drivers/hv/ring_buffer.c (the guest's side of both).
+// Spec: guest-interface §7 and Appendix A; Linux drivers/hv/ring_buffer.c (the guest's side of both).
 // Every index read from the shared header is validated (< data size, 8-aligned) before use; a
 // bad value is a GuestProtocol error and the channel owner closes the ring.
 #pragma once
@@ -48,7 +48,7 @@ struct ReceivedPacket {
     std::span<std::byte const> payload;
 };
 
-// Host as consumer of the guest->host ring (contract §7.5).
+// Host as consumer of the guest->host ring (guest-interface §7.5).
 class RingReader {
 public:
     RingReader(mem::GuestMemory const& memory, RingPages pages);
@@ -60,7 +60,7 @@ public:
     // Publishes the private read position. True when the guest set pending_send_sz and this
     // commit moved it from "not enough room" to "enough room" (ring_buffer.c:593-675 mirrored).
     Result<bool> commit();
-    // The consumer's interrupt_mask (1 while draining, contract §7.5).
+    // The consumer's interrupt_mask (1 while draining, guest-interface §7.5).
     Result<void> set_interrupt_mask(bool masked);
     // True if the guest published data past the private read position.
     Result<bool> has_data();
@@ -75,7 +75,7 @@ private:
     u32 m_published_read { 0 }; // Last value stored to read_index.
 };
 
-// Host as producer of the host->guest ring (contract §7.6, §7.7).
+// Host as producer of the host->guest ring (guest-interface §7.6, §7.7).
 class RingWriter {
 public:
     RingWriter(mem::GuestMemory const& memory, RingPages pages);

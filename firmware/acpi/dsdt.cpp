@@ -2,7 +2,7 @@
 // The DSDT: COM1 (so the serial console works without a PIC or PnP BIOS), the VMBus device
 // Linux's hv_vmbus binds to, and \_S5 for poweroff. Deliberately no \_S4: its presence makes
 // hv_balloon ignore balloon requests and refuse hot-add (drivers/hv/hv_balloon.c
-// balloon_probe() -> hv_is_hibernation_supported(); linux-guest-contract §5, §10.3).
+// balloon_probe() -> hv_is_hibernation_supported(); guest-interface §5, §10.3).
 //
 // Spec: ACPI 6.5 §6.1 (_HID, _UID), §6.2.2 (_CRS), §6.3.7 (_STA), §7.4.2 (\_Sx);
 //       Linux drivers/hv/vmbus_drv.c vmbus_acpi_device_ids ("VMBUS", "VMBus").
@@ -41,7 +41,7 @@ aml::Bytes vmbus_device()
 {
     // Linux matches the _HID string exactly (ACPICA upper-cases it to "VMBUS"). An empty
     // _CRS: vmbus_acpi_add() needs _CRS to exist, and without ADDRESS descriptors no MMIO
-    // pool is set up, which only synthetic video/PCI would use (contract §5).
+    // pool is set up, which only synthetic video/PCI would use (guest-interface §5).
     return aml::device("VMBS", {
         aml::name("_HID", aml::string("VMBus")),
         aml::name("_UID", aml::integer(0)),

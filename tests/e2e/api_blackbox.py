@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from e2e import Run, fail, guest_paths, run_cases, tiny_kernel, write_config  # noqa: E402
+from e2e import SLOW_GUEST_DM_TIMEOUTS, Run, fail, guest_paths, run_cases, tiny_kernel, write_config  # noqa: E402
 
-DM_AND_HYPERV = "[dynamic_memory]\nenabled = true\n[hyperv]\nenabled = true\n"
+DM_AND_HYPERV = "[dynamic_memory]\nenabled = true\n" + SLOW_GUEST_DM_TIMEOUTS + "[hyperv]\nenabled = true\n"
 
 
 def get(sock: Path, path: str, timeout: float = 10) -> tuple[int, dict]:

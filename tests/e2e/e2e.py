@@ -5,16 +5,25 @@
 # Exit status: 0 pass, 1 fail, 77 skip (meson's skip code; only when /dev/kvm is absent).
 import argparse
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SKIP = 77
+
+
+# [dynamic_memory] reply timeouts for the test guest: its kernel code may run emulated (a few
+# ms per page it touches), so 64 Ki unballooned pages or onlining a 128 MiB block take longer
+# than the engine's defaults (sized for real hardware). A late reply only delays failure
+# detection, so the tests wait generously.
+SLOW_GUEST_DM_TIMEOUTS = "balloon_reply_timeout_ms = 120000\nunballoon_reply_timeout_ms = 120000\nhot_add_reply_timeout_ms = 60000\nhot_add_reply_timeout_per_block_ms = 60000\n"
 
 
 def fail(message: str) -> None:
@@ -35,7 +44,9 @@ def write_config(directory: Path, machine: dict, boot: dict, extra: str = "") ->
 
 
 class Run:
-    """One microvmm process; serial output (stdout) and log (stderr) are kept with timestamps."""
+    """One microvmm process; serial output (stdout) and log (stderr) are kept with timestamps.
+    Reader threads drain both pipes, so every wait honours the deadline even when the guest
+    prints nothing (a blocking readline would wait for meson's own timeout instead)."""
 
     def __init__(self, microvmm: str, config: Path, timeout: float):
         self.start = time.monotonic()
@@ -44,6 +55,37 @@ class Run:
         self.timeout = timeout
         self.lines: list[tuple[float, str]] = []
         self.cursor = 0  # Lines before it were consumed by earlier matches.
+        self._serial: queue.Queue[str | None] = queue.Queue()  # None: stdout closed.
+        self._log: list[str] = []
+        self._readers = [threading.Thread(target=self._read, args=(self.process.stdout, self._serial.put), daemon=True),
+                         threading.Thread(target=self._read, args=(self.process.stderr, self._log.append), daemon=True)]
+        for reader in self._readers:
+            reader.start()
+        self._eof = False
+
+    @staticmethod
+    def _read(pipe, sink) -> None:
+        for line in pipe:
+            sink(line)
+        sink(None)
+
+    def _remaining(self) -> float:
+        return self.timeout - (time.monotonic() - self.start)
+
+    def _take(self, timeout: float) -> str | None:
+        """The next serial line, or None at EOF or when `timeout` passes first."""
+        if self._eof:
+            return None
+        try:
+            line = self._serial.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            return None
+        if line is None:
+            self._eof = True
+            return None
+        self.lines.append((time.monotonic() - self.start, line.rstrip("\n")))
+        print(f"[{self.lines[-1][0]:7.2f}] {self.lines[-1][1]}", flush=True)
+        return line
 
     def wait_for(self, pattern: str) -> re.Match | None:
         """Reads serial lines until one after the last match matches `pattern` (None at EOF/timeout)."""
@@ -54,28 +96,36 @@ class Run:
                 self.cursor += 1
                 if match := regex.search(line):
                     return match
-            if time.monotonic() - self.start >= self.timeout:
+            if self._remaining() <= 0 or self._take(self._remaining()) is None:
                 return None
-            line = self.process.stdout.readline()
-            if not line:
-                return None
-            self.lines.append((time.monotonic() - self.start, line.rstrip("\n")))
-            print(f"[{self.lines[-1][0]:7.2f}] {self.lines[-1][1]}", flush=True)
 
     def finish(self) -> tuple[int, str]:
-        remaining = max(1.0, self.timeout - (time.monotonic() - self.start))
         try:
-            out, err = self.process.communicate(timeout=remaining)
+            self.process.wait(timeout=max(1.0, self._remaining()))
         except subprocess.TimeoutExpired:
             self.process.kill()
-            out, err = self.process.communicate()
-            print(err)
+            self.process.wait()
+            self._drain()
+            print("".join(line for line in self._log if line), flush=True)
             fail(f"microvmm still running after {self.timeout} s")
-        for line in out.splitlines():
-            self.lines.append((time.monotonic() - self.start, line))
-            print(f"[{self.lines[-1][0]:7.2f}] {line}", flush=True)
+        self._drain()
+        err = "".join(line for line in self._log if line)
         print(err, end="", flush=True)
         return self.process.returncode, err
+
+    def next_serial_line(self) -> str | None:
+        """For a caller that keeps its own copy of the lines: the next one (blocking), None at EOF."""
+        line = None if self._eof else self._serial.get()
+        if line is None:
+            self._eof = True
+            return None
+        return line.rstrip("\n")
+
+    def _drain(self) -> None:
+        for reader in self._readers:
+            reader.join(timeout=10)
+        while self._take(0) is not None:
+            pass
 
     def first_time(self, pattern: str) -> float | None:
         regex = re.compile(pattern)
@@ -181,6 +231,27 @@ def bad_config(args) -> None:
             fail(f"unknown flag: status {result.returncode}")
 
 
+def silent_guest(args) -> None:
+    """The harness itself: a guest that prints one line and then nothing must not hold
+    wait_for() past the Run's timeout (it used to block in readline until meson's 600 s)."""
+    with tempfile.TemporaryDirectory() as directory:
+        kernel = tiny_kernel(Path(directory), "TINY: idle", "idle")
+        config = write_config(Path(directory), {"vcpus": 1, "memory_mib": 64}, {"kernel": kernel})
+        run = Run(args.microvmm, config, 3)
+        if not run.wait_for(r"^TINY: idle$"):
+            run.process.kill()
+            run.finish()
+            fail("the tiny kernel did not start")
+        began = time.monotonic()
+        if run.wait_for(r"never printed") is not None:
+            fail("matched a line the guest never printed")
+        waited = time.monotonic() - began
+        run.process.send_signal(signal.SIGTERM)
+        run.finish()
+        if waited > 10:
+            fail(f"wait_for returned {waited:.1f} s after the start, past the 3 s timeout")
+
+
 CASES = {
     "linux-vmlinux-1vcpu": lambda a: linux_boot(a, "vmlinux", 1, 256),
     "linux-vmlinux-2vcpu": lambda a: linux_boot(a, "vmlinux", 2, 512),
@@ -188,6 +259,7 @@ CASES = {
     "tiny-poweroff": tiny_poweroff,
     "tiny-reset": tiny_reset,
     "bad-config": bad_config,
+    "silent-guest": silent_guest,
 }
 
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from e2e import Run, fail, guest_paths, run_cases, write_config  # noqa: E402
+from e2e import SLOW_GUEST_DM_TIMEOUTS, Run, fail, guest_paths, run_cases, write_config  # noqa: E402
 
 DM_CLASS = "525074dc-8985-46e2-8057-a307dc18a502"
 # dm-balloon (issue 4): the guest dirties and frees this much; ballooning to 256 MiB must lower
@@ -27,7 +27,7 @@ MIN_RSS_DROP_MIB = 100
 def dm_config(directory: Path, paths, vcpus: int, memory_mib: int, max_mib: int, cmdline_extra: str,
               socket: Path | None) -> Path:
     cmdline = paths["cmdline"].read_text().strip() + " " + cmdline_extra
-    extra = "[dynamic_memory]\nenabled = true\n[hyperv]\nenabled = true\n"
+    extra = "[dynamic_memory]\nenabled = true\n" + SLOW_GUEST_DM_TIMEOUTS + "[hyperv]\nenabled = true\n"
     if socket:
         extra += f'[api]\nsocket = "{socket}"\n'
     return write_config(directory, {"vcpus": vcpus, "memory_mib": memory_mib, "max_memory_mib": max_mib,
@@ -105,7 +105,7 @@ class Reader:
         self.thread.start()
 
     def loop(self):
-        for line in self.run.process.stdout:
+        while (line := self.run.next_serial_line()) is not None:
             if self.rss_before_dirty is None and "INIT: dirty_mib=" in line:
                 self.rss_before_dirty = rss_kib(self.run.process.pid)
             with self.lock:

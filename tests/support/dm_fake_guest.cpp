@@ -291,7 +291,7 @@ void FakeLinuxGuest::on_hot_add_request(std::span<std::byte const> message)
         return violation("short hot-add request");
     auto raw = wire_from<DmHotAddRequest>(message).range;
     PageRange range { Gpn { raw.start() }, PageCount { raw.count() } };
-    // The safe pattern (linux-guest-contract.md §9.4).
+    // The safe pattern (docs/guest-interface.md §9.4).
     if (range.start.raw() % HA_CHUNK != 0 || range.count.raw() % HA_CHUNK != 0 || range.empty())
         violation(fmt::format("hot-add range {} not in whole 128 MiB blocks", range));
     if (hot_added.intersects(range))

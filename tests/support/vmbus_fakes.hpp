@@ -69,7 +69,7 @@ private:
     mem::GuestMemory m_memory;
 };
 
-// One SynIC message slot per VP (contract §4.4): a post fails while the slot holds an unread
+// One SynIC message slot per VP (guest-interface §4.4): a post fails while the slot holds an unread
 // message, and also whenever refuse_every_nth says so (0 = never).
 class FakeSynicPort final : public vmbus::SynicPort {
 public:

@@ -16,7 +16,7 @@
 namespace vmm::api {
 
 // Upper bound for PUT /api/v1/memory/target "timeout_ms": ten minutes. A hot-add of many GiB or
-// a balloon of a busy guest can take minutes (product-anchors.md §3), longer is a client bug.
+// a balloon of a busy guest can take minutes (the guest allocates and reports ballooned pages in 2 MiB blocks, then page by page: docs/guest-interface.md §8.5), longer is a client bug.
 inline constexpr std::uint64_t MAX_TIMEOUT_MS = 600'000;
 
 nlohmann::json to_json(VmInfo const&);

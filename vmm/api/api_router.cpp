@@ -135,7 +135,7 @@ HttpResponse ApiRouter::set_target(std::string const& body, RouteResult& result)
         switch (op.error()) {
         case SetTargetError::NotConnected: {
             // The DM driver connects late (QEMU hv-balloon and Hyper-V hold requests ~50 s after
-            // boot, product-anchors.md §3): tell the client to retry, not that it erred.
+            // boot, QEMU hw/hyperv/hv-balloon.c HV_BALLOON_POST_INIT_WAIT): tell the client to retry, not that it erred.
             auto response = error_response(503, "the guest's Dynamic Memory driver is not connected yet");
             response.headers.emplace_back("Retry-After", "1");
             return response;

@@ -10,7 +10,7 @@
 namespace vmm::api {
 
 struct EventSubscription::HubState {
-    mutable std::mutex mutex;
+    mutable RankedMutex<LockRank::EventHub> mutex;
     std::vector<EventSubscription*> subscribers; // Non-owning; each removes itself in cancel().
     std::size_t capacity = 0;
     std::uint64_t published = 0;

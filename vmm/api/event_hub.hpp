@@ -16,6 +16,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "base/ranked_mutex.hpp"
+
 namespace vmm::api {
 
 class EventHub;
@@ -49,7 +51,7 @@ private:
     std::weak_ptr<HubState> m_hub;
     std::function<void()> m_wake; // Guarded by the hub lock (publish calls it under that lock).
     std::size_t m_capacity;
-    std::mutex m_mutex;
+    RankedMutex<LockRank::EventHubClient> m_mutex;
     std::deque<std::shared_ptr<std::string const>> m_queue;
     std::uint64_t m_dropped = 0;
     bool m_wake_pending = false;
@@ -84,3 +86,4 @@ private:
 };
 
 } // namespace vmm::api
+

@@ -22,7 +22,7 @@ inline constexpr u32 HYPERV_CPUID_ENLIGHTMENT_INFO = 0x4000'0004;
 inline constexpr u32 HYPERV_CPUID_IMPLEMENT_LIMITS = 0x4000'0005;
 inline constexpr u32 HYPERV_CPUID_NESTED_FEATURES = 0x4000'000A;
 // Highest leaf we report. Linux reads leaf 0xA only when max >= 0xA (mshyperv.c:408-413); we
-// define every leaf up to it explicitly (zeros where unused), contract §1.2.
+// define every leaf up to it explicitly (zeros where unused), guest-interface §1.2.
 inline constexpr u32 HYPERV_CPUID_MAX_LEAF = HYPERV_CPUID_NESTED_FEATURES;
 
 // "Microsoft Hv" in EBX:ECX:EDX (mshyperv.c:221-226).

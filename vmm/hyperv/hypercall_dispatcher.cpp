@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Hypercall dispatch and input validation (contract §3, §10.5; TLFS 3, 11.9; reference host
+// Hypercall dispatch and input validation (guest-interface §3, §10.5; TLFS 3, 11.9; reference host
 // implementation: KVM kvm_hv_hypercall, arch/x86/kvm/hyperv.c:2202-2380).
 #include "vmm/hyperv/hypercall_dispatcher.hpp"
 
@@ -46,7 +46,7 @@ u64 HypercallDispatcher::dispatch(u32 vp, HypercallRegs const& regs, HypercallSi
         return hypercall_result(send_ipi_ex(control, regs));
     default:
         // Everything else, including calls we never advertise (HvGetPartitionId, TLB flushes,
-        // extended calls), answers INVALID_HYPERCALL_CODE (contract §3.6).
+        // extended calls), answers INVALID_HYPERCALL_CODE (guest-interface §3.6).
         VMM_GUEST_WARN("hyperv", "vp {}: unsupported hypercall {:#x}", vp, control.code);
         return hypercall_result(HV_STATUS_INVALID_HYPERCALL_CODE);
     }
@@ -59,7 +59,7 @@ u16 HypercallDispatcher::read_input(u64 gpa, std::span<std::byte> out) const
     if ((gpa & (mem::PAGE_SIZE - 1)) + out.size() > mem::PAGE_SIZE)
         return HV_STATUS_INVALID_ALIGNMENT; // Crosses a page.
     if (!m_memory.read(mem::Gpa { gpa }, out))
-        return HV_STATUS_INVALID_ALIGNMENT; // Not RAM (contract §3.4 groups it with alignment).
+        return HV_STATUS_INVALID_ALIGNMENT; // Not RAM (guest-interface §3.4 groups it with alignment).
     return HV_STATUS_SUCCESS;
 }
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Hypercall page bytes (contract §3.1). Linux calls the page with an indirect `call`, passing
+// Hypercall page bytes (guest-interface §3.1). Linux calls the page with an indirect `call`, passing
 // rcx/rdx/r8, and expects the result in rax after a plain `ret` (arch/x86/include/asm/mshyperv.h:39-140).
 #include "vmm/hyperv/hypercall_page.hpp"
 

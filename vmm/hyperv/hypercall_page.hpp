@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The code the host writes into the guest's hypercall page on WRMSR HV_X64_MSR_HYPERCALL
 // enable: `out HYPERCALL_PORT, al ; ret`, so every hypercall becomes a port-I/O exit that
-// reaches user space on any KVM (contract §3.1).
+// reaches user space on any KVM (guest-interface §3.1).
 #pragma once
 
 #include <array>

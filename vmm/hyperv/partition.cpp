@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Partition: CPUID leaves, partition-wide and per-VP synthetic MSRs, and the routing of SynIC
-// MSRs, hypercalls and SynicPort calls to Synic and HypercallDispatcher (contract §1-§4).
+// MSRs, hypercalls and SynicPort calls to Synic and HypercallDispatcher (guest-interface §1-§4).
 #include "vmm/hyperv/partition.hpp"
 
 #include <algorithm>
@@ -48,7 +48,7 @@ std::span<std::uint32_t const> Partition::msrs() { return SYNTHETIC_MSRS; }
 
 std::vector<CpuidLeaf> Partition::cpuid_leaves() const
 {
-    // Values and reasons: contract §1.2-§1.3. Never set TIME_REF_COUNT (MSR sched_clock),
+    // Values and reasons: guest-interface §1.2-§1.3. Never set TIME_REF_COUNT (MSR sched_clock),
     // ACCESS_PARTITION_ID, CPU_MANAGEMENT or ISOLATION (guest BUG()s / root paths).
     u32 features = HV_MSR_SYNIC_AVAILABLE | HV_MSR_HYPERCALL_AVAILABLE | HV_MSR_VP_INDEX_AVAILABLE
         | HV_ACCESS_TSC_INVARIANT; // Without it Linux marks the TSC unstable (mshyperv.c:510-511).
@@ -59,7 +59,7 @@ std::vector<CpuidLeaf> Partition::cpuid_leaves() const
         misc |= HV_FEATURE_FREQUENCY_MSRS_AVAILABLE;
     }
     // Hint 9 is mandatory: without it the guest uses auto-EOI, which the in-kernel LAPIC does not
-    // know about, and stops receiving interrupts (contract §1.3).
+    // know about, and stops receiving interrupts (guest-interface §1.3).
     u32 hints = HV_DEPRECATING_AEOI_RECOMMENDED;
     if (m_config.ipi_hypercalls)
         hints |= HV_X64_CLUSTER_IPI_RECOMMENDED | HV_X64_EX_PROCESSOR_MASKS_RECOMMENDED;
@@ -109,7 +109,7 @@ std::optional<std::uint64_t> Partition::read_partition_msr(std::uint32_t vp, std
     case HV_X64_MSR_HYPERCALL:
         return m_hypercall;
     case HV_X64_MSR_VP_INDEX:
-        return vp; // VP index = vCPU index = initial APIC ID (contract §2.2).
+        return vp; // VP index = vCPU index = initial APIC ID (guest-interface §2.2).
     case HV_X64_MSR_VP_ASSIST_PAGE:
         return m_vp_assist_page[vp];
     case HV_X64_MSR_REFERENCE_TSC:
@@ -174,7 +174,7 @@ bool Partition::write_partition_msr(std::uint32_t vp, std::uint32_t msr, std::ui
     case HV_X64_MSR_HYPERCALL:
         return write_hypercall_msr(value);
     case HV_X64_MSR_VP_ASSIST_PAGE:
-        // Stored only: nothing uses the page without hint 3 or nested features (contract §2.2),
+        // Stored only: nothing uses the page without hint 3 or nested features (guest-interface §2.2),
         // so the host never writes there. Still refuse reserved bits and non-RAM pages.
         if ((value & HV_PAGE_RESERVED_MASK) != 0
             || ((value & HV_X64_MSR_VP_ASSIST_PAGE_ENABLE) != 0

@@ -3,7 +3,7 @@
 // hypercalls, SynIC) for a KVM without in-kernel Hyper-V. The vCPU loop forwards MSR exits and
 // hypercall-port OUTs here; the VMBus host posts messages and events through vmbus::SynicPort.
 //
-// Spec:     Linux 6.1 guest contract §1-§4 (/work/shared/reference/linux-guest-contract.md), TLFS 6.0
+// Spec:     Linux 6.1 guest interface §1-§4 (docs/guest-interface.md), TLFS 6.0
 // Done:     CPUID 0x40000000-A, GUEST_OS_ID/HYPERCALL/VP_INDEX/VP_ASSIST/frequency/TSC-invariant/
 //           crash MSRs, SynIC (SCONTROL..SINT15), HvPostMessage, HvSignalEvent, cluster IPIs
 // Missing:  reference TSC page, synthetic timers, VP runtime, save/restore
@@ -17,6 +17,7 @@
 #include <span>
 #include <vector>
 
+#include "base/ranked_mutex.hpp"
 #include "devices/vmbus/synic_port.hpp"
 #include "mem/guest_memory.hpp"
 
@@ -31,7 +32,7 @@ struct HypercallRegs {
     std::uint64_t rax, rcx, rdx, r8;
     // Addition: the caller's CPL (CS.RPL from KVM_GET_SREGS). The port can be reached from guest
     // user space through ioperm(); a non-zero CPL is not a hypercall and leaves rax untouched
-    // (contract §3.1 hardening). Defaults to 0 for callers that do not fetch sregs.
+    // (guest-interface §3.1 hardening). Defaults to 0 for callers that do not fetch sregs.
     std::uint8_t cpl = 0;
 };
 
@@ -42,10 +43,10 @@ public:
     virtual void inject(std::uint32_t vp, std::uint8_t vector) = 0;
 };
 
-// Where guest VMBus traffic goes (the VMM core glue forwards it to the event-loop thread).
+// Where guest VMBus traffic goes (vmm/vmbus_glue.hpp: straight into the VmbusHost under its lock).
 // Every call comes from a vCPU thread with no Partition lock held. `payload` is the Partition's
 // copy of the guest input and is valid only during the call: an asynchronous glue copies it
-// (and answers HV_STATUS_INSUFFICIENT_BUFFERS when its queue is full, contract §3.4).
+// (and answers HV_STATUS_INSUFFICIENT_BUFFERS when its queue is full, guest-interface §3.4).
 class HypercallSink {
 public:
     virtual ~HypercallSink() = default;
@@ -66,10 +67,10 @@ struct PartitionConfig {
     // to user space. Off by default: on this host x2APIC ICR IPIs are delivered in-kernel
     // (tests/unit/hyperv/ipi_kvm_test.cpp) and Linux needs them anyway to wake each AP before
     // its VP index is known (hv_apic.c:230); xAPIC (MMIO ICR) IPIs are not delivered here
-    // (test-guest.md §7), so an xAPIC-only SMP guest cannot boot either way. The calls are
+    // (test-host §7), so an xAPIC-only SMP guest cannot boot either way. The calls are
     // implemented and answered whether advertised or not.
     bool ipi_hypercalls = false;
-    // Start the hypercall page with ENDBR64 for IBT guests (contract §1.4). Off by default: the
+    // Start the hypercall page with ENDBR64 for IBT guests (guest-interface §1.4). Off by default: the
     // test guest has no IBT, and on this host guest CPL0 code runs in KVM's instruction emulator.
     bool hypercall_page_endbr64 = false;
 };
@@ -83,6 +84,18 @@ struct PartitionStats {
     std::uint64_t messages_refused;     // post_message() returned false (busy or not enabled)
     std::uint64_t events_signalled;     // event flags newly set
     std::uint64_t ipis_sent;            // IPI injections from the IPI hypercalls
+
+    PartitionStats& operator+=(PartitionStats const& other)
+    {
+        msr_faults += other.msr_faults;
+        hypercalls += other.hypercalls;
+        hypercall_failures += other.hypercall_failures;
+        messages_delivered += other.messages_delivered;
+        messages_refused += other.messages_refused;
+        events_signalled += other.events_signalled;
+        ipis_sent += other.ipis_sent;
+        return *this;
+    }
 };
 
 class Synic;
@@ -120,7 +133,7 @@ public:
     // Additions.
     // Re-raises the SINT of every message slot the guest has not consumed yet. Optional: call it
     // from a slow timer (e.g. 1 s) while the VMBus host has messages queued, so a guest that
-    // could not allocate memory for a message gets another chance (contract §4.4 step 6).
+    // could not allocate memory for a message gets another chance (guest-interface §4.4 step 6).
     void kick_pending_messages();
     std::uint32_t vcpu_count() const { return m_config.vcpu_count; }
     bool hypercall_page_enabled() const;
@@ -141,7 +154,7 @@ private:
     std::unique_ptr<Synic> m_synic;
     std::unique_ptr<HypercallDispatcher> m_dispatcher;
 
-    mutable std::mutex m_mutex; // Guards the partition-wide and per-VP registers below.
+    mutable RankedMutex<LockRank::Partition> m_mutex; // Guards the partition-wide and per-VP registers below.
     std::uint64_t m_guest_os_id { 0 };
     std::uint64_t m_hypercall { 0 };
     std::uint64_t m_reference_tsc { 0 };

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Per-VP SynIC registers and delivery (contract §2.2, §4; TLFS 11). Guest-side order of the
+// Per-VP SynIC registers and delivery (guest-interface §2.2, §4; TLFS 11). Guest-side order of the
 // bring-up on each CPU (drivers/hv/hv.c:170-241): RMW SIMP, SIEFP, SINT2, then SCONTROL.
 #include "vmm/hyperv/synic.hpp"
 
@@ -29,7 +29,7 @@ Synic::Synic(mem::GuestMemory const& memory, InterruptSink& interrupts, u32 vcpu
 void Synic::reset_vp(VpState& vp)
 {
     vp = VpState {};
-    vp.sint.fill(HV_SYNIC_SINT_RESET_VALUE); // Masked at power-on (contract §2.2).
+    vp.sint.fill(HV_SYNIC_SINT_RESET_VALUE); // Masked at power-on (guest-interface §2.2).
 }
 
 void Synic::reset()
@@ -92,7 +92,7 @@ bool Synic::write_msr(u32 vp, u32 msr, u64 value, std::vector<SintRef>& retry)
         case HV_X64_MSR_EOM:
             // The guest freed a slot that had msg_pending (include/asm-generic/mshyperv.h:
             // 143-150). It may have EOM'd another CPU's slot (crash path, channel_mgmt.c:
-            // 818-907), so every waiting SINT of every VP retries (contract §4.4 step 4).
+            // 818-907), so every waiting SINT of every VP retries (guest-interface §4.4 step 4).
             collect_all_waiting(retry);
             break;
         default:
@@ -114,13 +114,13 @@ bool Synic::write_page_msr(u32 vp, u64& reg, u64 value, std::vector<SintRef>& re
         return false;
     }
     bool const enable = page_enabled(value);
-    // The host writes into this page from now on, so it must be RAM (contract §10.5).
+    // The host writes into this page from now on, so it must be RAM (guest-interface §10.5).
     if (enable && !m_memory.is_ram(page_gpa(value), mem::PAGE_SIZE)) {
         VMM_GUEST_WARN("hyperv", "vp {}: SynIC page {:#x} is not RAM", vp, value);
         return false;
     }
     // A stale non-zero message_type would wedge delivery, so a newly enabled (or moved) page
-    // starts zeroed (contract §2.2); Linux hands us a zeroed page anyway (hv.c:122-123).
+    // starts zeroed (guest-interface §2.2); Linux hands us a zeroed page anyway (hv.c:122-123).
     bool const fresh = enable && (!page_enabled(reg) || page_gpa(reg) != page_gpa(value));
     if (fresh && !m_memory.fill(page_gpa(value), std::byte { 0 }, mem::PAGE_SIZE))
         return false; // Unplugged since the is_ram() check: treat as not RAM.
@@ -141,7 +141,7 @@ bool Synic::write_sint(u32 vp, u8 sint, u64 value, std::vector<SintRef>& retry, 
     }
     if (!sint_masked(value) && (value & HV_SYNIC_SINT_AUTO_EOI) != 0) {
         // Not emulated: we advertise hint bit 9 (AEOI deprecated); a guest that sets it anyway
-        // never EOIs and stops receiving interrupts (contract §1.3 hint[9]).
+        // never EOIs and stops receiving interrupts (guest-interface §1.3 hint[9]).
         VMM_GUEST_WARN("hyperv", "vp {}: SINT{} auto-EOI is not emulated", vp, sint);
     }
     m_vps[vp].sint[sint] = value;
@@ -224,7 +224,7 @@ bool Synic::post_message(u32 vp, u8 sint, u32 message_type, std::span<std::byte 
             break;
         }
         m_messages_delivered.fetch_add(1, std::memory_order_relaxed);
-        // Every delivered message needs its own interrupt (contract §4.4 step 5); a polling
+        // Every delivered message needs its own interrupt (guest-interface §4.4 step 5); a polling
         // SINT gets none (TLFS 11.10.3).
         if (can_interrupt(state, sint))
             injection = Injection { vp, sint_vector(state.sint[sint]) };

@@ -2,7 +2,7 @@
 // Synic: the synthetic interrupt controller of every VP (SCONTROL, SVERSION, SIEFP, SIMP, EOM,
 // SINT0-15) and host-to-guest delivery of messages and event flags into the guest's pages.
 // Messages that cannot be delivered are refused, not queued: the VMBus host keeps its queue and
-// retries when told that a slot was freed (contract §4.4; TLFS 11).
+// retries when told that a slot was freed (guest-interface §4.4; TLFS 11).
 #pragma once
 
 #include <array>
@@ -12,6 +12,7 @@
 #include <span>
 #include <vector>
 
+#include "base/ranked_mutex.hpp"
 #include "base/types.hpp"
 #include "mem/guest_memory.hpp"
 #include "vmm/hyperv/hvdef.hpp"
@@ -39,7 +40,7 @@ public:
     // `retry` of a later write_msr() names this (vp, sint) when it may succeed.
     bool post_message(u32 vp, u8 sint, u32 message_type, std::span<std::byte const> payload);
     void signal_event(u32 vp, u8 sint, u32 flag);
-    // Re-raises every SINT whose slot still holds a message (contract §4.4 step 6).
+    // Re-raises every SINT whose slot still holds a message (guest-interface §4.4 step 6).
     void kick_occupied_slots();
     void reset();
 
@@ -76,7 +77,7 @@ private:
 
     mem::GuestMemory const& m_memory;
     InterruptSink& m_interrupts;
-    mutable std::mutex m_mutex; // vCPU threads (MSRs) against the event loop (delivery).
+    mutable RankedMutex<LockRank::Synic> m_mutex; // vCPU threads (MSRs) against the event loop (delivery).
     std::vector<VpState> m_vps;
     std::atomic<u64> m_messages_delivered { 0 };
     std::atomic<u64> m_messages_refused { 0 };

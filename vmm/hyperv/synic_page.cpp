@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// SynIC message-slot and event-flag writes (contract §4.2-§4.4; Linux side: drivers/hv/
+// SynIC message-slot and event-flag writes (guest-interface §4.2-§4.4; Linux side: drivers/hv/
 // vmbus_drv.c:1025-1161 and include/asm-generic/mshyperv.h:119-151).
 #include "vmm/hyperv/synic_page.hpp"
 
@@ -35,7 +35,7 @@ SlotWrite write_message_slot(mem::GuestMemory const& memory, mem::Gpa slot, u32 
     if (type.load(std::memory_order_acquire) != HVMSG_NONE) {
         // The guest clears message_type, then (full barrier) reads msg_pending and writes EOM if
         // set. We set msg_pending, then (full barrier: a locked OR) re-read message_type. One of
-        // the two always sees the other's store, so no wake-up is lost (contract §4.4 step 3).
+        // the two always sees the other's store, so no wake-up is lost (guest-interface §4.4 step 3).
         shared_word<u8>(*bytes, HV_MESSAGE_FLAGS_OFFSET).fetch_or(HV_MESSAGE_FLAG_PENDING, std::memory_order_seq_cst);
         if (type.load(std::memory_order_seq_cst) != HVMSG_NONE)
             return SlotWrite::Busy;

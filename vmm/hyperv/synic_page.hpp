@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Host-side writes into the SynIC pages a running guest shares with us: one message slot of the
 // message page (SIMP) and one flag bit of the event-flags page (SIEFP). Lock-free protocol with
-// the guest through std::atomic_ref on the shared words (contract §4.2-§4.4).
+// the guest through std::atomic_ref on the shared words (guest-interface §4.2-§4.4).
 #pragma once
 
 #include <cstddef>

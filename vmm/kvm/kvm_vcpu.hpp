@@ -11,6 +11,7 @@
 #include "base/mapping.hpp"
 #include "base/types.hpp"
 #include "vmm/cpuid.hpp"
+#include "vmm/kvm/runnable_vcpu.hpp"
 #include "vmm/kvm/vcpu_exit.hpp"
 #include "vmm/kvm/x86_regs.hpp"
 
@@ -23,7 +24,7 @@ struct MsrValue {
     u64 value;
 };
 
-class KvmVcpu {
+class KvmVcpu final : public RunnableVcpu {
 public:
     KvmVcpu(u32 index, Fd fd, Mapping run)
         : m_index(index)
@@ -32,12 +33,12 @@ public:
     {
     }
 
-    u32 index() const { return m_index; }
+    u32 index() const override { return m_index; }
 
     Result<void> set_cpuid(CpuidTable const&);
-    Result<Regs> get_regs() const;
-    Result<void> set_regs(Regs const&);
-    Result<SpecialRegs> get_sregs() const;
+    Result<Regs> get_regs() const override;
+    Result<void> set_regs(Regs const&) override;
+    Result<SpecialRegs> get_sregs() const override;
     // Reads the current sregs, overlays `sregs`, writes them back.
     Result<void> set_sregs(SpecialRegs const&);
     Result<void> set_msrs(std::span<MsrValue const>);
@@ -46,14 +47,14 @@ public:
     Result<u32> tsc_khz() const;
 
     // One KVM_RUN. EINTR is not an error: it decodes to Interrupted.
-    Result<VcpuExit> run();
+    Result<VcpuExit> run() override;
 
     // Async-signal-safe: makes the current or next KVM_RUN return at once (Interrupted).
-    void request_immediate_exit() const;
-    void clear_immediate_exit() const;
+    void request_immediate_exit() const override;
+    void clear_immediate_exit() const override;
 
     // For logging an InternalError: suberror, KVM's extra data words and the RIP.
-    std::string describe_internal_error() const;
+    std::string describe_internal_error() const override;
 
 private:
     u32 m_index;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Hyper-V CPUID leaves: detection requirements and forbidden bits of the Linux 6.1 contract §1.
+// Hyper-V CPUID leaves: detection requirements and forbidden bits of the Linux 6.1 guest-interface §1.
 #include "vmm/hyperv/partition.hpp" // Header under test first.
 
 #include <algorithm>

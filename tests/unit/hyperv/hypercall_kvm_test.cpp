@@ -2,7 +2,7 @@
 // The hypercall path on the real KVM of this host (suite `kvm`): a real-mode guest writes
 // GUEST_OS_ID and HYPERCALL (user-space MSR exits through a filter), then `call`s the page the
 // Partition wrote, whose `out HYPERCALL_PORT, al` exits to us; we answer in rax with RIP left
-// alone (contract §3.1) and the guest continues after its call with that status. Skips without
+// alone (guest-interface §3.1) and the guest continues after its call with that status. Skips without
 // /dev/kvm or the user-space MSR capabilities.
 #include "vmm/hyperv/partition.hpp" // Header under test first.
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Hypercalls through the hypercall port: control-word validation, HvPostMessage and
-// HvSignalEvent forwarding with every bad input of contract §3.4/§3.5/§10.5, and the IPI calls.
+// HvSignalEvent forwarding with every bad input of guest-interface §3.4/§3.5/§10.5, and the IPI calls.
 #include "vmm/hyperv/partition.hpp" // Header under test first.
 
 #include <gtest/gtest.h>
@@ -76,7 +76,7 @@ TEST_F(HypercallTest, PostMessageForwardsVpConnectionTypeAndPayload)
 TEST_F(HypercallTest, PostMessageReturnsTheSinkStatus)
 {
     write_post_input(INPUT_PAGE_GPA, bytes_of({ 1, 2 }));
-    sink.post_status = 19; // HV_STATUS_INSUFFICIENT_BUFFERS: back-pressure (contract §3.4).
+    sink.post_status = 19; // HV_STATUS_INSUFFICIENT_BUFFERS: back-pressure (guest-interface §3.4).
     EXPECT_EQ(call(0, POST, INPUT_PAGE_GPA), 19u);
 }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Synthetic MSR semantics: read-back, read-only registers, reserved bits, RAM checks, #GP for
-// everything not implemented (contract §2, §10.5).
+// everything not implemented (guest-interface §2, §10.5).
 #include "vmm/hyperv/partition.hpp" // Header under test first.
 
 #include <gtest/gtest.h>

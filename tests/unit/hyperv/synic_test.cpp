@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // SynIC delivery through vmbus::SynicPort: message slots, msg_pending/EOM retry, masked and
 // disabled SINTs, event flags, reset, and the lock-free slot protocol against a racing guest
-// (contract §4).
+// (guest-interface §4).
 #include "vmm/hyperv/partition.hpp" // Header under test first.
 
 #include <atomic>

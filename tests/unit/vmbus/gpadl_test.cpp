@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// GpadlTable: header/body assembly and every validation rule of contract §10.5.
+// GpadlTable: header/body assembly and every validation rule of guest-interface §10.5.
 #include "devices/vmbus/gpadl.hpp"
 
 #include <gtest/gtest.h>

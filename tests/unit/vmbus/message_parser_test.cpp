@@ -21,7 +21,7 @@ std::vector<std::byte> message_of(MessageType type, std::size_t size)
 
 struct SizeCase {
     MessageType type;
-    std::size_t linux_bytes; // What Linux 6.1 sends (contract §6.3).
+    std::size_t linux_bytes; // What Linux 6.1 sends (guest-interface §6.3).
 };
 
 constexpr SizeCase GUEST_MESSAGES[] = {

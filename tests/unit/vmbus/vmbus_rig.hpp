@@ -14,7 +14,7 @@ namespace vmm::test {
 class VmbusRig : public ::testing::Test {
 protected:
     static constexpr std::uint32_t VCPUS = 2;
-    static constexpr std::uint32_t RING_PAGES = 10; // DM: 5 + 5 (contract §7.1).
+    static constexpr std::uint32_t RING_PAGES = 10; // DM: 5 + 5 (guest-interface §7.1).
 
     template<typename T>
     static T with_type(vmbus::MessageType type)

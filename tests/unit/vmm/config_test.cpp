@@ -101,6 +101,26 @@ TEST_F(ConfigTest, HypervDefaultsToDynamicMemory)
     EXPECT_TRUE(config->hyperv.enabled);
     EXPECT_EQ(config->dynamic_memory.post_connect_delay_ms, 5u);
     EXPECT_EQ(config->dynamic_memory.max_request_pages, 7u);
+    // Reply timeouts: the engine's defaults unless set.
+    EXPECT_EQ(config->dynamic_memory.balloon_reply_timeout_ms, 30'000u);
+    EXPECT_EQ(config->dynamic_memory.hot_add_reply_timeout_per_block_ms, 6'000u);
+}
+
+TEST_F(ConfigTest, DmReplyTimeoutsAreReadAndBounded)
+{
+    auto config = load(with("", "[dynamic_memory]\nenabled = true\nballoon_reply_timeout_ms = 120000\n"
+                                "unballoon_reply_timeout_ms = 2\nhot_add_reply_timeout_ms = 3\n"
+                                "hot_add_reply_timeout_per_block_ms = 0\n"));
+    ASSERT_TRUE(config) << config.error().what();
+    EXPECT_EQ(config->dynamic_memory.balloon_reply_timeout_ms, 120'000u);
+    EXPECT_EQ(config->dynamic_memory.unballoon_reply_timeout_ms, 2u);
+    EXPECT_EQ(config->dynamic_memory.hot_add_reply_timeout_ms, 3u);
+    EXPECT_EQ(config->dynamic_memory.hot_add_reply_timeout_per_block_ms, 0u);
+    expect_error(with("", "[dynamic_memory]\nballoon_reply_timeout_ms = 0\n"), "dynamic_memory.balloon_reply_timeout_ms");
+    expect_error(with("", "[dynamic_memory]\nunballoon_reply_timeout_ms = -5\n"), "dynamic_memory.unballoon_reply_timeout_ms");
+    expect_error(with("", "[dynamic_memory]\nhot_add_reply_timeout_ms = 86400001\n"), "dynamic_memory.hot_add_reply_timeout_ms");
+    expect_error(with("", "[dynamic_memory]\nhot_add_reply_timeout_per_block_ms = \"6s\"\n"),
+        "dynamic_memory.hot_add_reply_timeout_per_block_ms");
 }
 
 TEST_F(ConfigTest, MissingFileNamesTheFile)

@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: MIT
+// DmDevice and DmApiBackend without KVM: the real engine behind a real VmbusHost (VmbusGlue over
+// a FakeSynicPort), reached by TestVmbusGuest over real rings, with fake memslots and discard.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <gtest/gtest.h>
+
+#include "devices/hv_balloon/protocol.hpp"
+#include "tests/support/dm_fake_guest.hpp"
+#include "tests/support/mem_fakes.hpp"
+#include "tests/support/vmbus_fakes.hpp"
+#include "tests/support/vmbus_test_guest.hpp"
+#include "vmm/dm_api_backend.hpp"
+#include "vmm/dm_device.hpp"
+
+namespace vmm {
+namespace {
+
+using hv_balloon::DmMessageType;
+
+// DM ring: 5 pages each way (Linux hv_balloon.c dm_ring_size, 20 KiB).
+constexpr std::uint32_t RING_PAGES = 10;
+
+Config dm_config()
+{
+    Config config;
+    config.machine.vcpus = 1;
+    config.machine.memory_mib = 512;
+    config.machine.max_memory_mib = 1024;
+    config.dynamic_memory.enabled = true;
+    config.hyperv.enabled = true;
+    return config;
+}
+
+DmMessageType type_of(std::span<std::byte const> message)
+{
+    hv_balloon::DmHeader header {};
+    std::memcpy(&header, message.data(), std::min(message.size(), sizeof(header)));
+    return static_cast<DmMessageType>(header.type);
+}
+
+struct Rig {
+    Config config = dm_config();
+    MemoryLayout layout = plan_memory(config.machine.memory_mib, config.machine.max_memory_mib);
+    test::VmbusFakeMemory vmbus_memory;
+    test::FakeSynicPort synic;
+    VmbusGlue glue { vmbus_memory.memory(), synic, 1 };
+    // Single-threaded test: the guest calls the host directly, as the glue would under its lock.
+    vmbus::VmbusHost& host = glue.with_host([](vmbus::VmbusHost& h) -> vmbus::VmbusHost& { return h; });
+    test::TestVmbusGuest guest { host, synic, vmbus_memory };
+    test::FakeMemslots memslots;
+    test::FakeDiscard discard;
+    Mapping window = Mapping::reserve(layout.hot_add_size_bytes).value();
+    std::unique_ptr<EventLoop> loop = EventLoop::create().value();
+    api::EventHub hub;
+    DmApiBackend backend { config, *loop, hub, std::chrono::steady_clock::now() };
+
+    DmDeviceSetup setup() { return DmDeviceSetup { layout, window.bytes(), memslots, nullptr, discard, glue }; }
+
+    // hv_vmbus up to the offers.
+    std::vector<vmbus::OfferChannel> offers()
+    {
+        if (host.state() == vmbus::ConnectionState::Disconnected) {
+            EXPECT_TRUE(guest.initiate_contact(vmbus::VERSION_WIN10_V5_3));
+        }
+        return guest.request_offers();
+    }
+    // hv_balloon probe: open the channel, version 2.0, capabilities (balloon + hot-add).
+    void connect_dm()
+    {
+        auto found = offers();
+        ASSERT_EQ(found.size(), 1u);
+        auto pages = test::TestVmbusGuest::scattered_pages(RING_PAGES);
+        ASSERT_EQ(guest.bring_up(found[0], pages, RING_PAGES / 2), vmbus::CHANNEL_STATUS_SUCCESS);
+        ASSERT_TRUE(guest.write_packet(test::dm_version_request(1, hv_balloon::DYNMEM_PROTOCOL_VERSION_3, false)));
+        ASSERT_EQ(next_host_message(), DmMessageType::DM_VERSION_RESPONSE);
+        ASSERT_TRUE(guest.write_packet(test::dm_caps_report(2, 0x1F)));
+        ASSERT_EQ(next_host_message(), DmMessageType::DM_CAPABILITIES_RESPONSE);
+        ASSERT_TRUE(guest.write_packet(test::dm_status_report(3, 100'000, 50'000)));
+    }
+    // The next host message other than DM_INFO_MESSAGE (sent once after the capabilities).
+    std::optional<DmMessageType> next_host_message()
+    {
+        while (auto packet = guest.read_packet())
+            if (type_of(*packet) != DmMessageType::DM_INFO_MESSAGE)
+                return type_of(*packet);
+        return std::nullopt;
+    }
+};
+
+TEST(DmDevice, RegistersOneOfferAndWithdrawsItAtReset)
+{
+    Rig rig;
+    auto device = DmDevice::create(rig.setup(), dm_config_from(rig.config.dynamic_memory), *rig.loop, {});
+    ASSERT_TRUE(device.has_value()) << device.error().what();
+    EXPECT_EQ(rig.offers().size(), 1u);
+    EXPECT_TRUE((*device)->with_engine([](hv_balloon::DynamicMemory&) {}));
+
+    auto last = (*device)->reset();
+    EXPECT_FALSE(last.connected);
+    EXPECT_FALSE((*device)->with_engine([](hv_balloon::DynamicMemory&) { ADD_FAILURE() << "engine after reset"; }));
+    // The host forgot the engine: a guest connecting again (a new kernel) is offered nothing, and
+    // freeing the device leaves no dangling device behind (ASan would report a use after free).
+    device->reset();
+    EXPECT_TRUE(rig.offers().empty());
+}
+
+// Issue 16 item 2: the engine was registered before its timer was created, so a failing timer
+// freed an engine the VMBus host still offered. Every fallible step now comes first.
+TEST(DmDevice, FailedCreateLeavesNothingRegistered)
+{
+    Rig rig;
+    rlimit saved {};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+    int const lowest_free = ::dup(0);
+    ASSERT_GE(lowest_free, 0);
+    ::close(lowest_free);
+    rlimit tight = saved;
+    tight.rlim_cur = static_cast<rlim_t>(lowest_free); // The timerfd cannot be created.
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+    auto device = DmDevice::create(rig.setup(), dm_config_from(rig.config.dynamic_memory), *rig.loop, {});
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+    ASSERT_FALSE(device.has_value());
+    EXPECT_TRUE(rig.offers().empty());
+}
+
+TEST(DmDevice, ConfigTimeoutsReachTheEngine)
+{
+    DynamicMemorySection section;
+    section.balloon_reply_timeout_ms = 120'000;
+    section.unballoon_reply_timeout_ms = 121'000;
+    section.hot_add_reply_timeout_ms = 60'000;
+    section.hot_add_reply_timeout_per_block_ms = 0;
+    auto dm = dm_config_from(section);
+    EXPECT_EQ(dm.balloon_reply_timeout, std::chrono::seconds { 120 });
+    EXPECT_EQ(dm.unballoon_reply_timeout, std::chrono::seconds { 121 });
+    EXPECT_EQ(dm.hot_add_reply_timeout_base, std::chrono::seconds { 60 });
+    EXPECT_EQ(dm.hot_add_reply_timeout_per_block, hv_balloon::Duration {});
+    // The defaults are the engine's own.
+    auto defaults = dm_config_from(DynamicMemorySection {});
+    hv_balloon::DmConfig engine;
+    EXPECT_EQ(defaults.balloon_reply_timeout, engine.balloon_reply_timeout);
+    EXPECT_EQ(defaults.unballoon_reply_timeout, engine.unballoon_reply_timeout);
+    EXPECT_EQ(defaults.hot_add_reply_timeout_base, engine.hot_add_reply_timeout_base);
+    EXPECT_EQ(defaults.hot_add_reply_timeout_per_block, engine.hot_add_reply_timeout_per_block);
+}
+
+TEST(DmApiBackend, TargetsReachTheGuestAndStatusOutlivesTheBoot)
+{
+    Rig rig;
+    auto device = rig.backend.make_device(rig.setup());
+    ASSERT_TRUE(device.has_value()) << device.error().what();
+    rig.backend.attach_device(std::move(*device), nullptr, 1);
+    EXPECT_EQ(rig.backend.vm_info().boot_count, 1u);
+    EXPECT_EQ(rig.backend.set_target(256).error(), api::SetTargetError::NotConnected);
+
+    rig.connect_dm();
+    auto info = rig.backend.memory_info();
+    EXPECT_TRUE(info.dm_connected);
+    EXPECT_EQ(info.boot_mib, 512u);
+    EXPECT_FALSE(info.host.has_value()); // No Machine attached.
+    EXPECT_EQ(rig.backend.set_target(2048).error(), api::SetTargetError::AboveMax);
+    EXPECT_EQ(rig.backend.set_target(64).error(), api::SetTargetError::BelowFloor);
+
+    auto op = rig.backend.set_target(256);
+    ASSERT_TRUE(op.has_value());
+    EXPECT_EQ(op->kind, "balloon");
+    EXPECT_EQ(op->target_mib, 256u);
+    EXPECT_EQ(rig.next_host_message(), DmMessageType::DM_BALLOON_REQUEST);
+    EXPECT_EQ(rig.backend.operation(op->id)->id, op->id);
+    EXPECT_EQ(rig.backend.counters().operations_started, 1u);
+
+    auto published = rig.hub.published();
+    rig.backend.detach_device(true);
+    EXPECT_GT(rig.hub.published(), published); // guest_reboot (and the operation's end).
+    EXPECT_EQ(rig.backend.counters().guest_reboots, 1u);
+    EXPECT_EQ(rig.backend.counters().operations_started, 1u); // The detached engine's last status.
+    EXPECT_FALSE(rig.backend.memory_info().dm_connected);
+    EXPECT_EQ(rig.backend.set_target(256).error(), api::SetTargetError::NotConnected);
+    EXPECT_TRUE(rig.offers().empty());
+}
+
+TEST(DmApiBackend, WithoutDeviceReportsTheBootLayout)
+{
+    Rig rig;
+    rig.backend.attach_device(nullptr, nullptr, 3);
+    auto info = rig.backend.memory_info();
+    EXPECT_EQ(info.boot_mib, 512u);
+    EXPECT_EQ(info.max_mib, 1024u);
+    EXPECT_EQ(info.current_mib, 512u);
+    EXPECT_EQ(info.floor_mib, 128u);
+    EXPECT_FALSE(info.dm_connected);
+    EXPECT_EQ(rig.backend.vm_info().boot_count, 3u);
+    EXPECT_EQ(rig.backend.extra_metrics().find("microvmm_hot_add_memslots 0") != std::string::npos, true);
+}
+
+} // namespace
+} // namespace vmm

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: MIT
+// DmApiBackend: REST status, targets, counters and events over each boot's DmDevice.
+#include "vmm/dm_api_backend.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "base/log.hpp"
+#include "vmm/api/api_events.hpp"
+
+namespace vmm {
+
+namespace {
+// Progress events at most ~10 per second (vmm/api/api_events.hpp).
+constexpr std::chrono::milliseconds PROGRESS_INTERVAL { 100 };
+// Recommended safe floor (vmm/api/api_backend.hpp MemoryInfo::floor_mib).
+constexpr u64 FLOOR_MIN_MIB = 128;
+// Finished operations remembered for GET /memory/operations/{id}; older ids are forgotten.
+constexpr std::size_t MAX_REMEMBERED_OPERATIONS = 64;
+} // namespace
+
+DmApiBackend::DmApiBackend(Config const& config, EventLoop& loop, api::EventHub& hub, Clock::time_point start)
+    : m_config(config)
+    , m_loop(loop)
+    , m_hub(hub)
+    , m_start(start)
+{
+}
+
+DmApiBackend::~DmApiBackend() = default;
+
+u64 DmApiBackend::uptime_ms(Clock::time_point at) const
+{
+    if (at < m_start)
+        return 0;
+    return static_cast<u64>(std::chrono::duration_cast<std::chrono::milliseconds>(at - m_start).count());
+}
+
+Result<std::unique_ptr<DmDevice>> DmApiBackend::make_device(DmDeviceSetup const& setup)
+{
+    return DmDevice::create(setup, dm_config_from(m_config.dynamic_memory), m_loop,
+        [this](hv_balloon::DmEvent const& event) { on_event(event); });
+}
+
+void DmApiBackend::attach(Machine& machine, u64 boot_count)
+{
+    std::unique_ptr<DmDevice> device;
+    if (m_config.dynamic_memory.enabled) {
+        auto setup = DmDeviceSetup::of(machine);
+        auto built = setup ? make_device(*setup) : std::unexpected(setup.error());
+        if (built)
+            device = std::move(*built);
+        else
+            log::error("dm", "dynamic memory device not available: {}", built.error());
+    }
+    attach_device(std::move(device), &machine, boot_count);
+}
+
+void DmApiBackend::attach_device(std::unique_ptr<DmDevice> device, Machine* machine, u64 boot_count)
+{
+    if (device) {
+        std::optional<hv_balloon::DmStatus> status;
+        device->with_engine([&](hv_balloon::DynamicMemory& engine) { status = engine.status(); });
+        log::info("dm", "dynamic memory device registered (boot {} MiB, max {} MiB)", m_config.machine.memory_mib,
+            status ? status->max.mib() : 0);
+    }
+    {
+        std::lock_guard guard { m_lock };
+        m_boot_count = boot_count;
+        m_device = std::move(device);
+    }
+    std::lock_guard guard { m_host_lock };
+    m_machine = machine;
+}
+
+void DmApiBackend::detach(Machine&, bool guest_reset) { detach_device(guest_reset); }
+
+void DmApiBackend::detach_device(bool guest_reset)
+{
+    {
+        std::lock_guard guard { m_host_lock }; // Waits for a /proc read in progress.
+        if (m_machine != nullptr)
+            if (auto const* partition = m_machine->partition())
+                m_hyperv_past += partition->stats();
+        m_machine = nullptr;
+    }
+    std::unique_ptr<DmDevice> device;
+    u64 boot_count = 0;
+    {
+        // DmBackend, then (inside reset) VmbusGlue: the same order as every API call, and the
+        // last status is published in the same step as the device disappears.
+        std::lock_guard guard { m_lock };
+        device = std::move(m_device);
+        if (device)
+            m_last = device->reset();
+        boot_count = m_boot_count;
+    }
+    device.reset();
+    if (guest_reset) {
+        ++m_guest_reboots;
+        api::publish_guest_reboot(m_hub, boot_count);
+    }
+}
+
+template<typename F>
+bool DmApiBackend::with_engine(F&& action)
+{
+    std::lock_guard guard { m_lock };
+    return m_device && m_device->with_engine(std::forward<F>(action));
+}
+
+std::optional<hv_balloon::DmStatus> DmApiBackend::status()
+{
+    std::optional<hv_balloon::DmStatus> status;
+    std::lock_guard guard { m_lock };
+    if (!m_device || !m_device->with_engine([&](hv_balloon::DynamicMemory& engine) { status = engine.status(); }))
+        status = m_last;
+    return status;
+}
+
+api::Operation DmApiBackend::to_api(hv_balloon::DmOperation const& op) const
+{
+    api::Operation out;
+    out.id = op.id;
+    out.kind = std::string { hv_balloon::operation_kind_name(op.kind) };
+    out.from_mib = op.from.mib();
+    out.target_mib = op.target.mib();
+    out.state = std::string { hv_balloon::operation_state_name(op.state) };
+    out.done_mib = op.done.mib();
+    out.remaining_mib = op.requested > op.done ? (op.requested - op.done).mib() : 0;
+    out.started_ms = uptime_ms(op.started_at);
+    if (op.finished_at)
+        out.finished_ms = uptime_ms(*op.finished_at);
+    if (!op.reason.empty())
+        out.reason = std::string { op.reason };
+    return out;
+}
+
+void DmApiBackend::on_event(hv_balloon::DmEvent const& event)
+{
+    using namespace hv_balloon;
+    if (auto const* connected = std::get_if<DmConnected>(&event)) {
+        api::publish_dm_connected(m_hub, true, connected->protocol_version);
+    } else if (auto const* status = std::get_if<DmStatusReported>(&event)) {
+        api::publish_status_report(m_hub, api::GuestStatus { status->report.num_avail.mib(),
+                                              status->report.num_committed.mib(), 0 });
+    } else if (auto const* progress = std::get_if<DmOperationProgress>(&event)) {
+        auto op = to_api(progress->operation);
+        std::lock_guard guard { m_ops_lock };
+        m_ops[op.id] = op;
+        auto const now = Clock::now();
+        if (!m_last_progress || now - *m_last_progress >= PROGRESS_INTERVAL) {
+            m_last_progress = now;
+            api::publish_operation_progress(m_hub, op);
+        }
+    } else if (auto const* done = std::get_if<DmOperationDone>(&event)) {
+        auto op = to_api(done->operation);
+        {
+            std::lock_guard guard { m_ops_lock };
+            m_ops[op.id] = op;
+            while (m_ops.size() > MAX_REMEMBERED_OPERATIONS)
+                m_ops.erase(m_ops.begin());
+        }
+        api::publish_operation_done(m_hub, op);
+    } else if (auto const* reset = std::get_if<DmGuestReset>(&event)) {
+        if (reset->kind != ResetKind::MachineReset)
+            api::publish_dm_connected(m_hub, false, 0);
+    } else if (auto const* rejected = std::get_if<DmRejectedGuestRange>(&event)) {
+        api::publish_rejected_guest_range(m_hub, mem::reject_reason_name(rejected->reason), rejected->start,
+            rejected->count);
+    }
+}
+
+api::VmInfo DmApiBackend::vm_info()
+{
+    api::VmInfo info;
+    info.state = "running";
+    info.vcpus = m_config.machine.vcpus;
+    info.uptime_ms = uptime_ms(Clock::now());
+    std::lock_guard guard { m_lock };
+    info.boot_count = m_boot_count;
+    info.version = MICROVMM_VERSION;
+    return info;
+}
+
+api::MemoryInfo DmApiBackend::memory_info()
+{
+    auto info = dm_memory_info();
+    // Under m_host_lock only: detach() clears m_machine under it before the Machine goes, and
+    // neither the DM tick nor a guest message needs it while /proc is read.
+    std::lock_guard guard { m_host_lock };
+    if (m_machine != nullptr) {
+        if (auto use = m_machine->host_memory_use())
+            info.host = api::HostMemory { use->boot_ram_resident_bytes, use->hot_add_resident_bytes };
+        else
+            VMM_GUEST_WARN("dm", "host memory use unavailable: {}", use.error()); // Per API request: rate-limited.
+    }
+    return info;
+}
+
+api::MemoryInfo DmApiBackend::dm_memory_info()
+{
+    auto const status = this->status();
+    api::MemoryInfo info;
+    info.boot_mib = m_config.machine.memory_mib;
+    info.max_mib = std::max(m_config.machine.memory_mib, m_config.machine.max_memory_mib);
+    info.target_mib = info.boot_mib;
+    info.current_mib = info.boot_mib;
+    info.floor_mib = std::max(FLOOR_MIN_MIB, info.boot_mib / 4);
+    if (!status)
+        return info;
+    info.max_mib = status->max.mib();
+    info.current_mib = status->current.mib();
+    info.target_mib = status->target ? status->target->mib() : info.current_mib;
+    info.ballooned_mib = status->ballooned.mib();
+    info.hot_added_mib = status->hot_added.mib();
+    info.dm_connected = status->connected;
+    info.dm_protocol_version = status->protocol_version;
+    if (status->guest_status) {
+        auto age = status->guest_status_age.value_or(hv_balloon::Duration {});
+        info.guest_status = api::GuestStatus { status->guest_status->num_avail.mib(),
+            status->guest_status->num_committed.mib(),
+            static_cast<u64>(std::chrono::duration_cast<std::chrono::milliseconds>(age).count()) };
+        info.floor_mib = std::max(info.floor_mib, info.guest_status->committed_mib);
+    }
+    if (status->operation)
+        info.operation = to_api(*status->operation);
+    return info;
+}
+
+std::expected<api::Operation, api::SetTargetError> DmApiBackend::set_target(std::uint64_t target_mib)
+{
+    auto const info = dm_memory_info(); // Limits only: no host figures (no /proc read per PUT).
+    if (target_mib > info.max_mib)
+        return std::unexpected(api::SetTargetError::AboveMax);
+    if (target_mib < info.floor_mib)
+        return std::unexpected(api::SetTargetError::BelowFloor);
+    if (!info.dm_connected)
+        return std::unexpected(api::SetTargetError::NotConnected);
+    std::optional<Result<std::uint64_t>> started;
+    std::optional<hv_balloon::DmOperation> op;
+    bool const attached = with_engine([&](hv_balloon::DynamicMemory& engine) {
+        engine.on_tick(Clock::now());
+        started = engine.set_target_mib(target_mib);
+        op = engine.status().operation;
+    });
+    if (!attached || !started || !*started || !op)
+        return std::unexpected(api::SetTargetError::NotConnected);
+    auto result = to_api(*op);
+    std::lock_guard guard { m_ops_lock };
+    m_ops[result.id] = result;
+    return result;
+}
+
+std::optional<api::Operation> DmApiBackend::operation(std::uint64_t id)
+{
+    std::optional<hv_balloon::DmOperation> current;
+    with_engine([&](hv_balloon::DynamicMemory& engine) { current = engine.status().operation; });
+    if (current && current->id == id)
+        return to_api(*current);
+    std::lock_guard guard { m_ops_lock };
+    if (auto it = m_ops.find(id); it != m_ops.end())
+        return it->second;
+    return std::nullopt;
+}
+
+api::MemoryCounters DmApiBackend::counters()
+{
+    auto const status = this->status();
+    api::MemoryCounters out;
+    out.guest_reboots = m_guest_reboots;
+    if (!status)
+        return out;
+    auto const& c = status->counters;
+    out.operations_started = c.operations_started;
+    out.operations_done = c.operations_done;
+    out.operations_superseded = c.operations_superseded;
+    out.operations_failed = c.operations_failed;
+    out.operations_timed_out = c.operations_timed_out;
+    for (auto n : c.rejected_ranges)
+        out.rejected_guest_ranges += n;
+    out.status_reports = c.status_reports;
+    out.balloon_pages_total = c.balloon_pages_total;
+    out.unballoon_pages_total = c.unballoon_pages_total;
+    out.hot_added_pages_total = c.hot_added_pages_total;
+    return out;
+}
+
+hyperv::PartitionStats DmApiBackend::hyperv_totals()
+{
+    std::lock_guard guard { m_host_lock };
+    auto totals = m_hyperv_past;
+    if (m_machine != nullptr)
+        if (auto const* partition = m_machine->partition())
+            totals += partition->stats();
+    return totals;
+}
+
+std::string DmApiBackend::extra_metrics()
+{
+    std::uint32_t slots = 0;
+    with_engine([&](hv_balloon::DynamicMemory& engine) { slots = engine.status().memslots_mapped; });
+    std::string out = fmt::format("# HELP microvmm_hot_add_memslots KVM memory slots mapped in the hot-add window.\n"
+                                  "# TYPE microvmm_hot_add_memslots gauge\n"
+                                  "microvmm_hot_add_memslots {}\n",
+        slots);
+    if (!m_config.hyperv.enabled)
+        return out;
+    // The user-space Hyper-V partition (vmm/hyperv/partition.hpp PartitionStats), every boot.
+    auto const h = hyperv_totals();
+    auto counter = [&](char const* name, char const* help, std::uint64_t value) {
+        out += fmt::format("# HELP {0} {1}\n# TYPE {0} counter\n{0} {2}\n", name, help, value);
+    };
+    counter("microvmm_hyperv_msr_faults_total", "Synthetic MSR accesses answered with #GP.", h.msr_faults);
+    counter("microvmm_hyperv_hypercalls_total", "Hypercalls dispatched.", h.hypercalls);
+    counter("microvmm_hyperv_hypercall_failures_total", "Hypercalls answered with a failure status.",
+        h.hypercall_failures);
+    counter("microvmm_hyperv_synic_messages_delivered_total", "SynIC messages written into a slot.",
+        h.messages_delivered);
+    counter("microvmm_hyperv_synic_messages_refused_total", "SynIC posts refused (slot busy or SynIC disabled).",
+        h.messages_refused);
+    counter("microvmm_hyperv_synic_events_signalled_total", "SynIC event flags newly set.", h.events_signalled);
+    counter("microvmm_hyperv_ipis_sent_total", "IPIs sent by the IPI hypercalls.", h.ipis_sent);
+    return out;
+}
+
+} // namespace vmm
