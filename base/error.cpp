@@ -21,15 +21,24 @@ std::string_view errc_name(Errc code)
     return "unknown";
 }
 
+Error& Error::add_context(std::string_view text)
+{
+    m_context = m_context.empty() ? std::string { text } : fmt::format("{}: {}", text, m_context);
+    return *this;
+}
+
 std::string Error::message() const
 {
+    std::string base;
     if (m_code == Errc::Syscall)
-        return fmt::format("{}: {}", m_what, std::strerror(m_errno));
-    if (m_code == Errc::Config)
-        return m_what;
-    if (m_detail != 0)
-        return fmt::format("{}: {} (detail {:#x})", m_what, errc_name(m_code), m_detail);
-    return fmt::format("{}: {}", m_what, errc_name(m_code));
+        base = fmt::format("{}: {}", m_what, std::strerror(m_errno));
+    else if (m_code == Errc::Config)
+        base = m_what;
+    else if (m_detail)
+        base = fmt::format("{}: {} (detail {:#x})", m_what, errc_name(m_code), *m_detail);
+    else
+        base = fmt::format("{}: {}", m_what, errc_name(m_code));
+    return m_context.empty() ? base : fmt::format("{}: {}", m_context, base);
 }
 
 void assert_failed(char const* expression, char const* file, int line)

@@ -9,6 +9,7 @@ namespace vmm::log {
 
 namespace {
 std::atomic<Level> g_level { Level::Info };
+std::atomic<std::uint64_t> g_filtered { 0 };
 
 std::string_view level_name(Level level)
 {
@@ -17,6 +18,7 @@ std::string_view level_name(Level level)
     case Level::Info: return "info";
     case Level::Warn: return "warn";
     case Level::Error: return "error";
+    case Level::Off: return "off";
     }
     return "?";
 }
@@ -25,6 +27,10 @@ std::string_view level_name(Level level)
 void set_level(Level level) { g_level.store(level, std::memory_order_relaxed); }
 
 bool enabled(Level level) { return level >= g_level.load(std::memory_order_relaxed); }
+
+std::uint64_t filtered_lines() { return g_filtered.load(std::memory_order_relaxed); }
+
+void count_filtered() { g_filtered.fetch_add(1, std::memory_order_relaxed); }
 
 void emit(Level level, std::string_view component, std::string_view text)
 {

@@ -34,39 +34,46 @@ Result<InitrdPlacement> place_initrd(KernelImage const& kernel, std::uint64_t ra
     u64 ceiling = std::min(low_ram_end(ram_bytes), kernel.initrd_addr_max() + 1);
     u64 floor = std::max(kernel.load_end, HIGH_RAM_START);
     if (initrd_bytes == 0 || initrd_bytes > ceiling)
-        return fail(Errc::OutOfRange, "initrd does not fit below its address limit", initrd_bytes);
+        return fail(Errc::OutOfRange,
+            fmt::format("initrd of {} bytes does not fit below its limit {:#x} (end of low RAM or the kernel's "
+                        "initrd_addr_max + 1)", initrd_bytes, ceiling),
+            initrd_bytes);
     u64 gpa = (ceiling - initrd_bytes) & ~(mem::PAGE_SIZE - 1);
     if (gpa < floor)
-        return fail(Errc::OutOfRange, "initrd does not fit between the kernel and its address limit", initrd_bytes);
+        return fail(Errc::OutOfRange,
+            fmt::format("initrd of {} bytes does not fit between the kernel's end {:#x} and its limit {:#x}",
+                initrd_bytes, floor, ceiling),
+            initrd_bytes);
     return InitrdPlacement { .gpa = gpa, .size_bytes = initrd_bytes };
 }
 
 Result<BootCpuState> write_boot_info(mem::GuestMemory const& memory, KernelImage const& kernel, BootRequest const& request)
 {
     VMM_TRY(check_ram_bytes(request.ram_bytes));
-    VMM_TRY(write_cmdline(memory, kernel, request.cmdline));
+    VMM_TRY(write_cmdline(memory, kernel, request.cmdline).context("writing the kernel command line at GPA {:#x}", CMDLINE_GPA));
 
     std::optional<InitrdPlacement> initrd;
     if (!request.initrd.empty()) {
         initrd = VMM_TRY(place_initrd(kernel, request.ram_bytes, request.initrd.size()));
-        VMM_TRY(memory.write(mem::Gpa { initrd->gpa }, request.initrd));
+        VMM_TRY(memory.write(mem::Gpa { initrd->gpa }, request.initrd)
+                .context("writing the initrd ({} bytes) at GPA {:#x}", request.initrd.size(), initrd->gpa));
     }
 
     std::vector<E820Entry> e820 = build_e820(request.ram_bytes);
     BootLayout layout { .cmdline_gpa = CMDLINE_GPA, .initrd = initrd, .rsdp_gpa = request.rsdp_gpa, .e820 = e820 };
-    VMM_TRY(write_boot_gdt(memory));
+    VMM_TRY(write_boot_gdt(memory).context("writing the boot GDT"));
 
     switch (kernel.kind) {
     case KernelImage::Kind::ElfPvh:
-        VMM_TRY(write_pvh_start_info(memory, layout));
+        VMM_TRY(write_pvh_start_info(memory, layout).context("writing the PVH start info"));
         return protected_mode_cpu_state(kernel.entry, PVH_START_INFO_GPA);
     case KernelImage::Kind::ElfLinux64:
     case KernelImage::Kind::BzImage:
         // The identity map covers [0, 4 GiB) only.
         if (kernel.entry >= MMIO_HOLE_END)
             return fail(Errc::OutOfRange, "kernel entry above 4 GiB is not identity-mapped", kernel.entry);
-        VMM_TRY(write_zero_page(memory, kernel, layout));
-        VMM_TRY(write_identity_page_tables(memory));
+        VMM_TRY(write_zero_page(memory, kernel, layout).context("writing the zero page"));
+        VMM_TRY(write_identity_page_tables(memory).context("writing the identity page tables"));
         return long_mode_cpu_state(kernel.entry, ZERO_PAGE_GPA);
     }
     return fail(Errc::InvalidArgument, "kernel image kind", static_cast<u64>(kernel.kind));

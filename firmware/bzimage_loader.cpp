@@ -74,15 +74,19 @@ Result<KernelImage> load_bzimage(mem::GuestMemory const& memory, std::span<std::
     // The decompressor works at max(load address, pref_address) and needs init_size bytes
     // there (header fields are 32/64-bit: the sums below cannot overflow 64 bits except
     // pref_address, which is checked).
-    std::uint64_t runtime_start = std::max<std::uint64_t>(BZIMAGE_LOAD_GPA, header.pref_address);
+    // By value: SetupHeader is packed, and std::max's const reference to a misaligned member is
+    // undefined behaviour (UBSan, found by fuzz_kernel_image).
+    std::uint64_t const pref_address = header.pref_address;
+    std::uint64_t runtime_start = std::max<std::uint64_t>(BZIMAGE_LOAD_GPA, pref_address);
     auto runtime_end = mem::Gpa { runtime_start }.checked_add(header.init_size);
     if (!runtime_end)
-        return fail(Errc::InvalidArgument, "kernel image: bzImage pref_address overflows", header.pref_address);
+        return fail(Errc::InvalidArgument, "kernel image: bzImage pref_address overflows", pref_address);
     std::uint64_t load_end = std::max<std::uint64_t>(BZIMAGE_LOAD_GPA + kernel_bytes.size(), runtime_end->raw());
     if (!memory.is_ram(mem::Gpa { BZIMAGE_LOAD_GPA }, load_end - BZIMAGE_LOAD_GPA))
         return fail(Errc::NotMapped, "kernel image: bzImage needs more guest RAM above 1 MiB", load_end);
 
-    VMM_TRY(memory.write(mem::Gpa { BZIMAGE_LOAD_GPA }, kernel_bytes));
+    VMM_TRY(memory.write(mem::Gpa { BZIMAGE_LOAD_GPA }, kernel_bytes)
+            .context("writing the bzImage kernel ({} bytes) at GPA {:#x}", kernel_bytes.size(), BZIMAGE_LOAD_GPA));
     return KernelImage {
         .kind = KernelImage::Kind::BzImage,
         .entry = BZIMAGE_LOAD_GPA + BZIMAGE_ENTRY_64_OFFSET,

@@ -155,8 +155,11 @@ Result<KernelImage> load_elf(mem::GuestMemory const& memory, std::span<std::byte
 
     // Everything validated: now copy the file bytes and zero the bss tails.
     for (auto const& phdr : loads) {
-        VMM_TRY(memory.write(mem::Gpa { phdr.p_paddr }, image.subspan(phdr.p_offset, phdr.p_filesz)));
-        VMM_TRY(memory.fill(mem::Gpa { phdr.p_paddr + phdr.p_filesz }, std::byte { 0 }, phdr.p_memsz - phdr.p_filesz));
+        VMM_TRY(memory.write(mem::Gpa { phdr.p_paddr }, image.subspan(phdr.p_offset, phdr.p_filesz))
+                .context("writing an ELF segment ({} bytes) at GPA {:#x}", phdr.p_filesz, phdr.p_paddr));
+        VMM_TRY(memory.fill(mem::Gpa { phdr.p_paddr + phdr.p_filesz }, std::byte { 0 }, phdr.p_memsz - phdr.p_filesz)
+                .context("zeroing an ELF segment's bss ({} bytes) at GPA {:#x}", phdr.p_memsz - phdr.p_filesz,
+                    phdr.p_paddr + phdr.p_filesz));
         kernel.load_start = std::min(kernel.load_start, phdr.p_paddr);
         kernel.load_end = std::max(kernel.load_end, phdr.p_paddr + phdr.p_memsz);
     }

@@ -8,7 +8,7 @@ packages=(
   # Test guest: kernel source and its build tools, busybox for the initramfs.
   linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio xz-utils busybox-static make
   # Fuzzing (libFuzzer) and the QEMU baseline for benchmarks.
-  clang-16 libclang-rt-16-dev python3
+  clang-16 libclang-rt-16-dev python3 time
   # ACPICA: the firmware tests disassemble and evaluate our AML with iasl/acpiexec.
   acpica-tools
 )

@@ -42,7 +42,30 @@ struct TableSpec {
     std::vector<KeySpec> keys;
 };
 
-std::unexpected<Error> config_error(std::string message) { return fail(Errc::Config, std::move(message)); }
+// A config error is one line whatever the file held: control characters that reach a message
+// (a newline inside a quoted key or value, or the character toml++ quotes where it stopped) are
+// shown escaped.
+std::string one_line(std::string_view text)
+{
+    std::string out;
+    out.reserve(text.size());
+    for (char c : text) {
+        auto const byte = static_cast<unsigned char>(c);
+        if (c == '\n')
+            out += "\\n";
+        else if (c == '\r')
+            out += "\\r";
+        else if (c == '\t')
+            out += "\\t";
+        else if (byte < 0x20 || byte == 0x7F)
+            out += fmt::format("\\x{:02x}", byte);
+        else
+            out += c;
+    }
+    return out;
+}
+
+std::unexpected<Error> config_error(std::string message) { return fail(Errc::Config, one_line(message)); }
 
 Result<i64> as_integer(toml::node const& node, std::string const& key)
 {

@@ -13,6 +13,7 @@
 #include "firmware/e820.hpp"
 #include "firmware/kernel_image.hpp"
 #include "firmware/layout.hpp"
+#include "vmm/guest_images.hpp"
 
 namespace vmm {
 
@@ -25,23 +26,6 @@ constexpr mem::Gpa TSS_GPA { 0xFFFB'D000 };
 constexpr mem::Gpa IDENTITY_MAP_GPA { 0xFFFB'C000 };
 
 constexpr u64 align_up(u64 value, u64 alignment) { return (value + alignment - 1) / alignment * alignment; }
-
-Result<std::vector<std::byte>> read_file(std::filesystem::path const& path, std::string_view what)
-{
-    std::ifstream file { path, std::ios::binary };
-    if (!file)
-        return fail(Errc::Config, fmt::format("{}: cannot open {}", what, path.string()));
-    std::vector<std::byte> bytes;
-    file.seekg(0, std::ios::end);
-    auto const size = file.tellg();
-    file.seekg(0, std::ios::beg);
-    if (size < 0)
-        return fail(Errc::Config, fmt::format("{}: cannot read {}", what, path.string()));
-    bytes.resize(static_cast<std::size_t>(size));
-    if (!file.read(reinterpret_cast<char*>(bytes.data()), size)) // iostream reads into char.
-        return fail(Errc::Config, fmt::format("{}: cannot read {}", what, path.string()));
-    return bytes;
-}
 
 kvm::Segment to_segment(firmware::SegmentState const& in)
 {
@@ -72,12 +56,13 @@ MemoryLayout plan_memory(u64 memory_mib, u64 max_memory_mib)
 Result<std::unique_ptr<Machine>> Machine::create(Config const& config, kvm::KvmSystem const& system,
     devices::ByteSink& serial, MachineCallbacks callbacks)
 {
-    auto vm = VMM_TRY(system.create_vm());
+    auto vm = VMM_TRY(system.create_vm().context("creating the VM"));
     std::unique_ptr<Machine> machine { new Machine(config, std::move(vm), serial, std::move(callbacks)) }; // Private constructor.
-    VMM_TRY(machine->m_vm.create_platform(TSS_GPA, IDENTITY_MAP_GPA));
-    VMM_TRY(machine->create_memory());
-    VMM_TRY(machine->create_devices());
-    VMM_TRY(machine->create_vcpus(system));
+    VMM_TRY(machine->m_vm.create_platform(TSS_GPA, IDENTITY_MAP_GPA).context("setting up the VM platform (TSS, in-kernel irqchip, PIT)"));
+    VMM_TRY(machine->create_memory().context("creating {} MiB of guest RAM (hot-add window {} MiB at {:#x})",
+        config.machine.memory_mib, machine->m_layout.hot_add_size_bytes / MIB, machine->m_layout.hot_add_base_gpa));
+    VMM_TRY(machine->create_devices().context("creating the devices"));
+    VMM_TRY(machine->create_vcpus(system).context("creating {} vCPU(s)", config.machine.vcpus));
     VMM_TRY(machine->load_guest());
     return machine;
 }
@@ -219,17 +204,10 @@ Result<void> Machine::load_guest()
     auto const& boot = m_config.boot;
     if (boot.firmware == BootFirmware::Uefi)
         return fail(Errc::Unsupported, "UEFI boot is not implemented; Windows guests need it");
-    auto kernel_bytes = VMM_TRY(read_file(boot.kernel, "boot.kernel"));
-    auto kernel = VMM_TRY(firmware::load_kernel(m_memory, kernel_bytes));
-    std::vector<std::byte> initrd;
-    if (boot.initrd)
-        initrd = VMM_TRY(read_file(*boot.initrd, "boot.initrd"));
     bool const vmbus = m_config.dynamic_memory.enabled || m_config.hyperv.enabled;
-    u64 const rsdp_gpa = VMM_TRY(
-        firmware::write_acpi_tables(m_memory, firmware::AcpiConfig { m_config.machine.vcpus, vmbus }));
-    auto state = VMM_TRY(firmware::write_boot_info(m_memory, kernel,
-        firmware::BootRequest { boot.cmdline, initrd, m_layout.ram_bytes, rsdp_gpa }));
-    return setup_boot_cpu(state);
+    auto state = VMM_TRY(load_guest_images(m_memory, boot,
+        GuestImageParams { m_layout.ram_bytes, m_config.machine.vcpus, vmbus }));
+    return setup_boot_cpu(state).context("setting up the boot vCPU");
 }
 
 Result<void> Machine::setup_boot_cpu(firmware::BootCpuState const& state)

@@ -44,7 +44,7 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
     // Before any thread exists, so every thread inherits the mask and only the event loop's
     // signalfd sees SIGTERM/SIGINT.
     if (auto blocked = block_termination_signals(); !blocked) {
-        log::error("vmm", "{}", blocked.error());
+        log::error("vmm", "blocking SIGTERM/SIGINT before any thread starts: {}", blocked.error());
         return EXIT_FAILURE_HOST;
     }
     auto kvm = kvm::KvmSystem::open();
@@ -53,7 +53,7 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
     u32 const max_vcpus = kvm ? kvm->max_vcpus() : 1024;
     auto config = load_config(config_path, ConfigLimits { max_vcpus });
     if (!config) {
-        std::fprintf(stderr, "microvmm: config error: %s\n", std::string(config.error().what()).c_str());
+        std::fprintf(stderr, "microvmm: config error: %s\n", config.error().message().c_str());
         return EXIT_CONFIG;
     }
     if (config->boot.firmware == BootFirmware::Uefi) {
@@ -65,12 +65,12 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
         return EXIT_FAILURE_HOST;
     }
     if (auto installed = VcpuThread::install_kick_handler(); !installed) {
-        log::error("vmm", "{}", installed.error());
+        log::error("vmm", "installing the vCPU kick signal handler: {}", installed.error());
         return EXIT_FAILURE_HOST;
     }
     auto loop = EventLoop::create();
     if (!loop) {
-        log::error("vmm", "{}", loop.error());
+        log::error("vmm", "creating the event loop: {}", loop.error());
         return EXIT_FAILURE_HOST;
     }
     Config const dm_config = *config;
@@ -92,7 +92,7 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
     if (dm_config.api.socket) {
         auto started = api::ApiServer::start(services, hub, api::ApiServerConfig { dm_config.api.socket->string() });
         if (!started) {
-            log::error("api", "{}", started.error());
+            log::error("api", "starting the REST API on {}: {}", dm_config.api.socket->string(), started.error());
             return EXIT_FAILURE_HOST;
         }
         server = std::move(*started);

@@ -70,7 +70,7 @@ int Runner::run()
             finish(EXIT_SIGNAL_BASE + signal);
     });
     if (!signals) {
-        log::error("vmm", "{}", signals.error());
+        log::error("vmm", "watching SIGTERM/SIGINT: {}", signals.error());
         return EXIT_FAILURE_HOST;
     }
     m_signals = std::move(*signals);
@@ -85,16 +85,16 @@ int Runner::run()
                 partition->kick_pending_messages();
     });
     if (!kick) {
-        log::error("vmm", "{}", kick.error());
+        log::error("vmm", "creating the SynIC re-kick timer: {}", kick.error());
         return EXIT_FAILURE_HOST;
     }
     m_synic_kick = std::move(*kick);
     if (auto armed = m_synic_kick.arm(SYNIC_KICK_PERIOD, SYNIC_KICK_PERIOD); !armed) {
-        log::error("vmm", "{}", armed.error());
+        log::error("vmm", "arming the SynIC re-kick timer: {}", armed.error());
         return EXIT_FAILURE_HOST;
     }
     if (auto booted = boot(); !booted) {
-        log::error("vmm", "{}", booted.error());
+        log::error("vmm", "starting the guest: {}", booted.error());
         return EXIT_FAILURE_HOST;
     }
     if (auto ran = m_loop.run_until_stopped(); !ran) {

@@ -154,6 +154,7 @@ struct Harness {
         case DmMessageType::DM_BALLOON_REQUEST: {
             std::uint64_t unit = in.below(2) ? 512 : 1;
             std::vector<DmPageRange> ranges;
+            ranges.reserve(510); // hv_balloon.c's per-message maximum, filled below.
             mem::PageRangeSet free;
             for (auto run : map.boot_ram())
                 free.insert(run);

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -41,7 +42,8 @@ public:
     VmbusFakeMemory& operator=(VmbusFakeMemory const&) = delete;
 
     mem::GuestMemory const& memory() const { return m_memory; }
-    void fill_page(mem::Gpn page, std::byte value) { (void)m_memory.fill(page.address(), value, 4096); }
+    // A fake-memory page always exists: a failure is a bug in the test itself.
+    void fill_page(mem::Gpn page, std::byte value) { VMM_ASSERT(m_memory.fill(page.address(), value, 4096).has_value()); }
     // Copy of all RAM, to compare later.
     std::vector<std::byte> snapshot() const
     {
@@ -61,6 +63,32 @@ public:
             }
         }
         return pages;
+    }
+
+    // Pages (by Gpn) that no longer hold only GUARD. Cheaper than snapshot()/changed_pages()
+    // (no 1 MiB copies): the fuzz cases reuse one memory across inputs and check with this.
+    std::vector<std::uint64_t> non_guard_pages() const
+    {
+        static std::array<std::byte, 4096> const guard_page = [] {
+            std::array<std::byte, 4096> page;
+            page.fill(GUARD);
+            return page;
+        }();
+        std::vector<std::uint64_t> pages;
+        auto scan = [&](std::vector<std::byte> const& bytes, std::uint64_t first_gpn) {
+            for (std::size_t offset = 0; offset < bytes.size(); offset += 4096)
+                if (std::memcmp(bytes.data() + offset, guard_page.data(), 4096) != 0)
+                    pages.push_back(first_gpn + offset / 4096);
+        };
+        scan(m_low, 0);
+        scan(m_high, HIGH_GPA / 4096);
+        return pages;
+    }
+    // Back to the state of a new VmbusFakeMemory, rewriting only `pages` (from non_guard_pages()).
+    void restore_guard(std::span<std::uint64_t const> pages)
+    {
+        for (auto page : pages)
+            fill_page(mem::Gpn { page }, GUARD);
     }
 
 private:

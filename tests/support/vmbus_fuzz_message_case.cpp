@@ -58,11 +58,12 @@ void check_invariants(VmbusHost const& host, std::set<std::uint64_t>& allowed_pa
 
 } // namespace
 
-bool vmm::test::vmbus_message_case(std::span<std::uint8_t const> bytes)
+namespace {
+
+// The guest's actions; the host and devices are gone when it returns, so the caller's memory
+// check also covers their teardown.
+void run_actions(test::VmbusFakeMemory& memory, test::FuzzInput& input, std::set<std::uint64_t>& allowed_pages)
 {
-    g_violated = false;
-    vmm::test::FuzzInput input { bytes };
-    test::VmbusFakeMemory memory;
     test::FakeSynicPort synic;
     synic.refuse_every_nth = input.ConsumeIntegralInRange<std::uint64_t>(0, 5);
     VmbusHost host { memory.memory(), synic, VCPUS };
@@ -72,12 +73,10 @@ bool vmm::test::vmbus_message_case(std::span<std::uint8_t const> bytes)
     test::TestVmbusGuest guest { host, synic, memory };
 
     auto pool = test::TestVmbusGuest::scattered_pages(12);
-    std::set<std::uint64_t> allowed_pages;
     for (auto page : pool) {
         memory.fill_page(page, std::byte { 0 }); // Like the guest's zeroed ring allocation.
         allowed_pages.insert(page.raw());
     }
-    auto before = memory.snapshot();
     std::uint32_t gpadl_base = test::TestVmbusGuest::FIRST_GPADL;
     bool brought_up = false;
 
@@ -198,7 +197,22 @@ bool vmm::test::vmbus_message_case(std::span<std::uint8_t const> bytes)
         }
         check_invariants(host, allowed_pages);
     }
-    for (auto page : memory.changed_pages(before))
+}
+
+} // namespace
+
+bool vmm::test::vmbus_message_case(std::span<std::uint8_t const> bytes)
+{
+    g_violated = false;
+    vmm::test::FuzzInput input { bytes };
+    // One memory for every input, put back to all-GUARD after each (see vmbus_fuzz_ring_case).
+    static test::VmbusFakeMemory memory;
+    std::set<std::uint64_t> allowed_pages;
+    run_actions(memory, input, allowed_pages);
+    // run_actions zeroed the pool pages; every other page started as GUARD.
+    auto changed = memory.non_guard_pages();
+    for (auto page : changed)
         check(allowed_pages.contains(page));
+    memory.restore_guard(changed);
     return !g_violated;
 }

@@ -23,6 +23,7 @@
 #include <fmt/format.h>
 
 #include "base/log.hpp"
+#include "vmm/api/api_http.hpp"
 #include "vmm/api/api_json.hpp"
 #include "vmm/api/api_socket.hpp"
 
@@ -128,9 +129,7 @@ private:
 
     void read_request()
     {
-        m_parser.emplace();
-        m_parser->body_limit(m_server.config.body_limit);
-        m_parser->header_limit(static_cast<std::uint32_t>(m_server.config.header_limit));
+        reset_parser(m_parser, limits());
         arm(m_server.config.request_timeout); // Covers header and body together.
         http::async_read_header(m_socket, m_buffer, *m_parser,
             [self = shared_from_this()](error_code ec, std::size_t) { self->on_header(ec); });
@@ -162,25 +161,16 @@ private:
     {
         disarm();
         if (ec) {
-            if (ec == http::error::body_limit)
-                return respond_error(413, fmt::format("request body exceeds {} bytes", m_server.config.body_limit));
-            if (ec == http::error::header_limit)
-                return respond_error(431, "request header section too large");
-            // Beast's parse errors (bad method, version, field, chunk, Content-Length...) mean the
-            // bytes were not HTTP: say so. end_of_stream/partial_message mean the peer went away.
-            if (ec.category() == http::make_error_code(http::error::bad_method).category()
-                && ec != http::error::end_of_stream && ec != http::error::partial_message)
-                return respond_error(400, fmt::format("malformed HTTP request: {}", ec.message()));
+            if (auto response = read_error_response(ec, limits())) {
+                m_keep_alive = false; // The parser's state is unknown: never read another request.
+                return respond(std::move(*response));
+            }
             return close(); // Peer closed, half-sent request timed out, or socket error.
         }
         ++m_server.stats.requests;
         auto& message = m_parser->get();
         m_keep_alive = message.keep_alive();
-        HttpRequest request {
-            .method = std::string(message.method_string()),
-            .target = std::string(message.target()),
-            .body = std::move(message.body()),
-        };
+        HttpRequest request = to_request(message);
         auto result = m_server.router.route(request);
         if (auto* response = std::get_if<HttpResponse>(&result))
             return respond(std::move(*response));
@@ -198,11 +188,7 @@ private:
         poll_operation();
     }
 
-    void respond_error(unsigned status, std::string message)
-    {
-        m_keep_alive = false; // The parser's state is unknown: never read another request.
-        respond(error_response(status, message));
-    }
+    HttpLimits limits() const { return { m_server.config.body_limit, m_server.config.header_limit }; }
 
     void respond(HttpResponse response)
     {
@@ -210,16 +196,7 @@ private:
             ++m_server.stats.responses_5xx;
         else if (response.status >= 400)
             ++m_server.stats.responses_4xx;
-        m_response.emplace();
-        m_response->version(11);
-        m_response->result(response.status);
-        m_response->set(http::field::server, "microvmm");
-        m_response->set(http::field::content_type, response.content_type);
-        for (auto const& [name, value] : response.headers)
-            m_response->set(name, value);
-        m_response->body() = std::move(response.body);
-        m_response->keep_alive(m_keep_alive);
-        m_response->prepare_payload();
+        m_response.emplace(to_wire(std::move(response), m_keep_alive));
         arm(m_server.config.write_timeout);
         http::async_write(m_socket, *m_response, [self = shared_from_this()](error_code ec, std::size_t) {
             self->disarm();

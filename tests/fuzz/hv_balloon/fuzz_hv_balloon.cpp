@@ -7,7 +7,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size)
 {
-    static bool quiet = (vmm::log::set_level(vmm::log::Level::Error), true);
+    static bool quiet = (vmm::log::set_level(vmm::log::Level::Off), true);
     (void)quiet;
     auto failure = vmm::test::run_dm_fuzz_input(data, size);
     if (!failure.empty()) {

@@ -67,3 +67,13 @@ TEST(GuestMemory, UnpluggedChunksAreNotAccessible)
     ASSERT_TRUE(memory.set_plugged(Gpa { 0x10000 }, 0x1000, false));
     EXPECT_FALSE(memory.is_ram(Gpa { 0x10000 }, 8));
 }
+
+TEST(GuestMemory, AccessToGpaZeroOutsideRamSaysGpaZero)
+{
+    std::vector<std::byte> high(0x1000);
+    auto memory = GuestMemory::from_regions({ { Gpa { 0x1000 }, high } }).value();
+    std::array<std::byte, 8> buffer {};
+    auto result = memory.read(Gpa { 0 }, buffer);
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().message(), "guest memory access: not mapped (detail 0x0)");
+}

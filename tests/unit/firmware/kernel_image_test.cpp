@@ -229,12 +229,40 @@ TEST(KernelImage, RandomCorruptionOfAValidElfNeverCrashesOrWritesOutsideRam)
     elf.pvh_entry = KERNEL_PADDR;
     auto image = elf.build();
     std::mt19937 random { 7 };
-    test::TestMemory ram;
+    constexpr u64 FIRMWARE_AREA = 0x10'0000; // Below 1 MiB: e820, ACPI, boot info; never the kernel's.
+    constexpr u64 KERNEL_AREA = 0x11'0000;   // Both segments of vmlinux_like(), bss included.
+    std::vector<std::byte> const zeros(KERNEL_AREA);
+    auto untouched = [&](std::span<std::byte const> view) { return std::memcmp(view.data(), zeros.data(), view.size()) == 0; };
+    int loaded = 0;
+    int refused = 0;
+    test::TestMemory ram; // All zero; a successful load is wiped again below.
     for (int round = 0; round < 2000; ++round) {
         auto copy = image;
         std::size_t header_bytes = SyntheticElf::PHDR_OFFSET + 3 * sizeof(elf::Elf64Phdr);
         for (int flips = 0; flips < 4; ++flips)
             copy[random() % header_bytes] = std::byte { static_cast<u8>(random()) };
-        (void)load_kernel(ram.memory(), copy); // Must return, success or error.
+        auto result = load_kernel(ram.memory(), copy);
+        // Never below 1 MiB, whatever the headers say.
+        ASSERT_TRUE(untouched(ram.memory().contiguous(mem::Gpa { 0 }, FIRMWARE_AREA).value())) << "round " << round;
+        if (result) {
+            ++loaded;
+            // What the loader reports lies in RAM above 1 MiB, so the VMM never jumps or places
+            // boot data outside it.
+            EXPECT_GE(result->load_start, FIRMWARE_AREA) << "round " << round;
+            EXPECT_LE(result->load_start, result->load_end) << "round " << round;
+            EXPECT_TRUE(ram.memory().is_ram(mem::Gpa { result->load_start }, result->load_end - result->load_start))
+                << "round " << round;
+            EXPECT_TRUE(ram.memory().is_ram(mem::Gpa { result->entry }, 1)) << "round " << round;
+            ASSERT_TRUE(ram.memory().fill(mem::Gpa { result->load_start }, std::byte { 0 },
+                result->load_end - result->load_start));
+        } else {
+            ++refused;
+            // Validation happens before any write: a refused image left the kernel area alone.
+            EXPECT_TRUE(untouched(ram.memory().contiguous(mem::Gpa { KERNEL_PADDR }, KERNEL_AREA).value()))
+                << "round " << round;
+        }
     }
+    // Both outcomes were exercised (4 random header bytes often hit padding).
+    EXPECT_GT(loaded, 0);
+    EXPECT_GT(refused, 0);
 }

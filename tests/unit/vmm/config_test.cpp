@@ -144,6 +144,23 @@ TEST_F(ConfigTest, WrongTypeNamesTheKey)
     expect_error(with("", "[serial]\noutput = 3\n"), "serial.output");
 }
 
+// Found by fuzz_config: toml++ quotes the character it stopped at (here a newline) and quoted
+// keys and values may hold control characters; the error must still be one line.
+TEST_F(ConfigTest, ErrorsStayOnOneLineWhateverTheFileHolds)
+{
+    for (std::string text : { std::string("[hyperv]\nenabled = f\n"), std::string("[machine]\n\"a\\nb\" = 1\n"),
+             with("on_reboot = \"x\\ny\\u0001\"") }) {
+        auto config = load(text);
+        ASSERT_FALSE(config) << text;
+        EXPECT_EQ(config.error().what().find_first_of("\r\n"), std::string_view::npos) << config.error().what();
+    }
+    auto config = load(with("on_reboot = \"x\\ny\\u0001\""));
+    ASSERT_FALSE(config);
+    EXPECT_NE(config.error().what().find("machine.on_reboot: expected \"reset\" or \"exit\" (got \"x\\ny\\x01\")"),
+        std::string_view::npos)
+        << config.error().what();
+}
+
 TEST_F(ConfigTest, UnknownKeyOrTableIsRejected)
 {
     expect_error(with("vcpu = 2"), "machine.vcpu");

@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: MIT
+// fuzz_config: the TOML configuration loader (vmm/config.hpp parse_config) on arbitrary text. The
+// file is user input: whatever it holds, the loader returns a Config or one error.
+//
+// Invariants after every input:
+//  - a refusal is one Errc::Config error on one line that says where: a TOML syntax position,
+//    the unknown table or key, or the "table.key" (or table) whose value is wrong;
+//  - an accepted Config obeys the documented rules (configs/README.md): 1..1024 vCPUs,
+//    0 < memory_mib <= max_memory_mib <= MAX_MEMORY_MIB_LIMIT, a kernel for direct boot, absolute
+//    paths, Dynamic Memory only with Hyper-V;
+//  - an accepted Config re-validates: written back as TOML (toml++'s serializer) and parsed
+//    again it yields the same Config.
+#include <cstddef>
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+#include <toml++/toml.h>
+
+#include "base/log.hpp"
+#include "vmm/config.hpp"
+
+namespace {
+
+using namespace vmm;
+
+[[noreturn]] void broken(char const* what)
+{
+    std::fprintf(stderr, "fuzz_config invariant broken: %s\n", what);
+    __builtin_trap();
+}
+
+bool is_name_char(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }
+
+// "name" or "name.name" followed by ": " at the start of `text`.
+bool starts_with_key(std::string_view text)
+{
+    std::size_t i = 0;
+    for (int part = 0; part < 2; ++part) {
+        std::size_t start = i;
+        while (i < text.size() && is_name_char(text[i]))
+            ++i;
+        if (i == start)
+            return false;
+        if (part == 0 && i < text.size() && text[i] == '.')
+            ++i;
+        else
+            break;
+    }
+    return text.substr(i).starts_with(": ") || text.substr(i).starts_with(" (");
+}
+
+bool error_names_its_place(std::string_view message)
+{
+    return message.starts_with("TOML syntax error at line ") || message.starts_with("unknown table [")
+        || message.starts_with("unknown key ") || starts_with_key(message);
+}
+
+void check_rules(Config const& config)
+{
+    auto const& machine = config.machine;
+    if (machine.vcpus < 1 || machine.vcpus > 1024)
+        broken("vcpus out of 1..1024");
+    if (machine.memory_mib == 0 || machine.memory_mib > machine.max_memory_mib || machine.max_memory_mib > MAX_MEMORY_MIB_LIMIT)
+        broken("memory sizes out of order");
+    if (config.boot.firmware == BootFirmware::Direct && config.boot.kernel.empty())
+        broken("direct boot without a kernel");
+    if (!config.boot.kernel.empty() && !config.boot.kernel.is_absolute())
+        broken("relative kernel path");
+    if ((config.boot.initrd && !config.boot.initrd->is_absolute()) || (config.serial.output_file && !config.serial.output_file->is_absolute())
+        || (config.api.socket && !config.api.socket->is_absolute()))
+        broken("relative path");
+    if (config.dynamic_memory.enabled && !config.hyperv.enabled)
+        broken("Dynamic Memory without Hyper-V");
+}
+
+// The Config as a TOML document (every key explicit, so no default is involved). A key added to
+// config.hpp belongs here and in same() too.
+std::string to_toml(Config const& config)
+{
+    auto i64_of = [](std::uint64_t value) { return static_cast<std::int64_t>(value); };
+    toml::table machine { { "vcpus", std::int64_t { config.machine.vcpus } }, { "memory_mib", i64_of(config.machine.memory_mib) },
+        { "max_memory_mib", i64_of(config.machine.max_memory_mib) },
+        { "on_reboot", config.machine.on_reboot == OnReboot::Exit ? "exit" : "reset" } };
+    toml::array features;
+    for (auto const& feature : config.cpu.hide_features)
+        features.push_back(feature);
+    toml::table boot { { "firmware", config.boot.firmware == BootFirmware::Uefi ? "uefi" : "direct" },
+        { "cmdline", config.boot.cmdline } };
+    if (!config.boot.kernel.empty())
+        boot.insert("kernel", config.boot.kernel.string());
+    if (config.boot.initrd)
+        boot.insert("initrd", config.boot.initrd->string());
+    toml::table root { { "machine", machine }, { "cpu", toml::table { { "hide_features", features } } }, { "boot", boot },
+        { "serial", toml::table { { "output", config.serial.output_file ? config.serial.output_file->string() : "stdout" } } },
+        { "dynamic_memory",
+            toml::table { { "enabled", config.dynamic_memory.enabled },
+                { "post_connect_delay_ms", i64_of(config.dynamic_memory.post_connect_delay_ms) },
+                { "max_request_pages", i64_of(config.dynamic_memory.max_request_pages) },
+                { "balloon_reply_timeout_ms", i64_of(config.dynamic_memory.balloon_reply_timeout_ms) },
+                { "unballoon_reply_timeout_ms", i64_of(config.dynamic_memory.unballoon_reply_timeout_ms) },
+                { "hot_add_reply_timeout_ms", i64_of(config.dynamic_memory.hot_add_reply_timeout_ms) },
+                { "hot_add_reply_timeout_per_block_ms", i64_of(config.dynamic_memory.hot_add_reply_timeout_per_block_ms) } } },
+        { "hyperv", toml::table { { "enabled", config.hyperv.enabled } } } };
+    if (config.api.socket)
+        root.insert("api", toml::table { { "socket", config.api.socket->string() } });
+    std::ostringstream out;
+    out << root;
+    return out.str();
+}
+
+bool same(Config const& a, Config const& b)
+{
+    return a.machine.vcpus == b.machine.vcpus && a.machine.memory_mib == b.machine.memory_mib
+        && a.machine.max_memory_mib == b.machine.max_memory_mib && a.machine.on_reboot == b.machine.on_reboot
+        && a.cpu.hide_features == b.cpu.hide_features && a.boot.firmware == b.boot.firmware && a.boot.kernel == b.boot.kernel
+        && a.boot.initrd == b.boot.initrd && a.boot.cmdline == b.boot.cmdline && a.serial.output_file == b.serial.output_file
+        && a.api.socket == b.api.socket && a.dynamic_memory.enabled == b.dynamic_memory.enabled
+        && a.dynamic_memory.post_connect_delay_ms == b.dynamic_memory.post_connect_delay_ms
+        && a.dynamic_memory.max_request_pages == b.dynamic_memory.max_request_pages
+        && a.dynamic_memory.balloon_reply_timeout_ms == b.dynamic_memory.balloon_reply_timeout_ms
+        && a.dynamic_memory.unballoon_reply_timeout_ms == b.dynamic_memory.unballoon_reply_timeout_ms
+        && a.dynamic_memory.hot_add_reply_timeout_ms == b.dynamic_memory.hot_add_reply_timeout_ms
+        && a.dynamic_memory.hot_add_reply_timeout_per_block_ms == b.dynamic_memory.hot_add_reply_timeout_per_block_ms
+        && a.hyperv.enabled == b.hyperv.enabled;
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size)
+{
+    static bool const quiet = (log::set_level(log::Level::Off), true);
+    (void)quiet;
+    std::string_view text { reinterpret_cast<char const*>(data), size };
+    std::filesystem::path const base_dir { "/fuzz/configs" };
+    auto config = parse_config(text, base_dir);
+    if (!config) {
+        auto const& error = config.error();
+        std::string_view message = error.what();
+        if (error.code() != Errc::Config)
+            broken("refusal is not an Errc::Config error");
+        if (message.empty() || message.find_first_of("\r\n") != std::string_view::npos)
+            broken("error message is empty or not one line");
+        if (!error_names_its_place(message)) {
+            std::fprintf(stderr, "message: %.*s\n", static_cast<int>(message.size()), message.data());
+            broken("error message names no key, table or position");
+        }
+        return 0;
+    }
+    check_rules(*config);
+    auto again = parse_config(to_toml(*config), base_dir);
+    if (!again) {
+        std::fprintf(stderr, "re-parse: %.*s\n", static_cast<int>(again.error().what().size()), again.error().what().data());
+        broken("an accepted config written back as TOML is refused");
+    }
+    if (!same(*config, *again))
+        broken("an accepted config written back as TOML parses differently");
+    return 0;
+}
