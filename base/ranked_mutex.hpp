@@ -16,6 +16,7 @@ enum class LockRank : std::uint8_t {
     BusDevice,       // vmm/bus: one port/MMIO device's state (vCPU threads).
     DmBackend,       // vmm/dm_api_backend: the published DmDevice, boot count, last status.
     HostMemory,      // vmm/dm_api_backend: the booted Machine for /proc reads; nests nothing.
+    IcServices,      // vmm/ic_integration: the per-boot integration services, shutdown state.
     VmbusGlue,       // vmm/vmbus_glue: the VmbusHost and every device on it (DM engine).
     MemslotSink,     // vmm/guest_ram_backends: hot-add KVM slots (called by the DM engine).
     DmOperations,    // vmm/dm_api_backend: operation history (DM events under the glue lock).

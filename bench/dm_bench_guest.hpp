@@ -47,6 +47,18 @@ public:
     }
     // A 256 KiB ring that the guest always drains before the host writes again.
     std::uint64_t send_space_bytes() const override { return 256 * 1024; }
+    Result<void> send(vmbus::OutboundPacket const& packet) override
+    {
+        // DM only sends plain inband packets; anything else is a test failure to surface.
+        if (packet.type != vmbus::VmPacketType::VM_PKT_DATA_INBAND || !packet.header.empty())
+            return fail(Errc::Unsupported, "fake port: inband packets only");
+        return send_packet(packet.payload, packet.transaction_id);
+    }
+    Result<vmbus::GpadlView> acquire_gpadl(std::uint32_t id) override
+    {
+        return fail(Errc::Unsupported, "fake port: no GPADLs", id);
+    }
+    void release_gpadl(std::uint32_t) override { }
 
     std::deque<HostMessage> queue;
 };

@@ -27,7 +27,7 @@ public:
         m_port = &port;
         m_engine.on_open(*this);
     }
-    void on_packet(std::span<std::byte const> payload) override { m_engine.on_packet(payload); }
+    void on_packet(vmbus::InboundPacket const& packet) override { m_engine.on_packet(packet); }
     void on_ring_space() override { m_engine.on_ring_space(); }
     void on_close() override
     {
@@ -41,6 +41,14 @@ public:
         return {};
     }
     std::uint64_t send_space_bytes() const override { return m_port->send_space_bytes(); }
+    Result<void> send(vmbus::OutboundPacket const& packet) override
+    {
+        VMM_TRY(m_port->send(packet));
+        sent_at.push_back(Clock::now());
+        return {};
+    }
+    Result<vmbus::GpadlView> acquire_gpadl(std::uint32_t id) override { return m_port->acquire_gpadl(id); }
+    void release_gpadl(std::uint32_t id) override { m_port->release_gpadl(id); }
 
     std::deque<Clock::time_point> sent_at;
 

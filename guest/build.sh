@@ -224,6 +224,10 @@ build_initramfs() {
     for applet in "${applets[@]}"; do echo "slink /bin/$applet busybox 0777 0 0"; done
     echo "file /bin/memdirty $out/tools/memdirty 0755 0 0"
     echo "file /bin/clockprobe $out/tools/clockprobe 0755 0 0"
+    # The kernel's orderly_poweroff()/orderly_reboot() helpers (hv_utils shutdown requests).
+    echo "dir /sbin 0755 0 0"
+    echo "file /sbin/poweroff $guest/sbin-poweroff 0755 0 0"
+    echo "file /sbin/reboot $guest/sbin-poweroff 0755 0 0"
     echo "dir /dev 0755 0 0"
     # The kernel opens /dev/console for init's stdio before /init runs (init/main.c
     # console_on_rootfs); devtmpfs is not auto-mounted on an initramfs.

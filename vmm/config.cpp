@@ -29,6 +29,7 @@ struct Draft {
     Config config;
     fs::path base_dir;
     std::optional<bool> hyperv_enabled;
+    std::optional<bool> integration_enabled;
 };
 
 using KeyParser = std::function<Result<void>(toml::node const&, std::string const& key, Draft&)>;
@@ -137,6 +138,9 @@ Result<std::vector<std::string>> as_string_array(toml::node const& node, std::st
     }
     return out;
 }
+
+// Ten minutes: a bound so a typo cannot make SIGTERM wait for hours.
+constexpr u64 MAX_SHUTDOWN_TIMEOUT_MS = 600'000;
 
 std::vector<TableSpec> const& schema()
 {
@@ -295,6 +299,29 @@ std::vector<TableSpec> const& schema()
                      return {};
                  } },
             } },
+        { "integration",
+            {
+                { "enabled", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.integration_enabled = VMM_TRY(as_bool(n, k));
+                     return {};
+                 } },
+                { "shutdown_timeout_ms", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.integration.shutdown_timeout_ms = VMM_TRY(as_non_negative(n, k));
+                     if (d.config.integration.shutdown_timeout_ms > MAX_SHUTDOWN_TIMEOUT_MS)
+                         return config_error(fmt::format("{}: at most {} ms", k, MAX_SHUTDOWN_TIMEOUT_MS));
+                     return {};
+                 } },
+                { "heartbeat_interval_ms", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.integration.heartbeat_interval_ms = VMM_TRY(as_positive(n, k));
+                     if (d.config.integration.heartbeat_interval_ms < 100)
+                         return config_error(fmt::format("{}: at least 100 ms", k));
+                     return {};
+                 } },
+                { "heartbeat_late_ms", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.integration.heartbeat_late_ms = VMM_TRY(as_positive(n, k));
+                     return {};
+                 } },
+            } },
     };
     return tables;
 }
@@ -345,6 +372,11 @@ Result<void> check_fields(Config& config, bool have_max_memory)
     if (config.hyperv.enabled && !hv.reference_time && !hv.tsc_invariant)
         return config_error("hyperv.reference_time: with it and hyperv.tsc_invariant both off a Linux guest marks its "
                             "TSC unstable and has no good clocksource; turn one on");
+    if (config.integration.enabled && !config.hyperv.enabled)
+        return config_error("hyperv.enabled: integration.enabled needs Hyper-V (VMBus)");
+    if (config.integration.heartbeat_late_ms <= config.integration.heartbeat_interval_ms)
+        return config_error(fmt::format("integration.heartbeat_late_ms ({}) must exceed integration.heartbeat_interval_ms ({})",
+            config.integration.heartbeat_late_ms, config.integration.heartbeat_interval_ms));
     return {};
 }
 
@@ -391,6 +423,7 @@ Result<Config> parse_config(std::string_view text, fs::path const& base_dir)
     }
     VMM_TRY(parse_tables(root, draft));
     draft.config.hyperv.enabled = draft.hyperv_enabled.value_or(draft.config.dynamic_memory.enabled);
+    draft.config.integration.enabled = draft.integration_enabled.value_or(draft.config.hyperv.enabled);
     bool const have_max_memory = root["machine"]["max_memory_mib"].is_value();
     VMM_TRY(check_fields(draft.config, have_max_memory));
     return draft.config;

@@ -69,6 +69,16 @@ struct HypervSection {
     hyperv::Enlightenments enlightenments {}; // One key each; defaults = the Windows set.
 };
 
+// Keys of [integration]: the Hyper-V integration services (devices/ic/) on VMBus.
+struct IntegrationSection {
+    bool enabled { false }; // Defaults to hyperv.enabled.
+    // SIGTERM: how long the guest gets to power off after the shutdown request before the VMM
+    // stops it (a second SIGTERM stops at once). 0 = stop at once, as without the service.
+    u64 shutdown_timeout_ms { 30'000 };
+    u64 heartbeat_interval_ms { 2'000 };
+    u64 heartbeat_late_ms { 10'000 }; // Heartbeat age at which the guest counts as "late".
+};
+
 struct Config {
     std::filesystem::path source; // The file it came from (empty for text).
     MachineSection machine;
@@ -78,6 +88,7 @@ struct Config {
     ApiSection api;
     DynamicMemorySection dynamic_memory;
     HypervSection hyperv;
+    IntegrationSection integration;
 };
 
 struct ConfigLimits {

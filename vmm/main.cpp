@@ -22,6 +22,7 @@
 #include "vmm/api/event_hub.hpp"
 #include "vmm/dm_api_backend.hpp"
 #include <nlohmann/json.hpp>
+#include "vmm/ic_integration.hpp"
 
 namespace {
 
@@ -91,9 +92,16 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
         fields["message"] = report.message;
         hub.publish("guest_crashed", fields);
     });
+    // The integration services (vmm/ic_integration.*): shutdown and heartbeat ICs per boot; the
+    // REST backend is the DM one decorated with the guest's health and shutdown.
+    IcIntegration services { dm_config, **loop, hub, backend };
+    runner.on_machine_created([&](Machine& machine) { services.attach(machine); });
+    runner.on_guest_reset([&](Machine& machine) { services.detach(machine); });
+    runner.on_machine_exit([&](Machine& machine) { services.detach(machine); });
+    runner.on_terminate_request([&] { return services.request_shutdown_for_signal([&] { runner.stop_for_signal(); }); });
     std::unique_ptr<api::ApiServer> server;
     if (dm_config.api.socket) {
-        auto started = api::ApiServer::start(backend, hub, api::ApiServerConfig { dm_config.api.socket->string() });
+        auto started = api::ApiServer::start(services, hub, api::ApiServerConfig { dm_config.api.socket->string() });
         if (!started) {
             log::error("api", "starting the REST API on {}: {}", dm_config.api.socket->string(), started.error());
             return EXIT_FAILURE_HOST;

@@ -56,6 +56,13 @@ int Runner::run()
         m_serial = std::make_unique<devices::FdSink>(STDOUT_FILENO);
     }
     auto signals = m_loop.watch_signals([this](int signal) {
+        if (signal == SIGTERM && m_graceful_signal == 0 && m_machine && m_terminate_hook) {
+            m_graceful_signal = signal;
+            if (m_terminate_hook()) {
+                log::info("vmm", "SIGTERM received: guest asked to shut down (a second SIGTERM stops at once)");
+                return;
+            }
+        }
         log::info("vmm", "{} received, stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
         m_signal = signal;
         if (m_machine)
@@ -150,6 +157,8 @@ void Runner::handle_stop(StopReason reason)
     log::info("vmm", "guest stopped: {}", reason_name(reason));
     // A signal that raced with a guest reset (the machine had already recorded its reason)
     // still ends the VMM: never reboot after SIGTERM/SIGINT.
+    if (m_signal == 0 && m_graceful_signal != 0 && reason != StopReason::Error)
+        m_signal = m_graceful_signal; // SIGTERM's graceful path ended: same status as a plain SIGTERM.
     if (m_signal != 0 && reason != StopReason::Error)
         reason = StopReason::Signal;
     switch (reason) {
@@ -170,6 +179,15 @@ void Runner::handle_stop(StopReason reason)
         log::error("vmm", "reboot failed: {}", booted.error());
         finish(EXIT_FAILURE_HOST);
     }
+}
+
+void Runner::stop_for_signal()
+{
+    m_signal = m_graceful_signal != 0 ? m_graceful_signal : SIGTERM;
+    if (m_machine)
+        m_machine->request_stop(StopReason::Signal);
+    else
+        finish(EXIT_SIGNAL_BASE + m_signal);
 }
 
 void Runner::finish(int exit_status)

@@ -45,6 +45,13 @@ public:
     // Runs on the loop thread once the event loop ended, before the last Machine is destroyed.
     void on_machine_exit(std::function<void(Machine&)> callback) { m_exit.push_back(std::move(callback)); }
 
+    // The first SIGTERM is offered here (loop thread): return true if a graceful guest shutdown
+    // started (the hook forces the stop itself later via stop_for_signal()); false stops at
+    // once as before. A second SIGTERM, and SIGINT, always stop at once.
+    void on_terminate_request(std::function<bool()> hook) { m_terminate_hook = std::move(hook); }
+    // Loop thread: stops the guest as for the signal received (exit status 128 + signal).
+    void stop_for_signal();
+
     // Boots, runs the event loop until the VMM should exit, returns the exit status.
     int run();
 
@@ -71,6 +78,8 @@ private:
     std::atomic<bool> m_synic_kick_armed { false };
     void arm_synic_kick(); // Any thread.
     int m_signal { 0 };
+    int m_graceful_signal { 0 }; // SIGTERM handed to the terminate hook (graceful shutdown running).
+    std::function<bool()> m_terminate_hook;
     int m_exit_status { EXIT_GUEST_DONE };
     u64 m_boot_count { 0 };
     std::unique_ptr<Machine> m_machine; // Last: its vCPU threads post to the members above.

@@ -52,7 +52,10 @@ public:
     // vmbus::ChannelDevice.
     vmbus::OfferParams offer() const override;
     void on_open(vmbus::ChannelPort& port) override;
-    void on_packet(std::span<std::byte const> payload) override;
+    // The channel delivers inband packets only (offer().accepted_packets).
+    void on_packet(vmbus::InboundPacket const& packet) override { on_packet(packet.payload); }
+    // One DM message (the inband payload); tests and benches drive the engine through it.
+    void on_packet(std::span<std::byte const> payload);
     void on_ring_space() override;
     void on_close() override; // Idempotent.
 

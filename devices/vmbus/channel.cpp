@@ -2,14 +2,17 @@
 // VMBus channel: ring pair, drain loop and the device's ChannelPort; see channel.hpp.
 #include "devices/vmbus/channel.hpp"
 
+#include <algorithm>
+
 #include "base/log.hpp"
 
 namespace vmm::vmbus {
 
-Channel::Channel(ChannelDevice& device, u32 relid, mem::GuestMemory const& memory, SynicPort& synic)
+Channel::Channel(ChannelDevice& device, u32 relid, mem::GuestMemory const& memory, SynicPort& synic, GpadlTable& gpadls)
     : m_device(device)
     , m_memory(memory)
     , m_synic(synic)
+    , m_gpadls(gpadls)
     , m_relid(relid)
 {
 }
@@ -20,6 +23,13 @@ Result<void> Channel::open(Gpadl const& gpadl, u32 downstream_page_offset, u32 t
     // Each ring needs its header page and at least one data page (guest-interface §6.7).
     if (pages.size() < 4 || downstream_page_offset < 2 || downstream_page_offset > pages.size() - 2)
         return fail(Errc::GuestProtocol, "ring gpadl layout", downstream_page_offset);
+    // The device's ring bounds (OfferParams): each data area is its pages minus the header.
+    auto params = m_device.offer();
+    u64 inbound_data = u64 { downstream_page_offset - 1 } * mem::PAGE_SIZE;
+    u64 outbound_data = u64 { pages.size() - downstream_page_offset - 1 } * mem::PAGE_SIZE;
+    if (std::min(inbound_data, outbound_data) < params.min_ring_data_bytes
+        || std::max(inbound_data, outbound_data) > params.max_ring_data_bytes)
+        return fail(Errc::GuestProtocol, "ring size outside the device's bounds", std::min(inbound_data, outbound_data));
     auto inbound_pages = VMM_TRY(RingPages::from_pages(pages.first(downstream_page_offset)));
     auto outbound_pages = VMM_TRY(RingPages::from_pages(pages.subspan(downstream_page_offset)));
     RingReader reader { m_memory, std::move(inbound_pages) };
@@ -29,6 +39,7 @@ Result<void> Channel::open(Gpadl const& gpadl, u32 downstream_page_offset, u32 t
     m_inbound.emplace(std::move(reader));
     m_outbound.emplace(std::move(writer));
     m_gpadl = gpadl.id;
+    m_accepted_packets = params.accepted_packets;
     m_target_vp = target_vp;
     m_state = ChannelState::Open;
     m_broken_pending = false;
@@ -44,6 +55,10 @@ void Channel::close()
     m_broken_pending = false;
     if (was_open)
         m_device.on_close();
+    // After on_close: the device may have released some itself; the rest go now.
+    for (u32 id : std::exchange(m_held_gpadls, {}))
+        if (m_gpadls.unhold(id))
+            m_torn_down.push_back(id);
 }
 
 void Channel::mark_broken()
@@ -64,10 +79,15 @@ Result<void> Channel::drain()
             auto packet = VMM_TRY(m_inbound->next(m_packet_buffer));
             if (!packet)
                 break;
-            if (packet->descriptor.type == static_cast<u16>(VmPacketType::VM_PKT_DATA_INBAND)) {
+            auto const& descriptor = packet->descriptor;
+            if (descriptor.type < 32 && (m_accepted_packets & (1u << descriptor.type)) != 0) {
                 ++m_stats.packets_received;
                 m_stats.bytes_received += packet->payload.size();
-                m_device.on_packet(packet->payload);
+                // The ring reader validated 16 <= offset8*8 <= len8*8 (ring.cpp).
+                auto header = std::span<std::byte const>(m_packet_buffer)
+                                  .subspan(sizeof(PacketDescriptor), descriptor.offset8 * PACKET_ALIGN_BYTES - sizeof(PacketDescriptor));
+                m_device.on_packet(InboundPacket { static_cast<VmPacketType>(descriptor.type), descriptor.flags,
+                    descriptor.trans_id, header, packet->payload });
             } else {
                 ++m_stats.packets_ignored;
             }
@@ -113,9 +133,15 @@ void Channel::signal_guest()
 
 Result<void> Channel::send_packet(std::span<std::byte const> payload, std::uint64_t transaction_id)
 {
+    return send(OutboundPacket { VmPacketType::VM_PKT_DATA_INBAND, 0, transaction_id, {}, payload });
+}
+
+Result<void> Channel::send(OutboundPacket const& packet)
+{
     if (m_state != ChannelState::Open || m_broken_pending)
         return fail(Errc::Unsupported, "vmbus channel not open", m_relid);
-    auto written = m_outbound->write(VmPacketType::VM_PKT_DATA_INBAND, 0, transaction_id, payload);
+    auto payload = packet.payload;
+    auto written = m_outbound->write(packet.type, packet.flags, packet.transaction_id, packet.header, payload);
     if (!written) {
         if (written.error().code() == Errc::Busy)
             ++m_stats.busy_sends;
@@ -136,6 +162,29 @@ std::uint64_t Channel::send_space_bytes() const
         return 0;
     auto space = m_outbound->payload_space_bytes();
     return space ? *space : 0;
+}
+
+} // namespace vmm::vmbus
+
+namespace vmm::vmbus {
+
+Result<GpadlView> Channel::acquire_gpadl(std::uint32_t gpadl_id)
+{
+    if (m_state != ChannelState::Open)
+        return fail(Errc::Unsupported, "vmbus channel not open", m_relid);
+    Gpadl const* gpadl = VMM_TRY(m_gpadls.hold(gpadl_id, m_relid));
+    m_held_gpadls.push_back(gpadl_id);
+    return GpadlView { m_memory, gpadl_id, gpadl->ranges };
+}
+
+void Channel::release_gpadl(std::uint32_t gpadl_id)
+{
+    auto it = std::find(m_held_gpadls.begin(), m_held_gpadls.end(), gpadl_id);
+    if (it == m_held_gpadls.end())
+        return;
+    m_held_gpadls.erase(it);
+    if (m_gpadls.unhold(gpadl_id))
+        m_torn_down.push_back(gpadl_id);
 }
 
 } // namespace vmm::vmbus

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "base/error.hpp"
@@ -24,7 +25,7 @@ struct ChannelStats {
     u64 bytes_received { 0 };  // Payload bytes handed to the device.
     u64 packets_sent { 0 };
     u64 bytes_sent { 0 };      // Payload bytes written by the device.
-    u64 packets_ignored { 0 }; // Non-inband packets from the guest.
+    u64 packets_ignored { 0 }; // Guest packets of a kind the device did not accept.
     u64 signals_to_guest { 0 };
     u64 busy_sends { 0 };
 };
@@ -43,7 +44,7 @@ public:
     // Bound on packets handled per guest signal, so one guest cannot hold the event loop forever.
     static constexpr u32 MAX_PACKETS_PER_SIGNAL = 4096;
 
-    Channel(ChannelDevice& device, u32 relid, mem::GuestMemory const& memory, SynicPort& synic);
+    Channel(ChannelDevice& device, u32 relid, mem::GuestMemory const& memory, SynicPort& synic, GpadlTable& gpadls);
 
     ChannelDevice& device() const { return m_device; }
     u32 relid() const { return m_relid; }
@@ -67,9 +68,16 @@ public:
     void set_target_vp(u32 vp) { m_target_vp = vp; }
     bool broken_pending() const { return m_broken_pending; }
 
+    // GPADLs whose deferred teardown completed when the device released them: the host sends
+    // GPADL_TORNDOWN for each (and clears the list).
+    std::vector<u32> take_torn_down() { return std::exchange(m_torn_down, {}); }
+
     // ChannelPort
     Result<void> send_packet(std::span<std::byte const> payload, std::uint64_t transaction_id) override;
+    Result<void> send(OutboundPacket const& packet) override;
     std::uint64_t send_space_bytes() const override;
+    Result<GpadlView> acquire_gpadl(std::uint32_t gpadl_id) override;
+    void release_gpadl(std::uint32_t gpadl_id) override;
 
 private:
     Result<void> drain();
@@ -78,6 +86,10 @@ private:
     ChannelDevice& m_device;  // Registered device; outlives the channel (VmbusHost contract).
     mem::GuestMemory const& m_memory;
     SynicPort& m_synic;
+    GpadlTable& m_gpadls;             // The host's table; outlives the channel.
+    std::vector<u32> m_held_gpadls;   // Acquired by the device; released at close.
+    std::vector<u32> m_torn_down;     // See take_torn_down().
+    u32 m_accepted_packets { ACCEPT_INBAND };
     u32 m_relid;
     ChannelState m_state { ChannelState::Closed };
     u32 m_gpadl { 0 };

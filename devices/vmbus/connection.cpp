@@ -97,7 +97,7 @@ Result<u32> VmbusHost::add_device(ChannelDevice& device)
     if (relid > MAX_RELID)
         return fail(Errc::OutOfRange, "vmbus relids exhausted", relid);
     auto& slot = m_channels[relid];
-    slot.channel = std::make_unique<Channel>(device, relid, m_memory, m_synic);
+    slot.channel = std::make_unique<Channel>(device, relid, m_memory, m_synic, m_gpadls);
     // Never offer before REQUESTOFFERS (the guest's relid array does not exist yet, §6.5).
     if (m_state == ConnectionState::OffersDelivered)
         send_offer(slot);
@@ -112,6 +112,7 @@ void VmbusHost::rescind(ChannelDevice& device)
             continue;
         slot.channel->close();
         // The guest skips GPADL_TEARDOWN for rescinded channels: free them ourselves (§6.8).
+        (void)slot.channel->take_torn_down();
         m_gpadls.remove_relid(it->first);
         if (!slot.offered) {
             m_channels.erase(it);
@@ -132,6 +133,8 @@ void VmbusHost::send_offer(Slot& slot)
     offer.if_type = params.interface_type.bytes;
     offer.if_instance = params.interface_instance.bytes;
     offer.mmio_megabytes = params.mmio_megabytes;
+    offer.chn_flags = params.channel_flags;
+    std::copy(params.user_defined.begin(), params.user_defined.end(), offer.user_def);
     offer.child_relid = channel.relid();
     offer.monitor_flags = 0;   // monitor_allocated = 0: the guest always uses HvSignalEvent (§6.10).
     offer.interrupt_flags = 1; // is_dedicated_interrupt: no interrupt-page bit (channel_mgmt.c:971).
@@ -146,6 +149,7 @@ void VmbusHost::drop_connection()
 {
     for (auto it = m_channels.begin(); it != m_channels.end();) {
         it->second.channel->close();
+        (void)it->second.channel->take_torn_down(); // The guest that made them is gone.
         // A rescinded device is gone once the guest that knew it is gone.
         if (it->second.rescinded) {
             it = m_channels.erase(it);
@@ -279,6 +283,10 @@ std::uint16_t VmbusHost::handle_signal_event(u32 connection_id)
 void VmbusHost::close_broken_channels()
 {
     for (auto& [relid, slot] : m_channels) {
+        // Deferred teardowns a device's release_gpadl() (or a close) completed (§6.7: the guest
+        // waits for GPADL_TORNDOWN without a timeout).
+        for (u32 gpadl : slot.channel->take_torn_down())
+            send(m_target_vp, GpadlTorndown { { static_cast<u32>(MessageType::CHANNELMSG_GPADL_TORNDOWN), 0 }, gpadl });
         if (!slot.channel->broken_pending())
             continue;
         VMM_GUEST_WARN("vmbus", "relid {}: host->guest ring broken, channel closed", relid);

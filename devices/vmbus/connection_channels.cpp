@@ -106,7 +106,7 @@ void VmbusHost::on_message(u32 /*vp*/, CloseChannel const& request)
     if (!slot || !slot->offered || slot->channel->state() == ChannelState::Closed)
         return reject("CLOSECHANNEL for a channel that is not open", request.child_relid);
     u32 gpadl = slot->channel->gpadl();
-    slot->channel->close();
+    slot->channel->close(); // Also releases the device's GPADLs (TORNDOWN at the next sweep).
     if (m_gpadls.release(gpadl))
         send(m_target_vp, GpadlTorndown { { static_cast<u32>(MessageType::CHANNELMSG_GPADL_TORNDOWN), 0 }, gpadl });
 }

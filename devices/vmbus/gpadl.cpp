@@ -122,7 +122,7 @@ Teardown GpadlTable::teardown(u32 gpadl)
     auto it = m_created.find(gpadl);
     if (it == m_created.end())
         return Teardown::TornDown;
-    if (it->second.in_use) {
+    if (it->second.in_use || it->second.held) {
         it->second.teardown_pending = true;
         return Teardown::Deferred;
     }
@@ -149,7 +149,30 @@ bool GpadlTable::release(u32 gpadl)
     if (it == m_created.end())
         return false;
     it->second.in_use = false;
-    if (!it->second.teardown_pending)
+    if (!it->second.teardown_pending || it->second.held)
+        return false;
+    m_created.erase(it);
+    return true;
+}
+
+Result<Gpadl const*> GpadlTable::hold(u32 gpadl, u32 relid)
+{
+    auto it = m_created.find(gpadl);
+    if (it == m_created.end() || it->second.child_relid != relid)
+        return fail(Errc::GuestProtocol, "gpadl unknown on this channel", gpadl);
+    if (it->second.in_use || it->second.held || it->second.teardown_pending)
+        return fail(Errc::GuestProtocol, "gpadl is a ring, already mapped or being torn down", gpadl);
+    it->second.held = true;
+    return &it->second;
+}
+
+bool GpadlTable::unhold(u32 gpadl)
+{
+    auto it = m_created.find(gpadl);
+    if (it == m_created.end() || !it->second.held)
+        return false;
+    it->second.held = false;
+    if (!it->second.teardown_pending || it->second.in_use)
         return false;
     m_created.erase(it);
     return true;

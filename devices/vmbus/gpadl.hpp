@@ -11,6 +11,7 @@
 #include <span>
 #include <vector>
 
+#include "base/error.hpp"
 #include "base/types.hpp"
 #include "devices/vmbus/message_parser.hpp"
 #include "mem/gpa.hpp"
@@ -30,7 +31,8 @@ struct Gpadl {
     u32 child_relid { 0 };
     std::vector<GpadlRange> ranges;
     bool in_use { false };            // Backs an open channel's rings.
-    bool teardown_pending { false };  // TEARDOWN arrived while in use: answer at close.
+    bool held { false };              // Acquired by its channel's device (ChannelPort::acquire_gpadl).
+    bool teardown_pending { false };  // TEARDOWN arrived while in use or held: answer at release.
 
     // The pages of a single page-aligned range (what a ring GPADL must be), else empty.
     std::span<mem::Gpn const> ring_pages() const;
@@ -45,7 +47,7 @@ struct GpadlCompletion {
 
 enum class Teardown : u8 {
     TornDown, // Removed (or never existed): send GPADL_TORNDOWN now.
-    Deferred, // In use by an open channel: send GPADL_TORNDOWN when it closes.
+    Deferred, // In use by an open channel or held by its device: GPADL_TORNDOWN on release.
 };
 
 class GpadlTable {
@@ -72,6 +74,10 @@ public:
     void set_in_use(u32 gpadl, bool in_use);
     // After a channel closes: true if a deferred teardown completed (send GPADL_TORNDOWN).
     bool release(u32 gpadl);
+    // A device maps a data GPADL of its channel `relid`; not a ring, not already held.
+    Result<Gpadl const*> hold(u32 gpadl, u32 relid);
+    // The device let go: true if a deferred teardown completed (send GPADL_TORNDOWN).
+    bool unhold(u32 gpadl);
     // Drops every GPADL of a relid (rescind: the guest skips the teardown, guest-interface §6.8).
     void remove_relid(u32 relid);
     void clear();

@@ -227,10 +227,13 @@ Result<u64> RingWriter::payload_space_bytes() const
     return std::min(payload, MAX_PACKET_BYTES - sizeof(PacketDescriptor));
 }
 
-Result<bool> RingWriter::write(VmPacketType type, u16 flags, u64 transaction_id, std::span<std::byte const> payload)
+Result<bool> RingWriter::write(VmPacketType type, u16 flags, u64 transaction_id, std::span<std::byte const> header,
+    std::span<std::byte const> payload)
 {
     u32 size = m_pages.data_bytes();
-    u64 total = packet_ring_bytes(payload.size());
+    if (header.size() % PACKET_ALIGN_BYTES != 0 || header.size() > MAX_PACKET_BYTES)
+        return fail(Errc::InvalidArgument, "packet header not 8-byte sized", header.size());
+    u64 total = packet_ring_bytes(header.size() + payload.size());
     if (total - PACKET_TRAILER_BYTES > MAX_PACKET_BYTES || total >= size)
         return fail(Errc::InvalidArgument, "packet larger than the ring", payload.size());
     u32 free = VMM_TRY(free_bytes());
@@ -246,11 +249,14 @@ Result<bool> RingWriter::write(VmPacketType type, u16 flags, u64 transaction_id,
     }
 
     std::vector<std::byte> packet(total, std::byte { 0 });
-    PacketDescriptor descriptor { static_cast<u16>(type), sizeof(PacketDescriptor) / PACKET_ALIGN_BYTES,
+    PacketDescriptor descriptor { static_cast<u16>(type),
+        static_cast<u16>((sizeof(PacketDescriptor) + header.size()) / PACKET_ALIGN_BYTES),
         static_cast<u16>((total - PACKET_TRAILER_BYTES) / PACKET_ALIGN_BYTES), flags, transaction_id };
     std::memcpy(packet.data(), &descriptor, sizeof(descriptor));
+    if (!header.empty())
+        std::memcpy(packet.data() + sizeof(descriptor), header.data(), header.size());
     if (!payload.empty())
-        std::memcpy(packet.data() + sizeof(descriptor), payload.data(), payload.size());
+        std::memcpy(packet.data() + sizeof(descriptor) + header.size(), payload.data(), payload.size());
     // Trailer: the packet's start offset in the upper half (ring_buffer.c:96-101, Appendix A).
     u64 trailer = u64 { m_write } << 32;
     std::memcpy(packet.data() + total - PACKET_TRAILER_BYTES, &trailer, sizeof(trailer));

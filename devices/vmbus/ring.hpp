@@ -88,7 +88,14 @@ public:
     // Returns true when the guest must be signalled (interrupt_mask clear and the ring was empty
     // before, ring_buffer.c:52-70). Errc::Busy when the ring lacks room: pending_send_sz is then
     // set so the guest signals after it frees enough space.
-    Result<bool> write(VmPacketType type, u16 flags, u64 transaction_id, std::span<std::byte const> payload);
+    Result<bool> write(VmPacketType type, u16 flags, u64 transaction_id, std::span<std::byte const> payload)
+    {
+        return write(type, flags, transaction_id, {}, payload);
+    }
+    // The same with `header` (a multiple of 8 bytes) between descriptor and payload: offset8
+    // then points past it (transfer-page packets, hyperv.h:300-310).
+    Result<bool> write(VmPacketType type, u16 flags, u64 transaction_id, std::span<std::byte const> header,
+        std::span<std::byte const> payload);
     // After a guest signal: if the host waits for space and the space is there now, clears
     // pending_send_sz and returns true (tell the device).
     Result<bool> space_freed();

@@ -26,6 +26,18 @@ public:
         return {};
     }
     std::uint64_t send_space_bytes() const override { return busy ? 0 : 16 * 1024; }
+    Result<void> send(vmbus::OutboundPacket const& packet) override
+    {
+        // DM only sends plain inband packets; anything else is a test failure to surface.
+        if (packet.type != vmbus::VmPacketType::VM_PKT_DATA_INBAND || !packet.header.empty())
+            return fail(Errc::Unsupported, "fake port: inband packets only");
+        return send_packet(packet.payload, packet.transaction_id);
+    }
+    Result<vmbus::GpadlView> acquire_gpadl(std::uint32_t id) override
+    {
+        return fail(Errc::Unsupported, "fake port: no GPADLs", id);
+    }
+    void release_gpadl(std::uint32_t) override { }
 
     bool busy = false;
     bool fail_sends = false;

@@ -170,13 +170,18 @@ public:
         m_offer.interface_instance.bytes.fill(instance);
     }
     vmbus::OfferParams offer() const override { return m_offer; }
+    vmbus::OfferParams& offer_params() { return m_offer; }
     void on_open(vmbus::ChannelPort& port) override
     {
         m_port = &port;
         ++opens;
     }
-    void on_packet(std::span<std::byte const> payload) override
+    void on_packet(vmbus::InboundPacket const& packet) override
     {
+        auto payload = packet.payload;
+        kinds.push_back(packet.type);
+        headers.emplace_back(packet.header.begin(), packet.header.end());
+        completion_requested.push_back(packet.completion_requested());
         received.emplace_back(payload.begin(), payload.end());
         if (!echo)
             return;
@@ -210,6 +215,9 @@ public:
 
     bool echo = true;
     std::vector<std::vector<std::byte>> received;
+    std::vector<vmbus::VmPacketType> kinds;
+    std::vector<std::vector<std::byte>> headers;
+    std::vector<bool> completion_requested;
     std::deque<std::vector<std::byte>> backlog;
     std::optional<Errc> last_error;
     std::uint32_t opens = 0, closes = 0, ring_space_calls = 0;

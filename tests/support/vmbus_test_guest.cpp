@@ -202,22 +202,26 @@ void TestVmbusGuest::ring_copy(mem::Gpa header, std::uint32_t data_bytes, std::u
     }
 }
 
-bool TestVmbusGuest::write_packet(std::span<std::byte const> payload, std::uint64_t transaction_id, std::uint16_t type)
+bool TestVmbusGuest::write_packet(std::span<std::byte const> payload, std::uint64_t transaction_id, std::uint16_t type,
+    std::span<std::byte const> extra, std::uint16_t flags)
 {
     mem::Gpa header = outbound_header();
     std::uint32_t size = outbound_data_bytes();
     std::uint32_t read = header_word(header, RING_READ_INDEX_OFFSET);
     std::uint32_t write = header_word(header, RING_WRITE_INDEX_OFFSET);
-    std::uint32_t packet_bytes = static_cast<std::uint32_t>(16 + ((payload.size() + 7) & ~std::size_t { 7 }));
+    std::uint32_t packet_bytes = static_cast<std::uint32_t>(16 + extra.size() + ((payload.size() + 7) & ~std::size_t { 7 }));
     std::uint32_t total = packet_bytes + 8;
     std::uint32_t available = write >= read ? size - (write - read) : read - write;
     if (available <= total) // ring_buffer.c:322-336: never fill completely.
         return false;
     std::vector<std::byte> packet(total, std::byte { 0 });
-    PacketDescriptor descriptor { type, 2, static_cast<std::uint16_t>(packet_bytes / 8), 0, transaction_id };
+    PacketDescriptor descriptor { type, static_cast<std::uint16_t>((16 + extra.size()) / 8),
+        static_cast<std::uint16_t>(packet_bytes / 8), flags, transaction_id };
     std::memcpy(packet.data(), &descriptor, sizeof(descriptor));
+    if (!extra.empty())
+        std::memcpy(packet.data() + 16, extra.data(), extra.size());
     if (!payload.empty())
-        std::memcpy(packet.data() + 16, payload.data(), payload.size());
+        std::memcpy(packet.data() + 16 + extra.size(), payload.data(), payload.size());
     std::uint64_t trailer = std::uint64_t { write } << 32;
     std::memcpy(packet.data() + packet_bytes, &trailer, 8);
     ring_copy(header, size, write, {}, packet);
@@ -232,6 +236,14 @@ bool TestVmbusGuest::write_packet(std::span<std::byte const> payload, std::uint6
 
 std::optional<std::vector<std::byte>> TestVmbusGuest::read_packet()
 {
+    auto full = read_full_packet();
+    if (!full)
+        return std::nullopt;
+    return std::move(full->payload);
+}
+
+std::optional<TestVmbusGuest::FullPacket> TestVmbusGuest::read_full_packet()
+{
     mem::Gpa header = inbound_header();
     std::uint32_t size = inbound_data_bytes();
     std::uint32_t read = header_word(header, RING_READ_INDEX_OFFSET);
@@ -244,8 +256,13 @@ std::optional<std::vector<std::byte>> TestVmbusGuest::read_packet()
     std::uint32_t offset = descriptor.offset8 * 8u;
     if (offset > packet_bytes || packet_bytes > size)
         return std::nullopt; // A corrupted ring (fuzzing): Linux would clamp; the test guest stops.
+    if (offset < 16)
+        return std::nullopt;
     std::vector<std::byte> payload(packet_bytes - offset);
     ring_copy(header, size, (read + offset) % size, payload, {});
+    std::vector<std::byte> extra(offset - 16);
+    if (!extra.empty())
+        ring_copy(header, size, (read + 16) % size, extra, {});
     std::uint32_t new_read = (read + packet_bytes + 8) % size;
     set_header_word(header, RING_READ_INDEX_OFFSET, new_read);
     // hv_pkt_iter_close (ring_buffer.c:593-675).
@@ -259,7 +276,7 @@ std::optional<std::vector<std::byte>> TestVmbusGuest::read_packet()
             m_host.handle_signal_event(m_connection_id);
         }
     }
-    return payload;
+    return FullPacket { descriptor, std::move(extra), std::move(payload) };
 }
 
 std::vector<mem::Gpn> TestVmbusGuest::scattered_pages(std::size_t count, std::uint64_t salt)

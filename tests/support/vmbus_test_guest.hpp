@@ -69,10 +69,18 @@ public:
 
     // ---- Rings (after bring_up) ----
     // hv_ringbuffer_write + hv_signal_on_write: false if the ring is too full.
+    // `header` (a multiple of 8 bytes) goes between descriptor and payload (GPA-direct ranges).
     bool write_packet(std::span<std::byte const> payload, std::uint64_t transaction_id = 0,
-        std::uint16_t type = static_cast<std::uint16_t>(vmbus::VmPacketType::VM_PKT_DATA_INBAND));
+        std::uint16_t type = static_cast<std::uint16_t>(vmbus::VmPacketType::VM_PKT_DATA_INBAND),
+        std::span<std::byte const> header = {}, std::uint16_t flags = 0);
     // hv_pkt_iter_first/next/close on the host->guest ring: one packet's payload, or nullopt.
     std::optional<std::vector<std::byte>> read_packet();
+    struct FullPacket {
+        vmbus::PacketDescriptor descriptor;
+        std::vector<std::byte> header; // Between descriptor and offset8*8.
+        std::vector<std::byte> payload;
+    };
+    std::optional<FullPacket> read_full_packet();
     mem::Gpa outbound_header() const { return m_pages.at(0).address(); }
     mem::Gpa inbound_header() const { return m_pages.at(m_downstream).address(); }
     std::uint32_t outbound_data_bytes() const { return (m_downstream - 1) * 4096; }

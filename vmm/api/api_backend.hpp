@@ -10,12 +10,35 @@
 
 namespace vmm::api {
 
+// The guest as the integration services see it (devices/ic/): GET /api/v1/vm "guest".
+struct GuestHealth {
+    std::string heartbeat = "none";                  // "ok" | "late" | "none"
+    std::optional<std::uint64_t> heartbeat_age_ms;   // Age of the guest's last heartbeat answer.
+    std::string shutdown_service = "closed";         // IC state: closed|negotiating|ready|refused
+    std::optional<std::string> shutdown;             // Shutdown in progress: "requested" | "forced"
+};
+
 struct VmInfo {
     std::string state;          // "running", "paused", "stopped", "guestless"...
     std::uint32_t vcpus = 0;
     std::uint64_t uptime_ms = 0;
     std::uint64_t boot_count = 0; // Guest (re)boots seen since the VMM started (1 after first boot).
     std::string version;          // microvmm version string.
+    std::optional<GuestHealth> guest; // Absent without integration services.
+};
+
+// PUT /api/v1/vm/shutdown.
+struct ShutdownRequest {
+    std::optional<std::uint64_t> timeout_ms; // Absent: [integration] shutdown_timeout_ms.
+    bool reboot = false;
+};
+struct ShutdownStarted {
+    // "guest": asked the guest's shutdown service, forced after timeout_ms if it has not powered
+    // off by then. "forced": no service answered to ask (or timeout 0): stopped now.
+    std::string method;
+    std::uint64_t timeout_ms = 0;
+    bool reboot = false;
+    std::optional<std::string> reason; // Why "forced".
 };
 
 // The guest's last DM_STATUS_REPORT (Linux hv_balloon.c post_status()), in MiB.
@@ -101,6 +124,13 @@ public:
     virtual MemoryCounters counters() = 0;
     // Extra Prometheus text (complete HELP/TYPE/sample lines) appended to GET /metrics.
     virtual std::string extra_metrics() { return {}; }
+    // Asks the guest to shut down or restart; never waits for it. The error is the
+    // fault_message of a 409 (nothing to stop, or a shutdown already under way). A backend
+    // without VM lifecycle control (the memory-only tests' fakes) refuses.
+    virtual std::expected<ShutdownStarted, std::string> shutdown(ShutdownRequest const&)
+    {
+        return std::unexpected(std::string("this VMM has no guest shutdown control"));
+    }
 };
 
 } // namespace vmm::api

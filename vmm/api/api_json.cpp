@@ -12,13 +12,38 @@ using nlohmann::json;
 
 json to_json(VmInfo const& info)
 {
-    return json {
+    json out {
         { "state", info.state },
         { "vcpus", info.vcpus },
         { "uptime_ms", info.uptime_ms },
         { "boot_count", info.boot_count },
         { "version", info.version },
     };
+    if (info.guest)
+        out["guest"] = to_json(*info.guest);
+    return out;
+}
+
+json to_json(GuestHealth const& guest)
+{
+    return json {
+        { "heartbeat", guest.heartbeat },
+        { "age_ms", guest.heartbeat_age_ms ? json(*guest.heartbeat_age_ms) : json(nullptr) },
+        { "shutdown_service", guest.shutdown_service },
+        { "shutdown", guest.shutdown ? json(*guest.shutdown) : json(nullptr) },
+    };
+}
+
+json to_json(ShutdownStarted const& started)
+{
+    json out {
+        { "method", started.method },
+        { "timeout_ms", started.timeout_ms },
+        { "reboot", started.reboot },
+    };
+    if (started.reason)
+        out["reason"] = *started.reason;
+    return out;
 }
 
 json to_json(GuestStatus const& status)
@@ -137,6 +162,36 @@ std::expected<TargetRequest, std::string> parse_target_request(std::string_view 
         if (*timeout > MAX_TIMEOUT_MS)
             return std::unexpected(fmt::format("field 'timeout_ms' must be at most {}", MAX_TIMEOUT_MS));
         request.timeout = std::chrono::milliseconds(*timeout);
+    }
+    return request;
+}
+
+std::expected<ShutdownRequest, std::string> parse_shutdown_request(std::string_view body)
+{
+    ShutdownRequest request;
+    if (body.find_first_not_of(" \t\r\n") == std::string_view::npos)
+        return request;
+    json parsed = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_discarded())
+        return std::unexpected(std::string("request body is not valid JSON"));
+    if (!parsed.is_object())
+        return std::unexpected(std::string("request body must be a JSON object"));
+    for (auto const& [key, value] : parsed.items()) {
+        if (key != "timeout_ms" && key != "reboot")
+            return std::unexpected(fmt::format("unknown field {}", quote_key(key)));
+    }
+    if (parsed.contains("timeout_ms")) {
+        auto timeout = unsigned_field(parsed, "timeout_ms");
+        if (!timeout)
+            return std::unexpected(timeout.error());
+        if (*timeout > MAX_TIMEOUT_MS)
+            return std::unexpected(fmt::format("field 'timeout_ms' must be at most {}", MAX_TIMEOUT_MS));
+        request.timeout_ms = *timeout;
+    }
+    if (parsed.contains("reboot")) {
+        if (!parsed["reboot"].is_boolean())
+            return std::unexpected(std::string("field 'reboot' must be true or false"));
+        request.reboot = parsed["reboot"].get<bool>();
     }
     return request;
 }

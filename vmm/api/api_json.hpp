@@ -24,6 +24,12 @@ nlohmann::json to_json(GuestStatus const&);
 nlohmann::json to_json(Operation const&);
 nlohmann::json to_json(MemoryInfo const&);
 
+nlohmann::json to_json(GuestHealth const&);
+nlohmann::json to_json(ShutdownStarted const&);
+// The body of PUT /api/v1/vm/shutdown: {"timeout_ms"?: u64 <= MAX_TIMEOUT_MS, "reboot"?: bool};
+// an empty body means all defaults.
+std::expected<ShutdownRequest, std::string> parse_shutdown_request(std::string_view body);
+
 // Never throws: invalid UTF-8 is replaced.
 std::string dump_json(nlohmann::json const&, int indent = -1);
 // {"fault_message": "..."}

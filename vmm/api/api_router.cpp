@@ -70,6 +70,17 @@ RouteResult ApiRouter::route(HttpRequest const& request)
             return method_not_allowed("GET");
         return json_response(200, to_json(m_backend.vm_info()));
     }
+    if (path == "/api/v1/vm/shutdown") {
+        if (request.method != "PUT")
+            return method_not_allowed("PUT");
+        auto parsed = parse_shutdown_request(request.body);
+        if (!parsed)
+            return error_response(400, parsed.error());
+        auto started = m_backend.shutdown(*parsed);
+        if (!started)
+            return error_response(409, started.error());
+        return json_response(202, to_json(*started));
+    }
     if (path == "/api/v1/memory") {
         if (!get)
             return method_not_allowed("GET");

@@ -25,6 +25,7 @@ struct Options {
     bool wait = false;
     std::optional<std::uint64_t> timeout_ms;
     std::uint64_t count = 0;
+    bool reboot = false;
 };
 
 // The server's fault_message, or the raw body if it is not our error shape.
@@ -65,6 +66,26 @@ int exit_for(json const& operation, std::ostream& err)
         err << ": " << operation["reason"].get<std::string>();
     err << "\n";
     return CTL_SERVER_ERROR;
+}
+
+// PUT /api/v1/vm/shutdown: prints the server's answer (method "guest" or "forced").
+int vm_shutdown(Options const& options, std::ostream& out, std::ostream& err)
+{
+    json request { { "reboot", options.reboot } };
+    if (options.timeout_ms)
+        request["timeout_ms"] = *options.timeout_ms;
+    auto response = http_call(options.socket, "PUT", "/api/v1/vm/shutdown", dump_json(request));
+    if (!response) {
+        err << "error: " << response.error().message() << "\n";
+        return CTL_SERVER_ERROR;
+    }
+    if (response->status != 202) {
+        err << "error: " << response->status << " " << fault_text(*response) << "\n";
+        return CTL_SERVER_ERROR;
+    }
+    auto body = json::parse(response->body, nullptr, false);
+    out << (body.is_discarded() ? response->body : dump_json(body, 2)) << "\n";
+    return CTL_OK;
 }
 
 int memory_set(Options const& options, std::ostream& out, std::ostream& err)
@@ -166,7 +187,7 @@ int stream_events(Options const& options, std::ostream& out, std::ostream& err)
 int ctl_main(std::vector<std::string> const& args, std::ostream& out, std::ostream& err)
 {
     Options options;
-    enum class Command { None, VmGet, MemoryGet, MemorySet, Events, Metrics } command = Command::None;
+    enum class Command { None, VmGet, VmShutdown, MemoryGet, MemorySet, Events, Metrics } command = Command::None;
     try {
         CLI::App app { "Control a running microvmm through its API socket", "microvmm ctl" };
         app.require_subcommand(1);
@@ -175,6 +196,10 @@ int ctl_main(std::vector<std::string> const& args, std::ostream& out, std::ostre
             ->required();
         auto* vm = app.add_subcommand("vm", "VM state")->require_subcommand(1);
         vm->add_subcommand("get", "Print GET /api/v1/vm")->callback([&] { command = Command::VmGet; });
+        auto* shutdown = vm->add_subcommand("shutdown", "Ask the guest to shut down; forced after the timeout");
+        shutdown->add_option("--timeout-ms", options.timeout_ms, "Force the stop after T ms (default: [integration] shutdown_timeout_ms)");
+        shutdown->add_flag("--reboot", options.reboot, "Restart instead of powering off");
+        shutdown->callback([&] { command = Command::VmShutdown; });
         auto* memory = app.add_subcommand("memory", "Guest memory")->require_subcommand(1);
         memory->add_subcommand("get", "Print GET /api/v1/memory")->callback([&] { command = Command::MemoryGet; });
         auto* set = memory->add_subcommand("set", "Set the memory target (MiB)");
@@ -203,6 +228,8 @@ int ctl_main(std::vector<std::string> const& args, std::ostream& out, std::ostre
         switch (command) {
         case Command::VmGet:
             return print_get(options, "/api/v1/vm", true, out, err);
+        case Command::VmShutdown:
+            return vm_shutdown(options, out, err);
         case Command::MemoryGet:
             return print_get(options, "/api/v1/memory", true, out, err);
         case Command::MemorySet:

@@ -88,3 +88,26 @@ TEST(ApiJson, FaultBodyEscapesAndSurvivesInvalidUtf8)
 
 } // namespace
 } // namespace vmm::api
+
+TEST(ShutdownRequest, EmptyBodyMeansDefaultsAndFieldsAreRead)
+{
+    auto empty = vmm::api::parse_shutdown_request("");
+    ASSERT_TRUE(empty.has_value());
+    EXPECT_FALSE(empty->timeout_ms.has_value());
+    EXPECT_FALSE(empty->reboot);
+    auto full = vmm::api::parse_shutdown_request(R"({"timeout_ms": 5000, "reboot": true})");
+    ASSERT_TRUE(full.has_value());
+    EXPECT_EQ(full->timeout_ms, 5000u);
+    EXPECT_TRUE(full->reboot);
+}
+
+TEST(ShutdownRequest, RejectsBadBodiesNamingTheField)
+{
+    EXPECT_EQ(vmm::api::parse_shutdown_request("{").error(), "request body is not valid JSON");
+    EXPECT_EQ(vmm::api::parse_shutdown_request("[]").error(), "request body must be a JSON object");
+    EXPECT_EQ(vmm::api::parse_shutdown_request(R"({"reboot": "yes"})").error(), "field 'reboot' must be true or false");
+    EXPECT_EQ(vmm::api::parse_shutdown_request(R"({"timeout_ms": 600001})").error(),
+        "field 'timeout_ms' must be at most 600000");
+    EXPECT_NE(vmm::api::parse_shutdown_request(R"({"timeout_ms": -1})").error().find("timeout_ms"), std::string::npos);
+    EXPECT_EQ(vmm::api::parse_shutdown_request(R"({"force": true})").error(), "unknown field 'force'");
+}

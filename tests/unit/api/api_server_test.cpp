@@ -37,6 +37,21 @@ TEST_F(ApiServerTest, GetVmReturnsStateVcpusAndUptime)
     EXPECT_EQ(body["boot_count"], 1);
 }
 
+TEST_F(ApiServerTest, PutShutdownAnswers202ThenConflictAndChecksItsBody)
+{
+    start();
+    expect_fault(request("GET", "/api/v1/vm/shutdown"), 405, "method not allowed; use PUT");
+    expect_fault(request("PUT", "/api/v1/vm/shutdown", R"({"reboot": 1})"), 400, "field 'reboot' must be true or false");
+    auto response = request("PUT", "/api/v1/vm/shutdown", R"({"timeout_ms": 1500})");
+    ASSERT_TRUE(response.has_value());
+    EXPECT_EQ(response->status, 202);
+    auto body = json::parse(response->body);
+    EXPECT_EQ(body["method"], "guest");
+    EXPECT_EQ(body["timeout_ms"], 1500);
+    EXPECT_EQ(body["reboot"], false);
+    expect_fault(request("PUT", "/api/v1/vm/shutdown", ""), 409, "a shutdown is already under way (requested)");
+}
+
 TEST_F(ApiServerTest, GetMemoryReturnsEveryFieldWithNullsWhenUnknown)
 {
     start();

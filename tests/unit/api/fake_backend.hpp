@@ -28,7 +28,22 @@ public:
         m_memory.dm_protocol_version = 0x20000;
     }
 
-    VmInfo vm_info() override { return VmInfo { "running", 2, 12345, 1, "0.1.0-test" }; }
+    VmInfo vm_info() override { return VmInfo { "running", 2, 12345, 1, "0.1.0-test", {} }; }
+
+    // The first request starts a graceful shutdown, later ones find it under way (409).
+    std::expected<ShutdownStarted, std::string> shutdown(ShutdownRequest const& request) override
+    {
+        std::lock_guard lock(m_mutex);
+        if (m_shutdowns++ > 0)
+            return std::unexpected(std::string("a shutdown is already under way (requested)"));
+        m_last_shutdown = request;
+        return ShutdownStarted { "guest", request.timeout_ms.value_or(30000), request.reboot, std::nullopt };
+    }
+    std::optional<ShutdownRequest> last_shutdown()
+    {
+        std::lock_guard lock(m_mutex);
+        return m_last_shutdown;
+    }
 
     MemoryInfo memory_info() override
     {
@@ -155,6 +170,8 @@ public:
 private:
     EventHub& m_hub;
     std::mutex m_mutex;
+    int m_shutdowns = 0;
+    std::optional<ShutdownRequest> m_last_shutdown;
     MemoryInfo m_memory;
     MemoryCounters m_counters;
     std::optional<Operation> m_last;

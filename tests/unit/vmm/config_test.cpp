@@ -243,6 +243,24 @@ TEST_F(ConfigTest, HypervSwitchDependenciesAreNamed)
     expect_error(with("", "[hyperv]\nvapic = true\n"), "hyperv.vapic");
 }
 
+TEST_F(ConfigTest, IntegrationServicesFollowHypervAndCheckTheirKeys)
+{
+    auto config = load(with("", "[hyperv]\nenabled = true\n[integration]\nshutdown_timeout_ms = 0\nheartbeat_interval_ms = 500\nheartbeat_late_ms = 1500\n"));
+    ASSERT_TRUE(config) << config.error().what();
+    EXPECT_TRUE(config->integration.enabled);
+    EXPECT_EQ(config->integration.shutdown_timeout_ms, 0u);
+    EXPECT_EQ(config->integration.heartbeat_interval_ms, 500u);
+    EXPECT_EQ(config->integration.heartbeat_late_ms, 1500u);
+    auto plain = load(with());
+    ASSERT_TRUE(plain) << plain.error().what();
+    EXPECT_FALSE(plain->integration.enabled);
+    expect_error(with("", "[integration]\nenabled = true\n[hyperv]\nenabled = false\n"), "integration.enabled needs Hyper-V");
+    expect_error(with("", "[hyperv]\nenabled = true\n[integration]\nshutdown_timeout_ms = 600001\n"), "integration.shutdown_timeout_ms");
+    expect_error(with("", "[hyperv]\nenabled = true\n[integration]\nheartbeat_interval_ms = 50\n"), "integration.heartbeat_interval_ms");
+    expect_error(with("", "[hyperv]\nenabled = true\n[integration]\nheartbeat_late_ms = 1000\n"), "must exceed integration.heartbeat_interval_ms");
+    expect_error(with("", "[integration]\nshutdown_timeout = 5\n"), "integration.shutdown_timeout");
+}
+
 TEST_F(ConfigTest, UefiFirmwareNeedsNoKernel)
 {
     auto config = load("[boot]\nfirmware = \"uefi\"\n");

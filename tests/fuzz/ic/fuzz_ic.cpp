@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: MIT
+// libFuzzer target for the integration components (devices/ic/): the input is a script of
+// operations on a shutdown and a heartbeat IC (open, close, hv_utils-like answers, arbitrary
+// guest packets, clock jumps and timers, shutdown requests, a full ring). Invariants checked
+// after every step:
+//   - a closed IC has nothing in flight; responses never exceed requests sent;
+//   - every host packet is a well-formed ICMSG request (header, REQUEST flag, size field);
+//   - after on_timer() the next deadline lies in the future (a deadline-only timer never spins);
+//   - heartbeat status `none` means no beat was ever counted.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "devices/ic/heartbeat_ic.hpp"
+#include "devices/ic/shutdown_ic.hpp"
+#include "tests/support/ic_fake_guest.hpp"
+
+using namespace vmm;
+
+namespace {
+
+#define CHECK(condition)                                                                           \
+    do {                                                                                           \
+        if (!(condition)) {                                                                        \
+            std::fprintf(stderr, "invariant failed: %s (%s:%d)\n", #condition, __FILE__, __LINE__); \
+            std::abort();                                                                          \
+        }                                                                                          \
+    } while (0)
+
+struct Input {
+    std::uint8_t const* data;
+    std::size_t size;
+    std::size_t at = 0;
+    std::uint8_t byte() { return at < size ? data[at++] : 0; }
+    bool done() const { return at >= size; }
+};
+
+struct Subject {
+    Subject(ic::IcChannel& device, std::vector<ic::IcVersion> versions, std::uint64_t const& clock)
+        : device(device)
+        , guest(device, port, std::move(versions))
+    {
+        device.set_clock([&clock] { return clock; });
+    }
+    ic::IcChannel& device;
+    test::IcFakePort port;
+    test::IcFakeGuest guest;
+    bool open = false;
+    std::size_t checked = 0;
+};
+
+void check_sent(Subject& s)
+{
+    for (auto const& sent : s.port.sent) {
+        CHECK(sent.payload.size() >= ic::ICMSG_HEADER_BYTES);
+        CHECK(sent.payload.size() <= ic::IcChannel::MAX_PACKET_BYTES);
+        auto header = test::IcFakeGuest::header_of(sent.payload);
+        CHECK((header.flags & ic::ICMSGHDRFLAG_REQUEST) != 0);
+        CHECK(header.size == sent.payload.size() - ic::ICMSG_HEADER_BYTES);
+    }
+}
+
+void step(Subject& s, Input& in, std::uint64_t& clock)
+{
+    switch (in.byte() % 9) {
+    case 0:
+        if (!s.open) {
+            s.device.on_open(s.port);
+            s.open = true;
+        }
+        break;
+    case 1:
+        if (s.open) {
+            s.device.on_close();
+            s.open = false;
+            s.port.sent.clear();
+        }
+        break;
+    case 2:
+        if (s.open) {
+            s.guest.silent = in.byte() % 4 == 0;
+            s.guest.answer_twice = in.byte() % 4 == 0;
+            s.guest.wrong_sequence = in.byte() % 8 == 0;
+            s.guest.shutdown_status = in.byte() % 2 ? ic::HV_S_OK : ic::HV_E_FAIL;
+            s.guest.answer_all();
+        }
+        break;
+    case 3: {
+        // An arbitrary guest packet, sometimes on the last request's transaction.
+        std::size_t length = in.byte() * 4u + in.byte() % 4;
+        std::vector<std::byte> payload(length);
+        for (auto& b : payload)
+            b = std::byte { in.byte() };
+        std::uint64_t transaction = in.byte() % 2 ? in.byte() : 1 + in.byte() % 4;
+        if (s.open)
+            s.guest.deliver(payload, transaction, in.byte());
+        break;
+    }
+    case 4: {
+        // A mangled copy of a pending host message delivered as if answered.
+        if (s.open && !s.port.sent.empty()) {
+            auto message = s.port.sent.front();
+            s.port.sent.pop_front();
+            if (!message.payload.empty())
+                message.payload[in.byte() % message.payload.size()] = std::byte { in.byte() };
+            message.payload.resize(in.byte() % 2 ? message.payload.size() : in.byte() * 2u);
+            s.guest.deliver(message.payload, message.transaction_id);
+        }
+        break;
+    }
+    case 5:
+        clock += std::uint64_t { in.byte() } * 100'000'000ull;
+        if (auto deadline = s.device.next_deadline(); deadline && *deadline <= clock) {
+            s.device.on_timer();
+            auto next = s.device.next_deadline();
+            CHECK(!next || *next > clock);
+        }
+        break;
+    case 6:
+        if (auto* shutdown = dynamic_cast<ic::ShutdownIc*>(&s.device))
+            (void)shutdown->request(in.byte() % 2);
+        break;
+    case 7:
+        s.port.busy = in.byte() % 3 == 0;
+        break;
+    case 8:
+        if (s.open)
+            s.device.on_ring_space();
+        break;
+    }
+    auto const& counters = s.device.counters();
+    CHECK(counters.responses <= counters.requests_sent);
+    if (s.device.state() == ic::IcState::Closed)
+        CHECK(!s.device.request_in_flight());
+    check_sent(s);
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size)
+{
+    Input in { data, size };
+    std::uint64_t clock = 1'000'000'000;
+    ic::ShutdownIc shutdown { vmbus::Guid { { 1 } } };
+    ic::HeartbeatIc heartbeat { vmbus::Guid { { 2 } }, ic::HeartbeatConfig { 1'000'000'000, 3'000'000'000 } };
+    Subject subjects[2] { { shutdown, { { 3, 2 }, { 3, 0 } }, clock }, { heartbeat, { { 3, 0 }, { 1, 0 } }, clock } };
+    while (!in.done()) {
+        auto& s = subjects[in.byte() % 2];
+        step(s, in, clock);
+        if (heartbeat.status(clock) == ic::HeartbeatStatus::None)
+            CHECK(heartbeat.beats() == 0);
+    }
+    return 0;
+}
