@@ -59,10 +59,10 @@ public:
         m_engine.on_open(port);
         rearm();
     }
-    void on_packet(std::span<std::byte const> payload) override
+    void on_packet(vmbus::InboundPacket const& packet) override
     {
         tick();
-        m_engine.on_packet(payload);
+        m_engine.on_packet(packet);
         rearm();
     }
     void on_ring_space() override
