@@ -179,24 +179,12 @@ build_gen_init_cpio() {
   fi
 }
 
-# memdirty (guest/memdirty.c): the balloon mode's memory dirtier. Freestanding and static, so it
-# needs no loader or libc in the guest and stays ~2 KB (the emulated kernel unpacks the
-# initramfs at ~1.2 ms per KiB). Rebuilt when the source is newer.
-build_memdirty() {
-  local tool=$out/tools/memdirty src=$guest/memdirty.c
-  mkdir -p "$out/tools"
-  if [[ ! -x $tool || $src -nt $tool ]]; then
-    cc -std=c11 -Wall -Wextra -Werror -O2 -static -nostdlib -ffreestanding -fno-stack-protector \
-      -fno-pie -no-pie -s -Wl,--build-id=none -Wl,-z,noseparate-code -o "$tool.tmp" "$src" ||
-      die "cannot compile $src"
-    mv "$tool.tmp" "$tool"
-  fi
-}
-
-# clockprobe (guest/clockprobe.c): the time mode's vDSO clock reader and clock_gettime
-# benchmark; freestanding and static for the same reasons as memdirty.
-build_clockprobe() {
-  local tool=$out/tools/clockprobe src=$guest/clockprobe.c
+# The guest's own tools (guest/NAME.c): memdirty, the balloon mode's memory dirtier, and
+# clockprobe, the time mode's vDSO clock reader and clock_gettime benchmark. Freestanding and
+# static, so they need no loader or libc in the guest and stay ~2 KB (the emulated kernel unpacks
+# the initramfs at ~1.2 ms per KiB). Each is rebuilt when its source is newer.
+build_tool() {
+  local tool=$out/tools/$1 src=$guest/$1.c
   mkdir -p "$out/tools"
   if [[ ! -x $tool || $src -nt $tool ]]; then
     cc -std=c11 -Wall -Wextra -Werror -O2 -static -nostdlib -ffreestanding -fno-stack-protector \
@@ -209,8 +197,8 @@ build_clockprobe() {
 build_initramfs() {
   local list=$out/initramfs.list cpio=$out/initramfs.cpio applet
   build_gen_init_cpio
-  build_memdirty
-  build_clockprobe
+  build_tool memdirty
+  build_tool clockprobe
   # The applets /init runs; ash finds them through these links when /proc/self/exe is absent.
   local applets=(sh mount poweroff reboot dmesg dd sed rm sleep cat ls readlink setsid cttyhack)
   local available
