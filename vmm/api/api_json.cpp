@@ -4,6 +4,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <initializer_list>
+
 #include "base/types.hpp"
 
 namespace vmm::api {
@@ -135,9 +138,8 @@ std::expected<std::uint64_t, std::string> unsigned_field(json const& body, char 
     return value.get<std::uint64_t>();
 }
 
-} // namespace
-
-std::expected<TargetRequest, std::string> parse_target_request(std::string_view body)
+// A request body: valid JSON, an object, and only the named fields.
+std::expected<json, std::string> parse_object(std::string_view body, std::initializer_list<std::string_view> fields)
 {
     json parsed = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
     if (parsed.is_discarded())
@@ -145,9 +147,20 @@ std::expected<TargetRequest, std::string> parse_target_request(std::string_view 
     if (!parsed.is_object())
         return std::unexpected(std::string("request body must be a JSON object"));
     for (auto const& [key, value] : parsed.items()) {
-        if (key != "target_mib" && key != "timeout_ms")
+        if (std::find(fields.begin(), fields.end(), key) == fields.end())
             return std::unexpected(fmt::format("unknown field {}", quote_key(key)));
     }
+    return parsed;
+}
+
+} // namespace
+
+std::expected<TargetRequest, std::string> parse_target_request(std::string_view body)
+{
+    auto object = parse_object(body, { "target_mib", "timeout_ms" });
+    if (!object)
+        return std::unexpected(object.error());
+    json const& parsed = *object;
     if (!parsed.contains("target_mib"))
         return std::unexpected(std::string("missing field 'target_mib'"));
     TargetRequest request;
@@ -171,15 +184,10 @@ std::expected<ShutdownRequest, std::string> parse_shutdown_request(std::string_v
     ShutdownRequest request;
     if (body.find_first_not_of(" \t\r\n") == std::string_view::npos)
         return request;
-    json parsed = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-    if (parsed.is_discarded())
-        return std::unexpected(std::string("request body is not valid JSON"));
-    if (!parsed.is_object())
-        return std::unexpected(std::string("request body must be a JSON object"));
-    for (auto const& [key, value] : parsed.items()) {
-        if (key != "timeout_ms" && key != "reboot")
-            return std::unexpected(fmt::format("unknown field {}", quote_key(key)));
-    }
+    auto object = parse_object(body, { "timeout_ms", "reboot" });
+    if (!object)
+        return std::unexpected(object.error());
+    json const& parsed = *object;
     if (parsed.contains("timeout_ms")) {
         auto timeout = unsigned_field(parsed, "timeout_ms");
         if (!timeout)
