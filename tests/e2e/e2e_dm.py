@@ -188,7 +188,22 @@ def balloon(args) -> None:
                 stop(f"`microvmm ctl memory set {mib} --wait` failed")
             return took
 
+        def wait_floor(mib: int, timeout_s: float) -> None:
+            # The safe floor includes the guest's committed memory from its last DM status report
+            # (vmm/api/API.md "Safe floor"). Linux posts one per second from its balloon thread
+            # (drivers/hv/hv_balloon.c post_status()), so right after memdirty frees its 200 MiB
+            # the floor still counts them until the next report arrives: wait for it, as a user would.
+            deadline = time.monotonic() + timeout_s
+            while True:
+                floor = ctl.memory().get("floor_mib", 0)
+                if floor <= mib:
+                    return
+                if time.monotonic() > deadline:
+                    stop(f"the safe floor stayed at {floor} MiB, above {mib} MiB, for {timeout_s:.0f} s")
+                time.sleep(0.5)
+
         mark = now()
+        wait_floor(256, 120)
         set_target(256, 900)
         small = reader.wait_total(lambda t: t <= boot_total - 200 * 1024, 120, mark)
         if small is None:
