@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/error.hpp"
@@ -77,6 +78,20 @@ struct IntegrationSection {
     u64 shutdown_timeout_ms { 30'000 };
     u64 heartbeat_interval_ms { 2'000 };
     u64 heartbeat_late_ms { 10'000 }; // Heartbeat age at which the guest counts as "late".
+    // Time sync IC: the host's wall-clock time at connect (the guest sets its clock) and then
+    // every period (samples). Needs hyperv.reference_time (the samples carry reference time).
+    bool time_sync { true };
+    u64 time_sync_period_ms { 5'000 };
+    // KVP IC: guest info (host name, OS, addresses) read every kvp_refresh_ms; [guest_info]
+    // pairs written into the guest.
+    bool kvp { true };
+    u64 kvp_refresh_ms { 60'000 };
+};
+
+// [guest_info]: key = "value" pairs the host writes into the guest's KVP External pool (Linux:
+// /var/lib/hyperv/.kvp_pool_0), in key order.
+struct GuestInfoSection {
+    std::vector<std::pair<std::string, std::string>> pairs;
 };
 
 struct Config {
@@ -89,6 +104,7 @@ struct Config {
     DynamicMemorySection dynamic_memory;
     HypervSection hyperv;
     IntegrationSection integration;
+    GuestInfoSection guest_info;
 };
 
 struct ConfigLimits {

@@ -105,6 +105,18 @@ std::string to_toml(Config const& config)
         { "hyperv", toml::table { { "enabled", config.hyperv.enabled } } } };
     if (config.api.socket)
         root.insert("api", toml::table { { "socket", config.api.socket->string() } });
+    auto const& ic = config.integration;
+    root.insert("integration",
+        toml::table { { "enabled", ic.enabled }, { "shutdown_timeout_ms", i64_of(ic.shutdown_timeout_ms) },
+            { "heartbeat_interval_ms", i64_of(ic.heartbeat_interval_ms) }, { "heartbeat_late_ms", i64_of(ic.heartbeat_late_ms) },
+            { "time_sync", ic.time_sync }, { "time_sync_period_ms", i64_of(ic.time_sync_period_ms) }, { "kvp", ic.kvp },
+            { "kvp_refresh_ms", i64_of(ic.kvp_refresh_ms) } });
+    if (!config.guest_info.pairs.empty()) {
+        toml::table guest_info;
+        for (auto const& [key, value] : config.guest_info.pairs)
+            guest_info.insert(key, value);
+        root.insert("guest_info", std::move(guest_info));
+    }
     std::ostringstream out;
     out << root;
     return out.str();
@@ -123,7 +135,12 @@ bool same(Config const& a, Config const& b)
         && a.dynamic_memory.unballoon_reply_timeout_ms == b.dynamic_memory.unballoon_reply_timeout_ms
         && a.dynamic_memory.hot_add_reply_timeout_ms == b.dynamic_memory.hot_add_reply_timeout_ms
         && a.dynamic_memory.hot_add_reply_timeout_per_block_ms == b.dynamic_memory.hot_add_reply_timeout_per_block_ms
-        && a.hyperv.enabled == b.hyperv.enabled;
+        && a.hyperv.enabled == b.hyperv.enabled && a.integration.enabled == b.integration.enabled
+        && a.integration.shutdown_timeout_ms == b.integration.shutdown_timeout_ms
+        && a.integration.heartbeat_interval_ms == b.integration.heartbeat_interval_ms
+        && a.integration.heartbeat_late_ms == b.integration.heartbeat_late_ms && a.integration.time_sync == b.integration.time_sync
+        && a.integration.time_sync_period_ms == b.integration.time_sync_period_ms && a.integration.kvp == b.integration.kvp
+        && a.integration.kvp_refresh_ms == b.integration.kvp_refresh_ms && a.guest_info.pairs == b.guest_info.pairs;
 }
 
 } // namespace
