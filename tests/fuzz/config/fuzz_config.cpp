@@ -54,7 +54,9 @@ bool starts_with_key(std::string_view text)
 bool error_names_its_place(std::string_view message)
 {
     return message.starts_with("TOML syntax error at line ") || message.starts_with("unknown table [")
-        || message.starts_with("unknown key ") || starts_with_key(message);
+        || message.starts_with("unknown key ") || starts_with_key(message)
+        // [guest_info] keys are the user's own strings (any characters): named as guest_info.<key>.
+        || message.starts_with("guest_info.") || message.starts_with("guest_info: ");
 }
 
 void check_rules(Config const& config)

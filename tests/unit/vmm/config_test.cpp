@@ -261,6 +261,51 @@ TEST_F(ConfigTest, IntegrationServicesFollowHypervAndCheckTheirKeys)
     expect_error(with("", "[integration]\nshutdown_timeout = 5\n"), "integration.shutdown_timeout");
 }
 
+TEST_F(ConfigTest, TimeSyncAndKvpKeysAreCheckedWithClearErrors)
+{
+    auto config = load(with("", "[hyperv]\nenabled = true\n[integration]\ntime_sync = false\ntime_sync_period_ms = 2000\n"
+                                "kvp = true\nkvp_refresh_ms = 1000\n"));
+    ASSERT_TRUE(config) << config.error().what();
+    EXPECT_FALSE(config->integration.time_sync);
+    EXPECT_EQ(config->integration.time_sync_period_ms, 2000u);
+    EXPECT_TRUE(config->integration.kvp);
+    EXPECT_EQ(config->integration.kvp_refresh_ms, 1000u);
+    auto defaults = load(with("", "[hyperv]\nenabled = true\n"));
+    ASSERT_TRUE(defaults) << defaults.error().what();
+    EXPECT_TRUE(defaults->integration.time_sync);
+    EXPECT_EQ(defaults->integration.time_sync_period_ms, 5000u);
+    EXPECT_TRUE(defaults->integration.kvp);
+    EXPECT_EQ(defaults->integration.kvp_refresh_ms, 60000u);
+    expect_error(with("", "[hyperv]\nenabled = true\n[integration]\ntime_sync_period_ms = 999\n"),
+        "integration.time_sync_period_ms: 999 ms is outside 1000..600000 ms");
+    expect_error(with("", "[hyperv]\nenabled = true\n[integration]\ntime_sync_period_ms = 600001\n"), "integration.time_sync_period_ms");
+    expect_error(with("", "[hyperv]\nenabled = true\n[integration]\nkvp_refresh_ms = 0\n"), "integration.kvp_refresh_ms");
+    expect_error(with("", "[hyperv]\nenabled = true\n[integration]\ntime_sync = 1\n"), "integration.time_sync");
+    expect_error(with("", "[hyperv]\nenabled = true\n[integration]\nkvp = \"yes\"\n"), "integration.kvp");
+}
+
+TEST_F(ConfigTest, GuestInfoPairsAreStringsThatFitTheGuestsKvpBuffers)
+{
+    auto config = load(with("", "[hyperv]\nenabled = true\n[guest_info]\nVmName = \"vm1\"\n\"Role Name\" = \"w\u00e9b\"\n"));
+    ASSERT_TRUE(config) << config.error().what();
+    ASSERT_EQ(config->guest_info.pairs.size(), 2u);
+    EXPECT_EQ(config->guest_info.pairs[0], (std::pair<std::string, std::string> { "Role Name", "w\xc3\xa9" "b" }));
+    EXPECT_EQ(config->guest_info.pairs[1], (std::pair<std::string, std::string> { "VmName", "vm1" }));
+    expect_error(with("", "[hyperv]\nenabled = true\n[guest_info]\nCount = 3\n"), "guest_info.Count: expected a string");
+    expect_error(with("", "[hyperv]\nenabled = true\n[guest_info]\nk = \"" + std::string(1024, 'v') + "\"\n"),
+        "guest_info.k: cannot be given to the guest: the value is 1024 bytes long");
+    expect_error(with("", "[hyperv]\nenabled = true\n[guest_info]\n\"" + std::string(256, 'k') + "\" = \"v\"\n"), "the key is 256 bytes long");
+    expect_error(with("", "[hyperv]\nenabled = true\n[guest_info]\nk = \"a\\u0000b\"\n"), "NUL");
+    expect_error(with("", "[hyperv]\nenabled = true\n[guest_info]\n\"\" = \"v\"\n"), "the key is empty");
+    expect_error(with("", "[hyperv]\nenabled = true\n[integration]\nkvp = false\n[guest_info]\na = \"b\"\n"),
+        "guest_info: needs the KVP integration service");
+    expect_error(with("", "[guest_info]\na = \"b\"\n"), "guest_info: needs the KVP integration service");
+    std::string many = "[hyperv]\nenabled = true\n[guest_info]\n";
+    for (int i = 0; i < 65; ++i)
+        many += "k" + std::to_string(i) + " = \"v\"\n";
+    expect_error(with("", many), "guest_info: 65 pairs, at most 64");
+}
+
 TEST_F(ConfigTest, UefiFirmwareNeedsNoKernel)
 {
     auto config = load("[boot]\nfirmware = \"uefi\"\n");
