@@ -208,11 +208,14 @@ build_kvp_daemon() {
     [[ -f $src ]] || tar -xOf "$TARBALL" "$TOPDIR/tools/hv/hv_kvp_daemon.c" >"$src"
     [[ -f $header ]] || tar -xOf "$TARBALL" "$TOPDIR/include/uapi/linux/hyperv.h" >"$header"
   fi
-  if [[ ! -x $tool || $src -nt $tool || $header -nt $tool ]]; then
+  local shim=$guest/kvp_nolock.c
+  if [[ ! -x $tool || $src -nt $tool || $header -nt $tool || $shim -nt $tool ]]; then
     cp "$header" "$include/linux/hyperv.h"
     # The linker warns that static getaddrinfo wants the same glibc's NSS modules at run time:
     # glibc >= 2.34 has the "files" service built in, which is all the guest uses (/etc/hosts).
-    cc -O2 -Wall -D_GNU_SOURCE -I"$include" -static -s -o "$tool.tmp" "$src" 2>"$out/tools/hv_kvp_daemon.log" ||
+    # kvp_nolock.c: the kernel has no file locking, which the daemon insists on (see there).
+    cc -O2 -Wall -D_GNU_SOURCE -I"$include" -static -s -Wl,--wrap=fcntl -o "$tool.tmp" "$src" "$shim" \
+      2>"$out/tools/hv_kvp_daemon.log" ||
       { cat "$out/tools/hv_kvp_daemon.log" >&2; die "cannot compile $src"; }
     mv "$tool.tmp" "$tool"
   fi
@@ -257,6 +260,7 @@ build_initramfs() {
     echo "dir /etc 0755 0 0"
     echo "file /etc/fstab $guest/fstab 0644 0 0"
     echo "file /etc/nsswitch.conf $guest/nsswitch.conf 0644 0 0"
+    echo "file /etc/os-release $guest/os-release 0644 0 0" # OSName etc. that hv_kvp_daemon reports
     echo "dir /proc 0755 0 0"
     echo "dir /sys 0755 0 0"
     echo "dir /tmp 01777 0 0"

@@ -106,6 +106,8 @@ def time_sync_and_guest_info(args, run: Run, socket: Path, real_base: float, hos
         fail(f"guest wall clock {resynced:+.3f} s from the host's after the SYNC sample")
     match = run.wait_for(r"INIT: guest_info (\S+)=(.*)$|INIT: ic checks done")
     if not match or match.group(1) != "VmName" or match.group(2) != vm_name:
+        print(f"guest.info: {json.dumps(vm_get(args.microvmm, socket).get('guest', {}).get('info'))}")
+        run.wait_for(r"INIT: heartbeat unbound")  # The guest's diagnostics, printed before it.
         run.process.kill()
         fail(f"the guest did not read VmName={vm_name} from its KVP pool: {match.group(0) if match else None}")
     vm = wait_guest(args.microvmm, socket, lambda g: (g.get("info") or {}).get("host_name") == hostname, 30)
@@ -113,9 +115,11 @@ def time_sync_and_guest_info(args, run: Run, socket: Path, real_base: float, hos
     info = guest.get("info") or {}
     print(f"guest.info: {json.dumps(info)}")
     print(f"guest.time_sync: {json.dumps(guest.get('time_sync'))}")
-    if info.get("host_name") != hostname or info.get("service") != "ready" or not info.get("os_name"):
+    # guest/os-release names the OS; the daemon reports its NAME (hv_kvp_daemon.c kvp_get_os_info).
+    if (info.get("host_name") != hostname or info.get("service") != "ready"
+            or info.get("os_name") != "microvmm test guest" or not info.get("os_version")):
         run.process.kill()
-        fail(f"expected guest.info host_name {hostname} and an OS name from KVP, got {info}")
+        fail(f"expected guest.info host_name {hostname} and os_name 'microvmm test guest' from KVP, got {info}")
     time_sync = guest.get("time_sync") or {}
     if time_sync.get("service") != "ready" or not time_sync.get("synced"):
         run.process.kill()
