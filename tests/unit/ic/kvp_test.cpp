@@ -344,3 +344,26 @@ TEST(Utf16, RoundTripsAndReplacesLoneSurrogates)
     EXPECT_FALSE(utf16_from_utf8("\xed\xa0\x80").has_value()); // Encoded surrogate.
     EXPECT_FALSE(utf16_from_utf8("\xe2\x82").has_value()); // Truncated.
 }
+
+TEST(KvpIc, NumericValuesAreReadAsDecimalText)
+{
+    // REG_U32 / REG_U64 values (include/uapi/linux/hyperv.h:252-254): Linux always answers REG_SZ,
+    // other guests may not.
+    Rig rig;
+    rig.guest.service_answer = [&](IcMessageHeader const& h, std::span<std::byte> b) -> std::optional<u32> {
+        auto status = rig.daemon.answer(h, b);
+        auto header = wire_from<KvpHeader>(b);
+        if (status != HV_S_OK || header.operation != static_cast<u8>(KvpOperation::Enumerate))
+            return status;
+        auto entry = b.subspan(sizeof(KvpHeader) + 4);
+        bool wide = header.pool == static_cast<u8>(KvpPool::Guest);
+        u32 type = wide ? 8 : 4;
+        u64 number = wide ? 1ull << 40 : 4'000'000'000ull;
+        std::memcpy(entry.data(), &type, 4);
+        std::memcpy(entry.data() + 12 + KVP_MAX_KEY_BYTES, &number, wide ? 8 : 4);
+        return status;
+    };
+    rig.connect();
+    EXPECT_EQ(rig.device.snapshot().intrinsic.at("OSName"), "4000000000");
+    EXPECT_EQ(rig.device.snapshot().guest.at("app"), "1099511627776");
+}
