@@ -182,9 +182,15 @@ def shutdown(args) -> None:
             fail("a graceful shutdown was reported forced")
 
 
+def settled(guest: dict) -> bool:
+    """Shutdown service ready and the host's first KVP read done: the guest's hv_kvp_daemon then
+    stops competing for the (emulated, slow) guest kernel with the /sbin/poweroff or reboot run."""
+    return guest.get("shutdown_service") == "ready" and (guest.get("info") or {}).get("age_ms") is not None
+
+
 def forced_reboot(args, run: Run, socket: Path) -> None:
     """PUT /api/v1/vm/shutdown with reboot: the guest ignores it and is reset after timeout_ms."""
-    wait_guest(args.microvmm, socket, lambda g: g.get("shutdown_service") == "ready", 15)
+    wait_guest(args.microvmm, socket, settled, 60)
     # Long enough for the guest to run /sbin/reboot and say it ignores it (6 s measured on a loaded
     # host for the poweroff path), so the reset is known to follow a request the guest received.
     answer = ctl(args.microvmm, socket, "vm", "shutdown", "--reboot", "--timeout-ms", str(REBOOT_TIMEOUT_MS))
@@ -216,7 +222,7 @@ def forced_reboot(args, run: Run, socket: Path) -> None:
 
 def sigterm_forced(args) -> None:
     paths = guest_paths(args)
-    timeout_ms = 5000
+    timeout_ms = 8000
     with tempfile.TemporaryDirectory() as directory:
         socket = Path(directory) / "api.sock"
         config = ic_config(Path(directory), paths, "microvmm.ic_ignore_shutdown=1", socket, timeout_ms)
@@ -227,7 +233,7 @@ def sigterm_forced(args) -> None:
             fail("the guest did not reach INIT: ic ready")
         forced_reboot(args, run, socket)
         # The shutdown service must be negotiated before SIGTERM can use it.
-        wait_guest(args.microvmm, socket, lambda g: g.get("shutdown_service") == "ready", 15)
+        wait_guest(args.microvmm, socket, settled, 60)
         sent = time.monotonic()
         run.process.send_signal(signal.SIGTERM)
         if not run.wait_for(r"INIT: ignoring the poweroff request"):
