@@ -132,6 +132,10 @@ void FakeGuestMemory::reset()
 {
     for (std::size_t i = 0; i < m_ranges.size(); ++i) {
         auto const bytes = host(i);
+        if (bytes.size() <= RESET_FILL_BYTES) {
+            std::memset(bytes.data(), std::to_integer<int>(m_fill), bytes.size());
+            continue;
+        }
         if (bytes.size() <= RESET_SCAN_BYTES) {
             for (std::size_t at = 0; at < bytes.size(); at += PAGE)
                 if (!page_holds_only(bytes.data() + at, m_fill))

@@ -75,10 +75,12 @@ public:
     std::vector<std::uint64_t> resident_pages() const;
     // Rewrites `pages` (from touched_pages(), which already paid for the scan) with the fill byte.
     void restore(std::span<std::uint64_t const> pages) const;
-    // Back to the state of a fresh instance. Small ranges (<= RESET_SCAN_BYTES) are scanned and
+    // Back to the state of a fresh instance, as cheaply as the range's size allows: tiny ranges
+    // (<= RESET_FILL_BYTES) are simply refilled; up to RESET_SCAN_BYTES they are scanned and
     // only touched pages rewritten (no syscall); larger ones are dropped with MADV_DONTNEED
     // (cost proportional to what was touched) and refilled if the fill byte is not 0.
     void reset();
+    static constexpr std::uint64_t RESET_FILL_BYTES = 64 << 10; // Refilling beat scanning (fuzz_hyperv_*).
     static constexpr std::uint64_t RESET_SCAN_BYTES = 1 << 20;
 
 private:
