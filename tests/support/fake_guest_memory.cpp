@@ -110,7 +110,7 @@ std::vector<std::uint64_t> FakeGuestMemory::touched_pages() const
 std::vector<std::uint64_t> FakeGuestMemory::resident_pages() const
 {
     std::vector<std::uint64_t> pages;
-    std::vector<unsigned char> resident;
+    auto& resident = m_mincore; // Reused: a fuzz target calls this once per input.
     for (std::size_t i = 0; i < m_ranges.size(); ++i) {
         auto const bytes = host(i);
         resident.resize(bytes.size() / PAGE);

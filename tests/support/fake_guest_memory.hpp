@@ -91,6 +91,7 @@ private:
     std::vector<Range> m_ranges;
     std::byte m_fill;
     mem::GuestMemory m_memory;
+    mutable std::vector<unsigned char> m_mincore; // resident_pages()' buffer.
 };
 
 } // namespace vmm::test
