@@ -79,6 +79,15 @@ struct IntegrationSection {
     u64 heartbeat_late_ms { 10'000 }; // Heartbeat age at which the guest counts as "late".
 };
 
+// Keys of [vsock]: hv_sock (devices/hvsock/, vmm/backends/hvsock_backend.*) over a Unix socket
+// with Firecracker's hybrid-vsock convention (configs/README.md).
+struct VsockSection {
+    std::optional<std::filesystem::path> uds_path; // Unset: no hv_sock.
+};
+// sun_path holds 108 bytes with its NUL; guest connections to port P go to "<uds_path>_P", so
+// the path leaves room for "_4294967295".
+inline constexpr std::size_t MAX_VSOCK_UDS_PATH_BYTES = 108 - 1 - 11;
+
 struct Config {
     std::filesystem::path source; // The file it came from (empty for text).
     MachineSection machine;
@@ -89,6 +98,7 @@ struct Config {
     DynamicMemorySection dynamic_memory;
     HypervSection hyperv;
     IntegrationSection integration;
+    VsockSection vsock;
 };
 
 struct ConfigLimits {

@@ -69,8 +69,10 @@ void check_rules(Config const& config)
     if (!config.boot.kernel.empty() && !config.boot.kernel.is_absolute())
         broken("relative kernel path");
     if ((config.boot.initrd && !config.boot.initrd->is_absolute()) || (config.serial.output_file && !config.serial.output_file->is_absolute())
-        || (config.api.socket && !config.api.socket->is_absolute()))
+        || (config.api.socket && !config.api.socket->is_absolute()) || (config.vsock.uds_path && !config.vsock.uds_path->is_absolute()))
         broken("relative path");
+    if (config.vsock.uds_path && (!config.hyperv.enabled || config.vsock.uds_path->string().size() > MAX_VSOCK_UDS_PATH_BYTES))
+        broken("vsock without Hyper-V or with an over-long path");
     if (config.dynamic_memory.enabled && !config.hyperv.enabled)
         broken("Dynamic Memory without Hyper-V");
 }
@@ -105,6 +107,8 @@ std::string to_toml(Config const& config)
         { "hyperv", toml::table { { "enabled", config.hyperv.enabled } } } };
     if (config.api.socket)
         root.insert("api", toml::table { { "socket", config.api.socket->string() } });
+    if (config.vsock.uds_path)
+        root.insert("vsock", toml::table { { "uds_path", config.vsock.uds_path->string() } });
     std::ostringstream out;
     out << root;
     return out.str();
@@ -123,7 +127,7 @@ bool same(Config const& a, Config const& b)
         && a.dynamic_memory.unballoon_reply_timeout_ms == b.dynamic_memory.unballoon_reply_timeout_ms
         && a.dynamic_memory.hot_add_reply_timeout_ms == b.dynamic_memory.hot_add_reply_timeout_ms
         && a.dynamic_memory.hot_add_reply_timeout_per_block_ms == b.dynamic_memory.hot_add_reply_timeout_per_block_ms
-        && a.hyperv.enabled == b.hyperv.enabled;
+        && a.hyperv.enabled == b.hyperv.enabled && a.vsock.uds_path == b.vsock.uds_path;
 }
 
 } // namespace
