@@ -128,10 +128,12 @@ void HvSockConnection::pump()
         return;
     bool drained_any = false;
     while (!m_to_guest.empty()) {
+        std::size_t want = std::min(m_to_guest.size(), HVS_MTU_BYTES);
         std::uint64_t space = m_port->send_space_bytes();
-        if (space <= PIPE_HEADER_BYTES)
-            break; // on_ring_space() comes back when the guest frees room.
-        std::size_t chunk = std::min<std::size_t>({ m_to_guest.size(), HVS_MTU_BYTES, space - PIPE_HEADER_BYTES });
+        std::size_t fits = space > PIPE_HEADER_BYTES ? static_cast<std::size_t>(space - PIPE_HEADER_BYTES) : 0;
+        // Not even a small packet fits: try one anyway, so the ring's Busy sets pending_send_sz
+        // and the guest signals once it has read enough (then on_ring_space() comes back).
+        std::size_t chunk = fits >= std::min(want, MIN_CHUNK_BYTES) ? std::min(want, fits) : std::min(want, MIN_CHUNK_BYTES);
         m_packet.resize(PIPE_HEADER_BYTES + chunk);
         std::uint32_t const header[2] = { PIPE_PKT_TYPE_DATA, static_cast<std::uint32_t>(chunk) };
         std::memcpy(m_packet.data(), header, PIPE_HEADER_BYTES);

@@ -39,6 +39,8 @@ inline constexpr std::uint16_t VMBUS_CHANNEL_TLNPI_PROVIDER_OFFER = 0x2000;
 // Buffered bytes per direction. 256 KiB keeps the socket and the ring both busy without
 // letting one connection hold much host memory (2 x 256 KiB x connections).
 inline constexpr std::size_t DEFAULT_BUFFER_BYTES = 256 * 1024;
+// Below this much ring room the host waits for the guest instead of sending slivers.
+inline constexpr std::size_t MIN_CHUNK_BYTES = 2048;
 
 enum class HvSockState : u8 { Offered, Open, Closed };
 

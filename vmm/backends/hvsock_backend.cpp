@@ -331,6 +331,9 @@ bool HvSockBackend::step(Connection& connection)
         });
         if (opened)
             connection.open_deadline = {};
+        log::debug("vsock", "connection {}: opened={} room={} guest_fin={} closed={} done={} to_socket={} host_eof={} shut_write={}",
+            connection.id, opened, room, guest_finished, closed, done, connection.to_socket.size(), connection.host_eof,
+            connection.shut_write);
         if (failed) {
             log::warn("vsock", "connection {}: guest protocol error, reset", connection.id);
             return false;
@@ -390,8 +393,7 @@ void HvSockBackend::finish(u64 id, char const* why)
     if (it == m_connections.end())
         return;
     auto& connection = *it->second;
-    if (why)
-        log::debug("vsock", "connection {} closed: {}", id, why);
+    log::debug("vsock", "connection {} closed: {}", id, why ? why : "finished");
     if (connection.device && m_machine)
         m_machine->vmbus()->with_host([&](vmbus::VmbusHost& host) { host.rescind(*connection.device); });
     m_connections.erase(it); // Closes the host socket.
