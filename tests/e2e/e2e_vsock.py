@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from e2e import Run, fail, guest_paths, run_cases, write_config  # noqa: E402
 
 # Sizes: each byte crosses the emulated guest kernel twice per direction (see the case below).
-BYTES = int(os.environ.get("VSOCK_E2E_BYTES", 2 << 20))
+BYTES = int(os.environ.get("VSOCK_E2E_BYTES", 256 << 10))
 CONNS = int(os.environ.get("VSOCK_E2E_CONNS", 8))
 
 

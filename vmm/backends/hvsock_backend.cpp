@@ -75,7 +75,10 @@ HvSockBackend::HvSockBackend(VsockSection const& config, EventLoop& loop)
 HvSockBackend::~HvSockBackend()
 {
     m_listener_registration.reset();
-    if (m_listener.is_open() && m_config.uds_path)
+    // Only our own socket file: a later microvmm may have replaced it already.
+    struct stat now {};
+    if (m_listener.is_open() && m_config.uds_path && ::lstat(m_config.uds_path->c_str(), &now) == 0
+        && now.st_dev == m_socket_dev && now.st_ino == m_socket_ino)
         ::unlink(m_config.uds_path->c_str());
 }
 
@@ -98,6 +101,11 @@ Result<void> HvSockBackend::start()
         return fail_errno(fmt::format("vsock: bind {}", path).c_str());
     if (::listen(listener.get(), 128) < 0)
         return fail_errno("vsock: listen");
+    struct stat bound {};
+    if (::lstat(path.c_str(), &bound) == 0) {
+        m_socket_dev = bound.st_dev;
+        m_socket_ino = bound.st_ino;
+    }
     m_listener = std::move(listener);
     m_listener_registration = VMM_TRY(m_loop.watch(m_listener.get(), EPOLLIN, [this](u32) { on_accept(); }));
     log::info("vsock", "hv_sock on {} (guest-initiated connections to port P go to {}_P)", path, path);
@@ -331,9 +339,6 @@ bool HvSockBackend::step(Connection& connection)
         });
         if (opened)
             connection.open_deadline = {};
-        log::debug("vsock", "connection {}: opened={} room={} guest_fin={} closed={} done={} to_socket={} host_eof={} shut_write={}",
-            connection.id, opened, room, guest_finished, closed, done, connection.to_socket.size(), connection.host_eof,
-            connection.shut_write);
         if (failed) {
             log::warn("vsock", "connection {}: guest protocol error, reset", connection.id);
             return false;

@@ -78,6 +78,8 @@ private:
     VsockSection const& m_config;
     EventLoop& m_loop;
     Fd m_listener;
+    u64 m_socket_dev { 0 }; // The socket file we bound (unlinked at exit only if still ours).
+    u64 m_socket_ino { 0 };
     EventLoop::Registration m_listener_registration;
     Machine* m_machine { nullptr };
     u64 m_boot { 0 };
