@@ -64,6 +64,8 @@ struct HvSockBackend::Connection {
     bool shut_write { false };
     std::atomic<bool> service_posted { false };
     EventLoop::Timer open_deadline;
+    EventLoop::Timer linger; // Armed at the guest's FIN while host bytes are still owed.
+    u64 linger_mark { 0 };   // bytes_to_guest when it last fired.
 };
 
 HvSockBackend::HvSockBackend(VsockSection const& config, EventLoop& loop)
@@ -212,7 +214,11 @@ Result<void> HvSockBackend::offer(Connection& connection, vmbus::Guid service, v
     });
     connection.open_deadline = VMM_TRY(m_loop.create_timer([this, id] {
         auto it = m_connections.find(id);
-        if (it != m_connections.end() && !it->second->device->opened())
+        if (it == m_connections.end() || !m_machine)
+            return;
+        bool opened = false;
+        m_machine->vmbus()->with_host([&](vmbus::VmbusHost&) { opened = it->second->device->opened(); });
+        if (!opened)
             finish(id, "the guest did not open the channel (no listener on that port?)");
     }));
     VMM_TRY(connection.open_deadline.arm(OPEN_TIMEOUT));
@@ -244,6 +250,11 @@ void HvSockBackend::connect_to_host(vmbus::Guid guest_endpoint_id, vmbus::Guid h
         VMM_GUEST_WARN("vsock", "guest connect to port {} refused: {} connections open", *port, m_connections.size());
         return;
     }
+    for (auto const& [id, other] : m_connections)
+        if (other->device && !other->from_host && other->device->offer().interface_instance == guest_endpoint_id) {
+            VMM_GUEST_WARN("vsock", "guest connect to port {} repeated for a live connection: ignored", *port);
+            return;
+        }
     std::string const path = fmt::format("{}_{}", m_config.uds_path->string(), *port);
     Fd socket { ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) };
     auto address = unix_address(path);
@@ -377,6 +388,8 @@ bool HvSockBackend::step(Connection& connection)
         }
         if (done && connection.to_socket.empty() && connection.shut_write)
             return false; // Both directions finished: rescind.
+        if (guest_finished && !done)
+            arm_linger(connection);
         if (closed && connection.to_socket.empty()) {
             // The guest closed the channel (or unloaded VMBus): nothing more can flow.
             bool more = false;
@@ -390,6 +403,35 @@ bool HvSockBackend::step(Connection& connection)
     if (!connection.service_posted.exchange(true))
         post_service(connection.id);
     return true;
+}
+
+void HvSockBackend::arm_linger(Connection& connection)
+{
+    if (connection.linger_mark != 0)
+        return; // Armed already.
+    u64 id = connection.id;
+    m_machine->vmbus()->with_host([&](vmbus::VmbusHost&) { connection.linger_mark = 1 + connection.device->stats().bytes_to_guest; });
+    auto timer = m_loop.create_timer([this, id] {
+        auto it = m_connections.find(id);
+        if (it == m_connections.end())
+            return;
+        auto& c = *it->second;
+        if (!m_machine)
+            return;
+        u64 now = 0;
+        bool owed = false;
+        m_machine->vmbus()->with_host([&](vmbus::VmbusHost&) {
+            now = 1 + c.device->stats().bytes_to_guest;
+            owed = !c.device->to_guest_idle();
+        });
+        // Only a guest that leaves host bytes unread: a slow host reply is not the guest's fault.
+        if (now == c.linger_mark && owed)
+            return finish(id, "the guest closed and stopped reading");
+        c.linger_mark = now;
+    });
+    if (!timer || !timer->arm(LINGER_TIMEOUT, LINGER_TIMEOUT))
+        return; // Without the timer the connection still ends when the host side finishes.
+    connection.linger = std::move(*timer);
 }
 
 void HvSockBackend::finish(u64 id, char const* why)

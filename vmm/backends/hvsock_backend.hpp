@@ -47,6 +47,11 @@ public:
     // Host-initiated connections get host ports from here up (Firecracker's local ports start
     // at 2^30 too), far from the guest's ephemeral ports.
     static constexpr std::uint32_t FIRST_HOST_PORT = 1u << 30;
+    // After the guest's FIN, how long host->guest bytes may make no progress before the
+    // connection is reset: a guest that closed its socket (not just shut down writing) reads
+    // no more, and its socket release waits for our rescind (vmbus_hvsock_device_unregister(),
+    // channel_mgmt.c:1290-1298), holding a guest kernel thread.
+    static constexpr std::chrono::seconds LINGER_TIMEOUT { 30 };
 
     HvSockBackend(VsockSection const& config, EventLoop& loop);
     ~HvSockBackend() override;
@@ -76,6 +81,7 @@ private:
     void service(u64 id);
     // Returns false when the connection is finished (the caller erases it).
     bool step(Connection& connection);
+    void arm_linger(Connection& connection);
     void finish(u64 id, char const* why);
 
     VsockSection const& m_config;
