@@ -15,13 +15,12 @@
 
 #include "base/log.hpp"
 #include "devices/hvsock/service_id.hpp"
+#include "vmm/backends/hybrid_vsock.hpp"
 
 namespace vmm {
 
 namespace {
 
-// "CONNECT 4294967295\n" is 19 bytes; a longer line is not the convention.
-constexpr std::size_t MAX_CONNECT_LINE = 32;
 constexpr u32 SOCKET_EVENTS = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
 Result<sockaddr_un> unix_address(std::string const& path)
@@ -32,20 +31,6 @@ Result<sockaddr_un> unix_address(std::string const& path)
         return fail(Errc::InvalidArgument, "unix socket path too long", path.size());
     std::memcpy(address.sun_path, path.data(), path.size());
     return address;
-}
-
-// Parses "CONNECT <port>" (the newline already stripped).
-std::optional<std::uint32_t> parse_connect(std::string_view line)
-{
-    constexpr std::string_view PREFIX = "CONNECT ";
-    if (!line.starts_with(PREFIX))
-        return std::nullopt;
-    line.remove_prefix(PREFIX.size());
-    std::uint32_t port = 0;
-    auto [end, error] = std::from_chars(line.data(), line.data() + line.size(), port);
-    if (error != std::errc {} || end != line.data() + line.size() || line.empty())
-        return std::nullopt;
-    return port;
 }
 
 } // namespace
@@ -179,11 +164,11 @@ void HvSockBackend::on_connect_line(Connection& connection)
             return finish(connection.id, "host client left before CONNECT");
         if (c != '\n') {
             connection.line.push_back(c);
-            if (connection.line.size() > MAX_CONNECT_LINE)
+            if (connection.line.size() > hybrid_vsock::MAX_CONNECT_LINE)
                 return finish(connection.id, "CONNECT line too long");
             continue;
         }
-        auto port = parse_connect(connection.line);
+        auto port = hybrid_vsock::parse_connect(connection.line);
         if (!port) {
             log::warn("vsock", "host client sent {:?}, not \"CONNECT <port>\": closed", connection.line);
             return finish(connection.id, "bad CONNECT line");
@@ -331,7 +316,7 @@ bool HvSockBackend::step(Connection& connection)
         glue->with_host([&](vmbus::VmbusHost& host) {
             opened = device.opened();
             if (opened && connection.from_host && !connection.ok_queued) {
-                auto ok = fmt::format("OK {}\n", connection.host_port);
+                auto ok = hybrid_vsock::ok_reply(connection.host_port);
                 connection.to_socket.push(std::as_bytes(std::span(ok)));
                 connection.ok_queued = true;
             }
