@@ -101,25 +101,37 @@ Result<void> HvSockBackend::start()
 
 void HvSockBackend::attach(Machine& machine)
 {
-    if (!m_config.uds_path || machine.vmbus() == nullptr)
-        return;
-    m_machine = &machine;
-    ++m_boot;
-    machine.vmbus()->with_host([this](vmbus::VmbusHost& host) { host.set_tl_connect_sink(this); });
+    if (machine.vmbus() != nullptr)
+        attach(*machine.vmbus());
 }
 
 void HvSockBackend::detach(Machine& machine)
 {
-    if (m_machine != &machine)
+    if (machine.vmbus() != nullptr)
+        detach(*machine.vmbus());
+}
+
+void HvSockBackend::attach(VmbusGlue& glue)
+{
+    if (!m_config.uds_path)
         return;
-    machine.vmbus()->with_host([this](vmbus::VmbusHost& host) {
+    m_glue = &glue;
+    ++m_boot;
+    glue.with_host([this](vmbus::VmbusHost& host) { host.set_tl_connect_sink(this); });
+}
+
+void HvSockBackend::detach(VmbusGlue& glue)
+{
+    if (m_glue != &glue)
+        return;
+    glue.with_host([this](vmbus::VmbusHost& host) {
         host.set_tl_connect_sink(nullptr);
         for (auto& [id, connection] : m_connections)
             if (connection->device)
                 host.rescind(*connection->device); // The host never calls it again after this.
     });
     m_connections.clear(); // Closes every host socket: the guest that had them is gone.
-    m_machine = nullptr;
+    m_glue = nullptr;
 }
 
 void HvSockBackend::on_accept()
@@ -131,8 +143,8 @@ void HvSockBackend::on_accept()
                 log::warn("vsock", "accept on {}: {}", m_config.uds_path->string(), std::strerror(errno));
             return;
         }
-        if (!m_machine || m_connections.size() >= MAX_CONNECTIONS) {
-            log::warn("vsock", "host connection refused: {}", m_machine ? "too many connections" : "no guest running");
+        if (!m_glue || m_connections.size() >= MAX_CONNECTIONS) {
+            log::warn("vsock", "host connection refused: {}", m_glue ? "too many connections" : "no guest running");
             continue; // Closing it tells the client.
         }
         auto connection = std::make_unique<Connection>();
@@ -199,15 +211,15 @@ Result<void> HvSockBackend::offer(Connection& connection, vmbus::Guid service, v
     });
     connection.open_deadline = VMM_TRY(m_loop.create_timer([this, id] {
         auto it = m_connections.find(id);
-        if (it == m_connections.end() || !m_machine)
+        if (it == m_connections.end() || !m_glue)
             return;
         bool opened = false;
-        m_machine->vmbus()->with_host([&](vmbus::VmbusHost&) { opened = it->second->device->opened(); });
+        m_glue->with_host([&](vmbus::VmbusHost&) { opened = it->second->device->opened(); });
         if (!opened)
             finish(id, "the guest did not open the channel (no listener on that port?)");
     }));
     VMM_TRY(connection.open_deadline.arm(OPEN_TIMEOUT));
-    VMM_TRY(m_machine->vmbus()->with_host([&](vmbus::VmbusHost& host) -> Result<void> {
+    VMM_TRY(m_glue->with_host([&](vmbus::VmbusHost& host) -> Result<void> {
         VMM_TRY(host.add_device(*device));
         return {};
     }));
@@ -224,7 +236,7 @@ void HvSockBackend::on_tl_connect_request(vmbus::Guid const& guest_endpoint_id, 
 
 void HvSockBackend::connect_to_host(vmbus::Guid guest_endpoint_id, vmbus::Guid host_service_id, u64 boot)
 {
-    if (!m_machine || boot != m_boot)
+    if (!m_glue || boot != m_boot)
         return; // From a guest that is gone.
     auto port = hvsock::port_of_service_id(host_service_id);
     if (!port) {
@@ -289,7 +301,7 @@ void HvSockBackend::service(u64 id)
         return;
     Connection& connection = *it->second;
     connection.service_posted = false;
-    if (!m_machine)
+    if (!m_glue)
         return finish(id, "no guest");
     if (!connection.device) {
         on_connect_line(connection);
@@ -302,7 +314,7 @@ void HvSockBackend::service(u64 id)
 bool HvSockBackend::step(Connection& connection)
 {
     auto& device = *connection.device;
-    auto* glue = m_machine->vmbus();
+    auto* glue = m_glue;
     // Bounded rounds per call so one busy connection cannot hold the loop; a round that made
     // progress and was cut short posts itself again.
     for (int round = 0; round < 16; ++round) {
@@ -395,17 +407,17 @@ void HvSockBackend::arm_linger(Connection& connection)
     if (connection.linger_mark != 0)
         return; // Armed already.
     u64 id = connection.id;
-    m_machine->vmbus()->with_host([&](vmbus::VmbusHost&) { connection.linger_mark = 1 + connection.device->stats().bytes_to_guest; });
+    m_glue->with_host([&](vmbus::VmbusHost&) { connection.linger_mark = 1 + connection.device->stats().bytes_to_guest; });
     auto timer = m_loop.create_timer([this, id] {
         auto it = m_connections.find(id);
         if (it == m_connections.end())
             return;
         auto& c = *it->second;
-        if (!m_machine)
+        if (!m_glue)
             return;
         u64 now = 0;
         bool owed = false;
-        m_machine->vmbus()->with_host([&](vmbus::VmbusHost&) {
+        m_glue->with_host([&](vmbus::VmbusHost&) {
             now = 1 + c.device->stats().bytes_to_guest;
             owed = !c.device->to_guest_idle();
         });
@@ -426,8 +438,8 @@ void HvSockBackend::finish(u64 id, char const* why)
         return;
     auto& connection = *it->second;
     log::debug("vsock", "connection {} closed: {}", id, why ? why : "finished");
-    if (connection.device && m_machine)
-        m_machine->vmbus()->with_host([&](vmbus::VmbusHost& host) { host.rescind(*connection.device); });
+    if (connection.device && m_glue)
+        m_glue->with_host([&](vmbus::VmbusHost& host) { host.rescind(*connection.device); });
     m_connections.erase(it); // Closes the host socket.
 }
 

@@ -31,6 +31,7 @@
 #include "vmm/config.hpp"
 #include "vmm/event_loop.hpp"
 #include "vmm/machine.hpp"
+#include "vmm/vmbus_glue.hpp"
 
 namespace vmm {
 
@@ -65,6 +66,9 @@ public:
     // the old boot are closed (their host sockets too).
     void attach(Machine& machine);
     void detach(Machine& machine);
+    // The same on a bare VMBus host (tests).
+    void attach(VmbusGlue& glue);
+    void detach(VmbusGlue& glue);
 
     // vmbus::TlConnectSink (vCPU thread, VMBus host lock held): posts to the loop.
     void on_tl_connect_request(vmbus::Guid const& guest_endpoint_id, vmbus::Guid const& host_service_id) override;
@@ -90,7 +94,7 @@ private:
     u64 m_socket_dev { 0 }; // The socket file we bound (unlinked at exit only if still ours).
     u64 m_socket_ino { 0 };
     EventLoop::Registration m_listener_registration;
-    Machine* m_machine { nullptr };
+    VmbusGlue* m_glue { nullptr }; // The running boot's VMBus host (null between boots).
     u64 m_boot { 0 };
     u64 m_next_id { 1 };
     std::uint32_t m_next_host_port { FIRST_HOST_PORT };
