@@ -243,4 +243,53 @@ TEST_F(HvSockBackendTest, GuestInitiatedConnectionReachesTheListenerAtUdsPathUnd
     ::close(listener);
 }
 
+class HvSockBackendEndTest : public HvSockBackendTest, public ::testing::WithParamInterface<bool> {};
+
+// The guest vanishes mid-stream (closes the channel: its socket was released, or it unloaded
+// VMBus) or sends a hostile packet: the host client is closed, the channel rescinded, nothing
+// else is affected.
+TEST_P(HvSockBackendEndTest, GuestGoneOrHostileMidStreamClosesTheHostSide)
+{
+    bool hostile = GetParam();
+    int client = unix_socket(config.uds_path->string(), false);
+    ASSERT_GE(client, 0);
+    ASSERT_EQ(::write(client, "CONNECT 5000\n", 13), 13);
+    ::fcntl(client, F_SETFL, O_NONBLOCK);
+    guest_data.resize(0);
+    guest_fin_sent = true; // The guest never finishes on its own here.
+    u32 relid = 0;
+    bool ended = false;
+    run([&] {
+        if (!opened) {
+            for (auto const& message : guest.receive_all())
+                if (message.msgtype() == static_cast<u32>(MessageType::CHANNELMSG_OFFERCHANNEL)) {
+                    auto offer = test::TestVmbusGuest::as<OfferChannel>(message);
+                    relid = offer.child_relid;
+                    opened = guest.bring_up(offer, pages, 7) == CHANNEL_STATUS_SUCCESS;
+                }
+            return false;
+        }
+        host_step(client);
+        if (!ended && host_sent > 100'000) {
+            if (hostile) {
+                std::uint32_t header[2] = { 1, 100'000 }; // data_size beyond the packet.
+                guest.write_packet(std::as_bytes(std::span(header)));
+            } else {
+                CloseChannel close { { static_cast<u32>(MessageType::CHANNELMSG_CLOSECHANNEL), 0 }, relid };
+                guest.post(close);
+            }
+            ended = true;
+        }
+        for (auto const& message : guest.receive_all())
+            rescinded |= message.msgtype() == static_cast<u32>(MessageType::CHANNELMSG_RESCIND_CHANNELOFFER);
+        return ended && host_got_eof && rescinded && backend->connection_count() == 0;
+    });
+    EXPECT_TRUE(host_got_eof);
+    EXPECT_TRUE(rescinded);
+    EXPECT_EQ(backend->connection_count(), 0u);
+    ::close(client);
+}
+
+INSTANTIATE_TEST_SUITE_P(CloseOrHostile, HvSockBackendEndTest, ::testing::Bool());
+
 } // namespace
