@@ -32,7 +32,7 @@ constexpr int ROUND_TRIPS = 20000;
 constexpr std::uint32_t RING_PAGES = 14; // Linux's default: 6 data pages + header each way.
 
 struct Rig {
-    test::VmbusFakeMemory memory;
+    test::FakeGuestMemory memory = test::VmbusRam::make();
     test::FakeSynicPort synic;
     VmbusHost host { memory.memory(), synic, 1 };
     test::TestVmbusGuest guest { host, synic, memory };

@@ -19,7 +19,8 @@ using namespace vmm::vmbus;
 using namespace vmm::hvsock;
 using vmm::test::FakeSynicPort;
 using vmm::test::TestVmbusGuest;
-using vmm::test::VmbusFakeMemory;
+using vmm::test::FakeGuestMemory;
+using vmm::test::VmbusRam;
 
 namespace {
 
@@ -106,7 +107,7 @@ protected:
         return out;
     }
 
-    VmbusFakeMemory memory;
+    FakeGuestMemory memory = VmbusRam::make();
     FakeSynicPort synic;
     VmbusHost host { memory.memory(), synic, 2 };
     TestVmbusGuest guest { host, synic, memory };

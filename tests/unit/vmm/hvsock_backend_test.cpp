@@ -155,7 +155,7 @@ protected:
         ASSERT_TRUE(loop->run_until_stopped());
     }
 
-    test::VmbusFakeMemory memory;
+    test::FakeGuestMemory memory = test::VmbusRam::make();
     test::FakeSynicPort synic;
     VmbusGlue glue { memory.memory(), synic, 1 };
     VmbusHost& host = glue.with_host([](VmbusHost& h) -> VmbusHost& { return h; });
