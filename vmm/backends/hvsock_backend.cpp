@@ -53,9 +53,10 @@ struct HvSockBackend::Connection {
     u64 linger_mark { 0 };   // bytes_to_guest when it last fired.
 };
 
-HvSockBackend::HvSockBackend(VsockSection const& config, EventLoop& loop)
+HvSockBackend::HvSockBackend(VsockSection const& config, EventLoop& loop, std::chrono::milliseconds open_timeout)
     : m_config(config)
     , m_loop(loop)
+    , m_open_timeout(open_timeout)
 {
 }
 
@@ -218,7 +219,7 @@ Result<void> HvSockBackend::offer(Connection& connection, vmbus::Guid service, v
         if (!opened)
             finish(id, "the guest did not open the channel (no listener on that port?)");
     }));
-    VMM_TRY(connection.open_deadline.arm(OPEN_TIMEOUT));
+    VMM_TRY(connection.open_deadline.arm(m_open_timeout));
     VMM_TRY(m_glue->with_host([&](vmbus::VmbusHost& host) -> Result<void> {
         VMM_TRY(host.add_device(*device));
         return {};

@@ -54,7 +54,8 @@ public:
     // channel_mgmt.c:1290-1298), holding a guest kernel thread.
     static constexpr std::chrono::seconds LINGER_TIMEOUT { 30 };
 
-    HvSockBackend(VsockSection const& config, EventLoop& loop);
+    // `open_timeout`: OPEN_TIMEOUT but for tests.
+    HvSockBackend(VsockSection const& config, EventLoop& loop, std::chrono::milliseconds open_timeout = OPEN_TIMEOUT);
     ~HvSockBackend() override;
     HvSockBackend(HvSockBackend const&) = delete;
     HvSockBackend& operator=(HvSockBackend const&) = delete;
@@ -90,6 +91,7 @@ private:
 
     VsockSection const& m_config;
     EventLoop& m_loop;
+    std::chrono::milliseconds m_open_timeout;
     Fd m_listener;
     u64 m_socket_dev { 0 }; // The socket file we bound (unlinked at exit only if still ours).
     u64 m_socket_ino { 0 };

@@ -65,7 +65,7 @@ protected:
         auto created = EventLoop::create();
         ASSERT_TRUE(created);
         loop = std::move(*created);
-        backend = std::make_unique<HvSockBackend>(config, *loop);
+        backend = std::make_unique<HvSockBackend>(config, *loop, std::chrono::milliseconds(1000)); // Short, for the no-listener case.
         ASSERT_TRUE(backend->start());
         backend->attach(glue);
         ASSERT_TRUE(guest.initiate_contact(VERSION_WIN10_V5_3));
@@ -217,7 +217,15 @@ TEST_F(HvSockBackendTest, GuestInitiatedConnectionReachesTheListenerAtUdsPathUnd
     request.host_service_id = hvsock::service_id_for_port(7000).bytes;
     ASSERT_EQ(guest.post(request), HV_STATUS_SUCCESS);
     int peer = -1;
+    int after = -1; // Ticks since a connect request for a port with no listener.
+    bool offered_again = false;
+    std::size_t count_after_first = 99;
     run([&] {
+        if (after >= 0) {
+            for (auto const& message : guest.receive_all())
+                offered_again |= message.msgtype() == static_cast<u32>(MessageType::CHANNELMSG_OFFERCHANNEL);
+            return ++after > 50;
+        }
         guest_step();
         if (peer < 0) {
             ::fcntl(listener, F_SETFL, O_NONBLOCK);
@@ -226,21 +234,65 @@ TEST_F(HvSockBackendTest, GuestInitiatedConnectionReachesTheListenerAtUdsPathUnd
         }
         if (opened)
             host_step(peer);
-        return rescinded && host_got_eof;
+        if (rescinded && host_got_eof) {
+            count_after_first = backend->connection_count();
+            request.host_service_id = hvsock::service_id_for_port(7001).bytes;
+            request.guest_endpoint_id = hvsock::service_id_for_port(1235).bytes;
+            EXPECT_EQ(guest.post(request), HV_STATUS_SUCCESS);
+            after = 0;
+        }
+        return false;
     });
     EXPECT_EQ(from_host_offer, 0);
     EXPECT_TRUE(guest_got == host_data) << guest_got.size() << " of " << host_data.size();
     EXPECT_TRUE(host_got == guest_data) << host_got.size() << " of " << guest_data.size();
     EXPECT_TRUE(rescinded);
-    EXPECT_EQ(backend->connection_count(), 0u);
-    // A connect request for a port with no listener offers nothing.
-    guest.receive_all();
-    request.host_service_id = hvsock::service_id_for_port(7001).bytes;
-    ASSERT_EQ(guest.post(request), HV_STATUS_SUCCESS);
-    run([&] { return true; });
+    EXPECT_EQ(count_after_first, 0u);
+    // The connect request for a port with no listener offered nothing.
+    EXPECT_GT(after, 50);
+    EXPECT_FALSE(offered_again);
     EXPECT_EQ(backend->connection_count(), 0u);
     ::close(peer);
     ::close(listener);
+}
+
+// The guest never opens the offer (no AF_VSOCK listener on that port): after the open timeout
+// the offer is rescinded and the host client closed without "OK", as Firecracker clients expect.
+TEST_F(HvSockBackendTest, HostConnectToAGuestPortNobodyOpensIsClosedWithoutOk)
+{
+    int client = unix_socket(config.uds_path->string(), false);
+    ASSERT_GE(client, 0);
+    ASSERT_EQ(::write(client, "CONNECT 9\n", 10), 10);
+    ::fcntl(client, F_SETFL, O_NONBLOCK);
+    // And a line that is not the convention: closed at once, nothing offered for it.
+    int bad = unix_socket(config.uds_path->string(), false);
+    ASSERT_GE(bad, 0);
+    ASSERT_EQ(::write(bad, "CONNECT x\n", 10), 10);
+    ::fcntl(bad, F_SETFL, O_NONBLOCK);
+    int offers = 0;
+    std::string reply;
+    bool eof = false, bad_eof = false;
+    run([&] {
+        for (auto const& message : guest.receive_all()) {
+            offers += message.msgtype() == static_cast<u32>(MessageType::CHANNELMSG_OFFERCHANNEL);
+            rescinded |= message.msgtype() == static_cast<u32>(MessageType::CHANNELMSG_RESCIND_CHANNELOFFER);
+        }
+        char c;
+        ssize_t got;
+        while ((got = ::recv(client, &c, 1, MSG_DONTWAIT)) == 1)
+            reply.push_back(c);
+        eof |= got == 0;
+        bad_eof |= ::recv(bad, &c, 1, MSG_DONTWAIT) == 0;
+        return rescinded && eof && bad_eof;
+    });
+    EXPECT_EQ(offers, 1);
+    EXPECT_TRUE(rescinded);
+    EXPECT_TRUE(eof);
+    EXPECT_TRUE(bad_eof);
+    EXPECT_EQ(reply, "");
+    EXPECT_EQ(backend->connection_count(), 0u);
+    ::close(bad);
+    ::close(client);
 }
 
 class HvSockBackendEndTest : public HvSockBackendTest, public ::testing::WithParamInterface<bool> {};
