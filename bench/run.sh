@@ -50,6 +50,7 @@ run range_tree range_tree "$build/bench/bench_range_tree"
 run balloon balloon "$build/bench/bench_balloon"
 run unballoon unballoon_200gb "$build/bench/bench_unballoon"
 run hot_add hot_add "$build/bench/bench_hot_add"
+run hvsock hvsock "$build/bench/bench_hvsock"
 
 # The test guest from `make guest` (BENCH_GUEST_DIR overrides, e.g. to reuse another build's).
 guest_dir=${BENCH_GUEST_DIR:-$build/guest}

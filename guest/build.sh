@@ -227,6 +227,7 @@ build_initramfs() {
   build_tool memdirty
   build_tool clockprobe
   build_kvp_daemon
+  build_tool vsockt
   # The applets /init runs; ash finds them through these links when /proc/self/exe is absent.
   local applets=(sh mount poweroff reboot dmesg dd sed rm sleep cat ls readlink setsid cttyhack mknod strings date)
   local available
@@ -240,6 +241,7 @@ build_initramfs() {
     for applet in "${applets[@]}"; do echo "slink /bin/$applet busybox 0777 0 0"; done
     echo "file /bin/memdirty $out/tools/memdirty 0755 0 0"
     echo "file /bin/clockprobe $out/tools/clockprobe 0755 0 0"
+    echo "file /bin/vsockt $out/tools/vsockt 0755 0 0"
     # The kernel's orderly_poweroff()/orderly_reboot() helpers (hv_utils shutdown requests).
     echo "dir /sbin 0755 0 0"
     echo "file /sbin/poweroff $guest/sbin-poweroff 0755 0 0"

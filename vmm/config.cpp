@@ -355,6 +355,20 @@ std::vector<TableSpec> const& schema()
                      return {};
                  } },
             } },
+        { "vsock",
+            {
+                { "uds_path", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     auto path = VMM_TRY(as_path(n, k, d));
+                     if (path.string().size() > MAX_VSOCK_UDS_PATH_BYTES)
+                         return config_error(fmt::format("{}: {} is {} bytes; at most {} (a Unix socket path, plus \"_<port>\" "
+                                                         "for guest-initiated connections)",
+                             k, path.string(), path.string().size(), MAX_VSOCK_UDS_PATH_BYTES));
+                     if (path.filename().empty())
+                         return config_error(fmt::format("{}: {} names a directory, not a socket", k, path.string()));
+                     d.config.vsock.uds_path = std::move(path);
+                     return {};
+                 } },
+            } },
     };
     return tables;
 }
@@ -436,6 +450,8 @@ Result<void> check_fields(Config& config, bool have_max_memory)
         return config_error("hyperv.enabled: integration.enabled needs Hyper-V (VMBus)");
     if (!config.guest_info.pairs.empty() && !(config.integration.enabled && config.integration.kvp))
         return config_error("guest_info: needs the KVP integration service (integration.enabled and integration.kvp)");
+    if (config.vsock.uds_path && !config.hyperv.enabled)
+        return config_error("hyperv.enabled: vsock.uds_path needs Hyper-V (hv_sock runs on VMBus)");
     if (config.integration.heartbeat_late_ms <= config.integration.heartbeat_interval_ms)
         return config_error(fmt::format("integration.heartbeat_late_ms ({}) must exceed integration.heartbeat_interval_ms ({})",
             config.integration.heartbeat_late_ms, config.integration.heartbeat_interval_ms));

@@ -94,6 +94,15 @@ struct GuestInfoSection {
     std::vector<std::pair<std::string, std::string>> pairs;
 };
 
+// Keys of [vsock]: hv_sock (devices/hvsock/, vmm/backends/hvsock_backend.*) over a Unix socket
+// with Firecracker's hybrid-vsock convention (configs/README.md).
+struct VsockSection {
+    std::optional<std::filesystem::path> uds_path; // Unset: no hv_sock.
+};
+// sun_path holds 108 bytes with its NUL; guest connections to port P go to "<uds_path>_P", so
+// the path leaves room for "_4294967295".
+inline constexpr std::size_t MAX_VSOCK_UDS_PATH_BYTES = 108 - 1 - 11;
+
 struct Config {
     std::filesystem::path source; // The file it came from (empty for text).
     MachineSection machine;
@@ -105,6 +114,7 @@ struct Config {
     HypervSection hyperv;
     IntegrationSection integration;
     GuestInfoSection guest_info;
+    VsockSection vsock;
 };
 
 struct ConfigLimits {

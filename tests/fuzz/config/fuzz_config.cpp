@@ -71,8 +71,10 @@ void check_rules(Config const& config)
     if (!config.boot.kernel.empty() && !config.boot.kernel.is_absolute())
         broken("relative kernel path");
     if ((config.boot.initrd && !config.boot.initrd->is_absolute()) || (config.serial.output_file && !config.serial.output_file->is_absolute())
-        || (config.api.socket && !config.api.socket->is_absolute()))
+        || (config.api.socket && !config.api.socket->is_absolute()) || (config.vsock.uds_path && !config.vsock.uds_path->is_absolute()))
         broken("relative path");
+    if (config.vsock.uds_path && (!config.hyperv.enabled || config.vsock.uds_path->string().size() > MAX_VSOCK_UDS_PATH_BYTES))
+        broken("vsock without Hyper-V or with an over-long path");
     if (config.dynamic_memory.enabled && !config.hyperv.enabled)
         broken("Dynamic Memory without Hyper-V");
 }
@@ -119,6 +121,8 @@ std::string to_toml(Config const& config)
             guest_info.insert(key, value);
         root.insert("guest_info", std::move(guest_info));
     }
+    if (config.vsock.uds_path)
+        root.insert("vsock", toml::table { { "uds_path", config.vsock.uds_path->string() } });
     std::ostringstream out;
     out << root;
     return out.str();
@@ -137,7 +141,8 @@ bool same(Config const& a, Config const& b)
         && a.dynamic_memory.unballoon_reply_timeout_ms == b.dynamic_memory.unballoon_reply_timeout_ms
         && a.dynamic_memory.hot_add_reply_timeout_ms == b.dynamic_memory.hot_add_reply_timeout_ms
         && a.dynamic_memory.hot_add_reply_timeout_per_block_ms == b.dynamic_memory.hot_add_reply_timeout_per_block_ms
-        && a.hyperv.enabled == b.hyperv.enabled && a.integration.enabled == b.integration.enabled
+        && a.hyperv.enabled == b.hyperv.enabled && a.vsock.uds_path == b.vsock.uds_path
+        && a.integration.enabled == b.integration.enabled
         && a.integration.shutdown_timeout_ms == b.integration.shutdown_timeout_ms
         && a.integration.heartbeat_interval_ms == b.integration.heartbeat_interval_ms
         && a.integration.heartbeat_late_ms == b.integration.heartbeat_late_ms && a.integration.time_sync == b.integration.time_sync

@@ -314,6 +314,21 @@ TEST_F(ConfigTest, GuestInfoPairsAreStringsThatFitTheGuestsKvpBuffers)
     expect_error(with("", many), "guest_info: 65 pairs, at most 64");
 }
 
+TEST_F(ConfigTest, VsockNeedsHypervAndAShortSocketPath)
+{
+    auto config = load(with("", "[hyperv]\nenabled = true\n[vsock]\nuds_path = \"/run/vm1.vsock\"\n"));
+    ASSERT_TRUE(config) << config.error().what();
+    ASSERT_TRUE(config->vsock.uds_path.has_value());
+    EXPECT_EQ(config->vsock.uds_path->string(), "/run/vm1.vsock");
+    auto plain = load(with());
+    ASSERT_TRUE(plain) << plain.error().what();
+    EXPECT_FALSE(plain->vsock.uds_path.has_value());
+    expect_error(with("", "[vsock]\nuds_path = \"/run/vm1.vsock\"\n"), "vsock.uds_path needs Hyper-V");
+    expect_error(with("", "[hyperv]\nenabled = true\n[vsock]\nuds_path = \"/" + std::string(96, 'a') + "\"\n"), "vsock.uds_path");
+    expect_error(with("", "[hyperv]\nenabled = true\n[vsock]\nuds_path = 5\n"), "vsock.uds_path");
+    expect_error(with("", "[hyperv]\nenabled = true\n[vsock]\nuds = \"/x\"\n"), "vsock.uds");
+}
+
 TEST_F(ConfigTest, UefiFirmwareNeedsNoKernel)
 {
     auto config = load("[boot]\nfirmware = \"uefi\"\n");
