@@ -18,6 +18,7 @@
 #include "base/fd.hpp"
 #include "devices/ic/kvp_ic.hpp"
 #include "vmm/cpuid.hpp"
+#include "vmm/toml_text_guard.hpp"
 
 namespace vmm {
 
@@ -493,6 +494,7 @@ Result<Config> parse_config(std::string_view text, fs::path const& base_dir)
     Draft draft;
     draft.base_dir = base_dir;
     toml::table root;
+    VMM_TRY(check_toml_text(text)); // Inputs toml++ 3.3 must not see (vmm/toml_text_guard.hpp).
     try {
         root = toml::parse(text);
     } catch (toml::parse_error const& error) { // toml++ is built with exceptions: caught right here.

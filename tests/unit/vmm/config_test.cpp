@@ -131,6 +131,31 @@ TEST_F(ConfigTest, BadTableHeaderKeysAreSyntaxErrors)
         expect_error(std::string("[") + first + "machine]\nvcpus = 1\n", "TOML syntax error at line 1");
 }
 
+// fuzz_config (UBSan) found toml++ 3.3 reaching __builtin_unreachable on a non-ASCII character
+// where whitespace may stand (vmm/toml_text_guard.hpp): each is refused with its line and column.
+TEST_F(ConfigTest, NonAsciiOutsideStringsIsASyntaxErrorWithItsPlace)
+{
+    expect_error(with("", "[\xc3\xa9]\n"), "TOML syntax error at line 10, column 2: a non-ASCII character outside");
+    expect_error(with("owner = caf\xc3\xa9\n"), "TOML syntax error at line 5, column 12");
+    expect_error(with("", "x = \"y\" \xc3\xa9\n"), "line 10, column 9");
+    expect_error(with("", "x = '''y''' \xc3\xa9\n"), "line 10, column 13");
+    expect_error(with("", "x = [ 1, \xd0\x96 ]\n"), "line 10, column 10");
+    expect_error(with("", "x = \"\"\"a\\  \n  \xc3\xa9\"\"\"\n"), "after a multi-line string's backslash");
+    expect_error(with("", "x = \"\"\"\\\xc3\xa9\"\"\"\n"), "after a multi-line string's backslash");
+}
+
+TEST_F(ConfigTest, NonAsciiInsideStringsAndCommentsIsNotTheGuardsBusiness)
+{
+    for (std::string const& rest : { std::string("# caf\xc3\xa9 \xd0\x96\n"), std::string("# x = \"\n"),
+             std::string("[hyperv]\nenabled = true\n[guest_info]\nowner = \"jos\xc3\xa9 \\\" \xc3\xa9\"\n"),
+             std::string("[hyperv]\nenabled = true\n[guest_info]\n\"k\xc3\xa9y\" = 'lit\xc3\xa9ral'\n"),
+             std::string("[hyperv]\nenabled = true\n[guest_info]\nlong = \"\"\"multi\n\xc3\xa9 \\\"\"\" \xc3\xa9\"\"\"\n"),
+             std::string("[hyperv]\nenabled = true\n[guest_info]\nlit = '''multi\n\xc3\xa9'''\n") }) {
+        auto config = load(with("", rest));
+        ASSERT_TRUE(config) << rest << ": " << config.error().what();
+    }
+}
+
 TEST_F(ConfigTest, MissingFileNamesTheFile)
 {
     auto config = load_config(m_dir / "nope.toml", ConfigLimits { 4 });
