@@ -10,7 +10,8 @@
 //           SynIC (SCONTROL..SINT15), HvPostMessage, HvSignalEvent, cluster IPIs,
 //           HvExtCallQueryCapabilities
 // Missing:  APIC access MSRs (EOI/ICR/TPR: the LAPIC lives in KVM, guest-interface §2.2),
-//           guest idle MSR, save/restore
+//           guest idle MSR (a KVM-halted vCPU does not wake with IF=0, guest-interface §2.2),
+//           save/restore
 #pragma once
 
 #include <atomic>
