@@ -3,7 +3,9 @@
 // depends on: KVM_SIGNAL_MSI into the in-kernel LAPIC (how InterruptSink delivers SynIC and
 // IPI-hypercall vectors) and an architectural x2APIC IPI (ICR MSR 0x830), which Linux still
 // uses for the first wake-up of each AP before its VP index is known (hv_apic.c:230, test-guest
-// §7 calls it untested). Two real-mode vCPUs with x2APIC enabled; skips without /dev/kvm.
+// §7 calls it untested); and whether a vCPU halted by KVM_SET_MP_STATE wakes for an interrupt
+// with IF=0 (why GUEST_IDLE is not offered). Two real-mode vCPUs with x2APIC enabled; skips
+// without /dev/kvm.
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <pthread.h>
@@ -16,6 +18,7 @@
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -77,6 +80,12 @@ constexpr std::uint8_t BSP_SEND[] = {
 constexpr std::uint64_t BSP_CODE = 0x1000;
 constexpr std::uint64_t AP_CODE = 0x2000;
 constexpr std::uint64_t AP_HANDLER_GPA = 0x3000;
+// Guest idle probe (docs/guest-interface.md §2.2): the AP sets IF, reports ready and spins; the
+// host then halts it with KVM_SET_MP_STATE, as a VMM completing a GUEST_IDLE read would.
+constexpr std::uint8_t AP_IDLE_IF0[] = { 0xFA, 0xE6, PORT_READY, 0xEB, 0xFE }; // cli; out; jmp $
+constexpr std::uint8_t AP_IDLE_IF1[] = { 0xFB, 0xE6, PORT_READY, 0xEB, 0xFE }; // sti; out; jmp $
+constexpr std::uint64_t AP_IDLE_IF0_CODE = 0x4000;
+constexpr std::uint64_t AP_IDLE_IF1_CODE = 0x5000;
 
 void no_op_signal(int) { }
 
@@ -123,6 +132,8 @@ protected:
         place(BSP_CODE, ENABLE_X2APIC, BSP_SEND);
         place(AP_CODE, ENABLE_X2APIC, AP_MAIN);
         place(AP_HANDLER_GPA, AP_HANDLER, {});
+        place(AP_IDLE_IF0_CODE, ENABLE_X2APIC, AP_IDLE_IF0);
+        place(AP_IDLE_IF1_CODE, ENABLE_X2APIC, AP_IDLE_IF1);
         std::uint16_t const ivt_entry[2] = { static_cast<std::uint16_t>(AP_HANDLER_GPA), 0 }; // offset, segment
         std::memcpy(m_ram.bytes().data() + VECTOR * 4, ivt_entry, sizeof(ivt_entry));
     }
@@ -207,6 +218,48 @@ protected:
         return received;
     }
 
+    // The AP runs `code` until it reports ready, is put into KVM_MP_STATE_HALTED, and then gets
+    // an MSI; returns whether the vector's handler ran within `timeout` (else it is kicked) and
+    // the AP's mp_state at the end.
+    std::pair<bool, std::uint32_t> halted_ap_gets_msi(std::uint64_t code, std::chrono::milliseconds timeout)
+    {
+        kvm_regs regs {};
+        EXPECT_EQ(::ioctl(m_vcpus[1].fd.get(), KVM_GET_REGS, &regs), 0);
+        regs.rip = code;
+        EXPECT_EQ(::ioctl(m_vcpus[1].fd.get(), KVM_SET_REGS, &regs), 0);
+        std::atomic<bool> ready { false };
+        std::atomic<bool> finished { false };
+        bool handled = false;
+        std::thread ap([&] {
+            if (run_until_port(1, PORT_READY)) {
+                kvm_mp_state halted { KVM_MP_STATE_HALTED };
+                EXPECT_EQ(::ioctl(m_vcpus[1].fd.get(), KVM_SET_MP_STATE, &halted), 0) << std::strerror(errno);
+                ready = true;
+                handled = run_until_port(1, PORT_RECEIVED);
+            }
+            finished = true;
+        });
+        auto const deadline = std::chrono::steady_clock::now() + timeout;
+        while (!ready && !finished && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        if (ready) {
+            kvm_msi msi {};
+            msi.address_lo = 0xFEE0'0000 | (1u << 12); // Physical destination APIC id 1.
+            msi.data = VECTOR;
+            EXPECT_EQ(::ioctl(m_vm.get(), KVM_SIGNAL_MSI, &msi), 1) << std::strerror(errno);
+        }
+        while (!finished && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        while (!finished) {
+            ::pthread_kill(ap.native_handle(), SIGUSR2);
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        ap.join();
+        kvm_mp_state state {};
+        EXPECT_EQ(::ioctl(m_vcpus[1].fd.get(), KVM_GET_MP_STATE, &state), 0);
+        return { handled, state.mp_state };
+    }
+
     Fd m_kvm;
     Fd m_vm;
     Mapping m_ram;
@@ -223,6 +276,24 @@ TEST_F(IpiKvmTest, SignalMsiReachesTheLapicOfTheTargetVcpu)
         EXPECT_EQ(::ioctl(m_vm.get(), KVM_SIGNAL_MSI, &msi), 1) << std::strerror(errno);
     });
     EXPECT_EQ(received, 1);
+}
+
+// Why GUEST_IDLE is not offered (docs/guest-interface.md §2.2): a VMM would complete the read
+// and halt the vCPU in KVM, but Linux reads the MSR with interrupts disabled
+// (hv_spinlock.c:46-53) and a halted vCPU wakes only for an interrupt it can take
+// (arch/x86/kvm/x86.c:13073), so the TLFS's "wake on interrupt" never happens.
+TEST_F(IpiKvmTest, HaltedVcpuWakesForAnInterruptOnlyWithInterruptsEnabled)
+{
+    auto const [woke_if1, state_if1] = halted_ap_gets_msi(AP_IDLE_IF1_CODE, std::chrono::seconds(5));
+    EXPECT_TRUE(woke_if1);
+    EXPECT_EQ(state_if1, static_cast<std::uint32_t>(KVM_MP_STATE_RUNNABLE));
+}
+
+TEST_F(IpiKvmTest, HaltedVcpuWithInterruptsDisabledSleepsThroughAnInterrupt)
+{
+    auto const [woke_if0, state_if0] = halted_ap_gets_msi(AP_IDLE_IF0_CODE, std::chrono::milliseconds(500));
+    EXPECT_FALSE(woke_if0);
+    EXPECT_EQ(state_if0, static_cast<std::uint32_t>(KVM_MP_STATE_HALTED)) << "a pending interrupt woke it";
 }
 
 TEST_F(IpiKvmTest, X2apicIcrIpiFromAnotherVcpuIsDelivered)
