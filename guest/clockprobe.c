@@ -5,6 +5,9 @@
 //   clockprobe rtc        prints "CLOCK: rtc=<epoch s> realtime=<s>.<ns9>": the CMOS RTC read
 //                         through /dev/port (the kernel reads it only once, at boot), then the
 //                         kernel's wall clock, so the host can check each against its own
+//   clockprobe hctosys    sets the kernel's wall clock from the RTC, like `hwclock --hctosys`:
+//                         waits for the RTC's seconds to tick, so the set time is exact to a
+//                         poll (a few ms), then prints "CLOCK: hctosys rtc=<s> was=<s>.<ns9>"
 // Freestanding and static like memdirty (a ~800 KB static glibc would cost the emulated kernel
 // about a second of initramfs unpacking per boot). clock_gettime goes through the vDSO, found
 // through AT_SYSINFO_EHDR and its DT_HASH symbol table (Documentation/ABI/stable/vdso,
@@ -20,6 +23,7 @@
 #define SYS_PREAD64 17
 #define SYS_PWRITE64 18
 #define SYS_EXIT 60
+#define SYS_CLOCK_SETTIME 227
 #define SYS_CLOCK_GETTIME 228
 #define CLOCK_REALTIME 0
 #define CLOCK_MONOTONIC 1
@@ -265,7 +269,44 @@ __attribute__((used)) void start_c(long *sp)
 		put_uint((unsigned long)real.nsec, 9);
 		flush_exit(0);
 	}
-	put("error usage: clockprobe now | bench N | rtc");
+	if (argc >= 2 && str_eq(argv[1], "hctosys")) {
+		long const fd = syscall3(SYS_OPEN, (long)"/dev/port", O_RDWR, 0);
+		int const first = fd < 0 ? -1 : rtc_read(fd, 0x00);
+		int seconds = first;
+		// The RTC's seconds register changes at the top of each second: poll for that edge
+		// (at most ~2 s; each read is two syscalls), then read the full time just after it.
+		struct ts edge = { 0, 0 }, start, now;
+		vdso(CLOCK_MONOTONIC, &start);
+		while (seconds >= 0 && seconds == first) {
+			vdso(CLOCK_MONOTONIC, &edge);
+			if (ns_between(start, edge) > 2500000000L)
+				break;
+			seconds = rtc_read(fd, 0x00);
+		}
+		long const rtc = seconds >= 0 && seconds != first ? rtc_epoch() : -1;
+		if (rtc < 0) {
+			put("error RTC unreadable or not ticking");
+			flush_exit(1);
+		}
+		struct ts was, set;
+		vdso(CLOCK_REALTIME, &was);
+		vdso(CLOCK_MONOTONIC, &now);
+		long const since_edge = ns_between(edge, now); // The RTC read and this line's work.
+		set.sec = rtc + since_edge / 1000000000L;
+		set.nsec = since_edge % 1000000000L;
+		if (syscall3(SYS_CLOCK_SETTIME, CLOCK_REALTIME, (long)&set, 0) != 0) {
+			put("error clock_settime failed");
+			flush_exit(1);
+		}
+		put("hctosys rtc=");
+		put_uint((unsigned long)rtc, 1);
+		put(" was=");
+		put_uint((unsigned long)was.sec, 1);
+		put(".");
+		put_uint((unsigned long)was.nsec, 9);
+		flush_exit(0);
+	}
+	put("error usage: clockprobe now | bench N | rtc | hctosys");
 	flush_exit(2);
 }
 
