@@ -3,45 +3,25 @@
 // depends on: KVM_SIGNAL_MSI into the in-kernel LAPIC (how InterruptSink delivers SynIC and
 // IPI-hypercall vectors) and an architectural x2APIC IPI (ICR MSR 0x830), which Linux still
 // uses for the first wake-up of each AP before its VP index is known (hv_apic.c:230, test-guest
-// §7 calls it untested); and whether a vCPU halted by KVM_SET_MP_STATE wakes for an interrupt
-// with IF=0 (why GUEST_IDLE is not offered). Two real-mode vCPUs with x2APIC enabled; skips
-// without /dev/kvm.
-#include <fcntl.h>
-#include <linux/kvm.h>
+// §7 calls it untested); and whether a vCPU halted with KVM_SET_MP_STATE wakes for an interrupt
+// with IF=0 (why GUEST_IDLE is not offered). Two real-mode vCPUs with x2APIC enabled, KVM only through vmm/kvm
+// (RealModeVm); skips (exit 77) without a KVM that vmm/kvm can use.
 #include <pthread.h>
 #include <signal.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <cstring>
+#include <span>
 #include <thread>
 #include <utility>
-#include <vector>
+#include <variant>
 
 #include <gtest/gtest.h>
 
-#include "base/fd.hpp"
-#include "base/mapping.hpp"
+#include "tests/unit/hyperv/real_mode_vm.hpp"
 
 namespace vmm::hyperv::test {
 namespace {
-
-// struct kvm_cpuid2 has a flexible array the C++ uapi header mis-sizes (see vmm/kvm/kvm_abi.hpp):
-// use the C layout and ioctl numbers.
-struct Cpuid2Header {
-    std::uint32_t nent;
-    std::uint32_t padding;
-};
-constexpr unsigned long GET_SUPPORTED_CPUID = _IOWR(KVMIO, 0x05, Cpuid2Header);
-constexpr unsigned long SET_CPUID2 = _IOW(KVMIO, 0x90, Cpuid2Header);
-constexpr std::size_t MAX_CPUID_ENTRIES = 256;
-struct CpuidBlock {
-    Cpuid2Header header;
-    kvm_cpuid_entry2 entries[MAX_CPUID_ENTRIES];
-};
 
 constexpr std::uint64_t RAM_BYTES = 0x1'0000;
 constexpr std::uint8_t VECTOR = 0x40;
@@ -91,33 +71,29 @@ void no_op_signal(int) { }
 
 class IpiKvmTest : public ::testing::Test {
 protected:
-    struct Vcpu {
-        Fd fd;
-        Mapping run_mapping;
-        kvm_run* run = nullptr;
-    };
-
     void SetUp() override
     {
-        m_kvm = Fd { ::open("/dev/kvm", O_RDWR | O_CLOEXEC) };
-        if (m_kvm.get() < 0)
-            GTEST_SKIP() << "no /dev/kvm";
-        m_vm = Fd { ::ioctl(m_kvm.get(), KVM_CREATE_VM, 0) };
-        ASSERT_GE(m_vm.get(), 0);
-        ASSERT_EQ(::ioctl(m_vm.get(), KVM_CREATE_IRQCHIP, 0), 0) << std::strerror(errno);
-        auto ram = Mapping::anonymous(RAM_BYTES, PROT_READ | PROT_WRITE);
-        ASSERT_TRUE(ram.has_value());
-        m_ram = std::move(*ram);
-        kvm_userspace_memory_region region {};
-        region.memory_size = RAM_BYTES;
-        region.userspace_addr = reinterpret_cast<std::uint64_t>(m_ram.bytes().data()); // ABI: host address.
-        ASSERT_EQ(::ioctl(m_vm.get(), KVM_SET_USER_MEMORY_REGION, &region), 0);
+        auto system = kvm::KvmSystem::open();
+        if (!system)
+            GTEST_SKIP() << "no usable KVM: " << system.error().message();
+        auto vm = RealModeVm::create(std::move(*system), RAM_BYTES);
+        ASSERT_TRUE(vm) << vm.error().message();
+        m_vm = std::move(*vm);
+        ASSERT_TRUE(m_vm->create_irqchip());
         load_code();
-        m_cpuid = std::make_unique<CpuidBlock>();
-        m_cpuid->header.nent = MAX_CPUID_ENTRIES;
-        ASSERT_EQ(::ioctl(m_kvm.get(), GET_SUPPORTED_CPUID, m_cpuid.get()), 0) << std::strerror(errno);
-        for (std::uint32_t i = 0; i < 2; ++i)
-            create_vcpu(i, i == 0 ? BSP_CODE : AP_CODE);
+        auto const supported = m_vm->system().supported_cpuid();
+        ASSERT_TRUE(supported) << supported.error().message();
+        for (std::uint32_t i = 0; i < 2; ++i) {
+            auto cpuid = *supported;
+            for (auto& entry : cpuid) {
+                if (entry.function == 1) {
+                    entry.ecx |= 1u << 21;                                // x2APIC
+                    entry.ebx = (entry.ebx & 0x00FF'FFFF) | (i << 24);    // APIC id
+                }
+            }
+            auto vcpu = m_vm->add_vcpu(i, i == 0 ? BSP_CODE : AP_CODE, 0x8000 + i * 0x1000, &cpuid);
+            ASSERT_TRUE(vcpu) << vcpu.error().message();
+        }
         struct sigaction action {};
         action.sa_handler = no_op_signal; // No SA_RESTART: a kick makes KVM_RUN return EINTR.
         ASSERT_EQ(::sigaction(SIGUSR2, &action, nullptr), 0);
@@ -126,8 +102,8 @@ protected:
     void load_code()
     {
         auto place = [&](std::uint64_t gpa, std::span<std::uint8_t const> a, std::span<std::uint8_t const> b) {
-            std::memcpy(m_ram.bytes().data() + gpa, a.data(), a.size());
-            std::memcpy(m_ram.bytes().data() + gpa + a.size(), b.data(), b.size());
+            m_vm->ram().write_bytes(gpa, std::as_bytes(a));
+            m_vm->ram().write_bytes(gpa + a.size(), std::as_bytes(b));
         };
         place(BSP_CODE, ENABLE_X2APIC, BSP_SEND);
         place(AP_CODE, ENABLE_X2APIC, AP_MAIN);
@@ -135,52 +111,21 @@ protected:
         place(AP_IDLE_IF0_CODE, ENABLE_X2APIC, AP_IDLE_IF0);
         place(AP_IDLE_IF1_CODE, ENABLE_X2APIC, AP_IDLE_IF1);
         std::uint16_t const ivt_entry[2] = { static_cast<std::uint16_t>(AP_HANDLER_GPA), 0 }; // offset, segment
-        std::memcpy(m_ram.bytes().data() + VECTOR * 4, ivt_entry, sizeof(ivt_entry));
-    }
-
-    void create_vcpu(std::uint32_t index, std::uint64_t rip)
-    {
-        Vcpu vcpu;
-        vcpu.fd = Fd { ::ioctl(m_vm.get(), KVM_CREATE_VCPU, index) };
-        ASSERT_GE(vcpu.fd.get(), 0);
-        int const run_bytes = ::ioctl(m_kvm.get(), KVM_GET_VCPU_MMAP_SIZE, 0);
-        auto run = Mapping::of_fd(vcpu.fd, 0, static_cast<std::uint64_t>(run_bytes), PROT_READ | PROT_WRITE, MAP_SHARED);
-        ASSERT_TRUE(run.has_value());
-        vcpu.run_mapping = std::move(*run);
-        vcpu.run = reinterpret_cast<kvm_run*>(vcpu.run_mapping.bytes().data()); // The kvm_run ABI page.
-        auto cpuid = *m_cpuid;
-        for (std::uint32_t i = 0; i < cpuid.header.nent; ++i) {
-            if (cpuid.entries[i].function == 1) {
-                cpuid.entries[i].ecx |= 1u << 21;                               // x2APIC
-                cpuid.entries[i].ebx = (cpuid.entries[i].ebx & 0x00FF'FFFF) | (index << 24); // APIC id
-            }
-        }
-        ASSERT_EQ(::ioctl(vcpu.fd.get(), SET_CPUID2, &cpuid), 0) << std::strerror(errno);
-        kvm_mp_state runnable { KVM_MP_STATE_RUNNABLE }; // APs start in INIT-wait otherwise.
-        ASSERT_EQ(::ioctl(vcpu.fd.get(), KVM_SET_MP_STATE, &runnable), 0);
-        kvm_sregs sregs {};
-        ASSERT_EQ(::ioctl(vcpu.fd.get(), KVM_GET_SREGS, &sregs), 0);
-        sregs.cs.base = 0;
-        sregs.cs.selector = 0;
-        ASSERT_EQ(::ioctl(vcpu.fd.get(), KVM_SET_SREGS, &sregs), 0);
-        kvm_regs regs {};
-        regs.rip = rip;
-        regs.rsp = 0x8000 + index * 0x1000;
-        regs.rflags = 0x2;
-        ASSERT_EQ(::ioctl(vcpu.fd.get(), KVM_SET_REGS, &regs), 0);
-        m_vcpus.push_back(std::move(vcpu));
+        m_vm->ram().write_bytes(VECTOR * 4, std::as_bytes(std::span { ivt_entry }));
     }
 
     // Runs vCPU `index` until it writes `port` (true) or is kicked / fails (false).
     bool run_until_port(std::uint32_t index, std::uint16_t port)
     {
-        Vcpu& vcpu = m_vcpus[index];
+        kvm::KvmVcpu& vcpu = m_vm->vcpu(index);
         for (int exits = 0; exits < 1000; ++exits) {
-            if (::ioctl(vcpu.fd.get(), KVM_RUN, 0) != 0)
-                return false; // EINTR from the watchdog kick.
-            if (vcpu.run->exit_reason != KVM_EXIT_IO)
+            auto exit = vcpu.run();
+            if (!exit)
                 return false;
-            if (vcpu.run->io.port == port)
+            auto const* out = std::get_if<kvm::PioOut>(&*exit);
+            if (!out)
+                return false; // Interrupted: the watchdog's kick.
+            if (out->port == port)
                 return true;
         }
         return false;
@@ -210,7 +155,9 @@ protected:
         }
         while (!finished && std::chrono::steady_clock::now() < deadline)
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        while (!finished) { // A kick that lands outside KVM_RUN is lost, so repeat it.
+        // immediate_exit catches a kick that lands outside KVM_RUN; the signal ends one in HLT.
+        m_vm->vcpu(1).request_immediate_exit();
+        while (!finished) {
             ::pthread_kill(ap.native_handle(), SIGUSR2);
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
@@ -218,22 +165,23 @@ protected:
         return received;
     }
 
-    // The AP runs `code` until it reports ready, is put into KVM_MP_STATE_HALTED, and then gets
-    // an MSI; returns whether the vector's handler ran within `timeout` (else it is kicked) and
-    // the AP's mp_state at the end.
-    std::pair<bool, std::uint32_t> halted_ap_gets_msi(std::uint64_t code, std::chrono::milliseconds timeout)
+    // The AP runs `code` until it reports ready, is put into MpState::Halted, then gets an MSI;
+    // returns whether the vector's handler ran within `timeout` (else it is kicked) and the
+    // AP's mp_state at the end.
+    std::pair<bool, kvm::MpState> halted_ap_gets_msi(std::uint64_t code, std::chrono::milliseconds timeout)
     {
-        kvm_regs regs {};
-        EXPECT_EQ(::ioctl(m_vcpus[1].fd.get(), KVM_GET_REGS, &regs), 0);
-        regs.rip = code;
-        EXPECT_EQ(::ioctl(m_vcpus[1].fd.get(), KVM_SET_REGS, &regs), 0);
+        kvm::KvmVcpu& ap_vcpu = m_vm->vcpu(1);
+        auto regs = ap_vcpu.get_regs();
+        EXPECT_TRUE(regs);
+        regs->rip = code;
+        EXPECT_TRUE(ap_vcpu.set_regs(*regs));
         std::atomic<bool> ready { false };
         std::atomic<bool> finished { false };
         bool handled = false;
         std::thread ap([&] {
             if (run_until_port(1, PORT_READY)) {
-                kvm_mp_state halted { KVM_MP_STATE_HALTED };
-                EXPECT_EQ(::ioctl(m_vcpus[1].fd.get(), KVM_SET_MP_STATE, &halted), 0) << std::strerror(errno);
+                auto const halted = ap_vcpu.set_mp_state(kvm::MpState::Halted);
+                EXPECT_TRUE(halted) << halted.error().message();
                 ready = true;
                 handled = run_until_port(1, PORT_RECEIVED);
             }
@@ -243,37 +191,31 @@ protected:
         while (!ready && !finished && std::chrono::steady_clock::now() < deadline)
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
         if (ready) {
-            kvm_msi msi {};
-            msi.address_lo = 0xFEE0'0000 | (1u << 12); // Physical destination APIC id 1.
-            msi.data = VECTOR;
-            EXPECT_EQ(::ioctl(m_vm.get(), KVM_SIGNAL_MSI, &msi), 1) << std::strerror(errno);
+            auto const sent = m_vm->vm().signal_msi(0xFEE0'0000 | (1u << 12), VECTOR);
+            EXPECT_TRUE(sent) << sent.error().message();
         }
         while (!finished && std::chrono::steady_clock::now() < deadline)
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        ap_vcpu.request_immediate_exit();
         while (!finished) {
             ::pthread_kill(ap.native_handle(), SIGUSR2);
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
         ap.join();
-        kvm_mp_state state {};
-        EXPECT_EQ(::ioctl(m_vcpus[1].fd.get(), KVM_GET_MP_STATE, &state), 0);
-        return { handled, state.mp_state };
+        auto const state = ap_vcpu.get_mp_state();
+        EXPECT_TRUE(state) << state.error().message();
+        return { handled, state.value_or(kvm::MpState::Uninitialized) };
     }
 
-    Fd m_kvm;
-    Fd m_vm;
-    Mapping m_ram;
-    std::unique_ptr<CpuidBlock> m_cpuid;
-    std::vector<Vcpu> m_vcpus;
+    std::unique_ptr<RealModeVm> m_vm;
 };
 
 TEST_F(IpiKvmTest, SignalMsiReachesTheLapicOfTheTargetVcpu)
 {
     int const received = ap_receptions(1, std::chrono::seconds(5), [&] {
-        kvm_msi msi {};
-        msi.address_lo = 0xFEE0'0000 | (1u << 12); // Physical destination APIC id 1.
-        msi.data = VECTOR;                          // Fixed, edge.
-        EXPECT_EQ(::ioctl(m_vm.get(), KVM_SIGNAL_MSI, &msi), 1) << std::strerror(errno);
+        // Physical destination APIC id 1; fixed, edge.
+        auto const sent = m_vm->vm().signal_msi(0xFEE0'0000 | (1u << 12), VECTOR);
+        EXPECT_TRUE(sent) << sent.error().message();
     });
     EXPECT_EQ(received, 1);
 }
@@ -284,16 +226,16 @@ TEST_F(IpiKvmTest, SignalMsiReachesTheLapicOfTheTargetVcpu)
 // (arch/x86/kvm/x86.c:13073), so the TLFS's "wake on interrupt" never happens.
 TEST_F(IpiKvmTest, HaltedVcpuWakesForAnInterruptOnlyWithInterruptsEnabled)
 {
-    auto const [woke_if1, state_if1] = halted_ap_gets_msi(AP_IDLE_IF1_CODE, std::chrono::seconds(5));
-    EXPECT_TRUE(woke_if1);
-    EXPECT_EQ(state_if1, static_cast<std::uint32_t>(KVM_MP_STATE_RUNNABLE));
+    auto const [woke, state] = halted_ap_gets_msi(AP_IDLE_IF1_CODE, std::chrono::seconds(5));
+    EXPECT_TRUE(woke);
+    EXPECT_EQ(state, kvm::MpState::Runnable);
 }
 
 TEST_F(IpiKvmTest, HaltedVcpuWithInterruptsDisabledSleepsThroughAnInterrupt)
 {
-    auto const [woke_if0, state_if0] = halted_ap_gets_msi(AP_IDLE_IF0_CODE, std::chrono::milliseconds(500));
-    EXPECT_FALSE(woke_if0);
-    EXPECT_EQ(state_if0, static_cast<std::uint32_t>(KVM_MP_STATE_HALTED)) << "a pending interrupt woke it";
+    auto const [woke, state] = halted_ap_gets_msi(AP_IDLE_IF0_CODE, std::chrono::milliseconds(500));
+    EXPECT_FALSE(woke);
+    EXPECT_EQ(state, kvm::MpState::Halted) << "a pending interrupt woke it";
 }
 
 TEST_F(IpiKvmTest, X2apicIcrIpiFromAnotherVcpuIsDelivered)
