@@ -63,6 +63,8 @@ if [[ -x $build/microvmm && -f $kernel && -f $initrd ]]; then
   fi
   run startup startup_ms,startup_vmm_own_ms,idle_wakeups_per_s,rss_kib python3 "$root/bench/startup.py" --microvmm "$build/microvmm" \
     --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt" "${qemu[@]}"
+  run clock clock python3 "$root/bench/clock.py" --microvmm "$build/microvmm" \
+    --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt"
 else
   echo "bench: startup: needs $build/microvmm, $kernel and $initrd" >&2
   missing+=(--missing "startup_ms=needs build/microvmm and the test guest (build/guest/vmlinux, initramfs.cpio)")

@@ -257,6 +257,7 @@ build_initramfs() {
     echo "nod /dev/null 0666 0 0 c 1 3"
     echo "nod /dev/zero 0666 0 0 c 1 5"
     echo "nod /dev/kmsg 0644 0 0 c 1 11"
+    echo "nod /dev/port 0600 0 0 c 1 4" # clockprobe rtc (drivers/char/mem.c, CONFIG_DEVPORT)
     echo "nod /dev/ttyS0 0600 0 0 c 4 64" # cttyhack's controlling tty in the shell mode
     echo "dir /dev/vmbus 0755 0 0"        # /init makes hv_kvp here (a dynamic misc minor)
     echo "dir /etc 0755 0 0"
