@@ -10,6 +10,7 @@
 #include <variant>
 
 #include "devices/hv_balloon/dm_config.hpp"
+#include "devices/hv_balloon/dm_policy.hpp"
 #include "devices/hv_balloon/protocol.hpp"
 #include "mem/guest_physical_map.hpp"
 
@@ -104,6 +105,9 @@ struct DmStatus {
     std::optional<Duration> guest_status_age;
     std::optional<DmOperation> operation;    // Running, or the last finished one.
     DmCounters counters;
+    PolicyConfig policy;
+    PolicyDecision policy_decision;          // The policy's last evaluation and why.
+    PolicyCounters policy_counters;
 };
 
 // Events (a REST server streams these).
@@ -121,10 +125,12 @@ struct DmRejectedGuestRange {
     mem::RejectReason reason;
     std::uint32_t rejected_in_message;
 };
+// Auto mode set a target (one per decision, not per evaluation).
+struct DmPolicyDecided { PolicyDecision decision; mem::PageCount from; };
 using DmEvent = std::variant<DmConnected, DmStatusReported, DmOperationProgress, DmOperationDone,
-    DmGuestReset, DmRejectedGuestRange>;
+    DmGuestReset, DmRejectedGuestRange, DmPolicyDecided>;
 // "dm_connected", "status_report", "operation_progress", "operation_done", "guest_reboot",
-// "rejected_guest_range".
+// "rejected_guest_range", "policy_decision".
 std::string_view event_name(DmEvent const&);
 
 } // namespace vmm::hv_balloon
