@@ -39,9 +39,11 @@ std::optional<PolicyMode> parse_policy_mode(std::string_view text)
 
 Result<void> validate_policy(PolicyConfig const& c, mem::PageCount engine_max)
 {
-    auto const max = c.max.raw() == 0 ? engine_max : c.max;
-    if (c.max > engine_max)
-        return fail(Errc::OutOfRange, fmt::format("max_mib {} is above the largest size {} MiB", c.max.mib(), engine_max.mib()));
+    // max may exceed what the engine reaches by the e820 holes and firmware pages (max_memory_mib
+    // counts them): evaluate() clamps to the reachable size anyway. min must be reachable.
+    auto const max = c.max.raw() == 0 ? engine_max : std::min(c.max, engine_max);
+    if (c.min > engine_max)
+        return fail(Errc::OutOfRange, fmt::format("min_mib {} is above the largest size {} MiB", c.min.mib(), engine_max.mib()));
     if (c.min > max)
         return fail(Errc::OutOfRange, fmt::format("min_mib {} is above max_mib {}", c.min.mib(), max.mib()));
     if (c.buffer_percent > MAX_BUFFER_PERCENT)

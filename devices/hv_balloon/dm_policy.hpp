@@ -56,7 +56,8 @@ struct PolicyConfig {
 };
 
 // The limits every PolicyConfig must meet (one message naming the first field that does not).
-// `engine_max` is the largest size the engine can reach (boot + hot-add window).
+// `engine_max` is the largest size the engine can reach (boot + hot-add window); a larger max
+// is clamped to it.
 inline constexpr std::uint32_t MAX_BUFFER_PERCENT = 2000; // Hyper-V caps the buffer at 2000 %.
 inline constexpr std::uint32_t MAX_WEIGHT = 100;
 inline constexpr std::uint32_t MAX_HYSTERESIS_PERCENT = 50;

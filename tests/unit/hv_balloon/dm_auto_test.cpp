@@ -143,10 +143,11 @@ TEST(DmAuto, InvalidPolicyIsRefusedAndTheOldOneKept)
 {
     DmRig rig;
     auto c = auto_policy();
-    c.max = mib(64 * 1024); // Above boot + window (5 GiB).
+    c.min = mib(64 * 1024); // Above boot + window (5 GiB).
+    c.max = mib(64 * 1024);
     auto set = rig.engine.set_policy(c);
     ASSERT_FALSE(set);
-    EXPECT_NE(set.error().message().find("max_mib"), std::string::npos);
+    EXPECT_NE(set.error().message().find("min_mib"), std::string::npos);
     EXPECT_EQ(rig.engine.policy().config().mode, PolicyMode::Manual);
 }
 
