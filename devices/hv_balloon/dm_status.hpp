@@ -85,6 +85,9 @@ struct DmCounters {
     std::uint64_t send_failures = 0;         // ChannelPort errors other than Busy.
     std::uint64_t status_reports = 0;
     std::uint64_t guest_resets = 0;          // Channel closes, reconnects and machine resets.
+    std::uint64_t cold_discard_calls = 0;    // Free page reporting hint calls.
+    std::uint64_t cold_discard_refused = 0;  // Calls stopped at an invalid range.
+    std::uint64_t cold_discard_pages_total = 0; // Reported free pages discarded, ever.
 };
 
 struct DmStatus {

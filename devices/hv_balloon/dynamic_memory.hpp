@@ -10,7 +10,8 @@
 //          discarded), unballoon (<= 4 KiB per message), hot-add (range-only form, 128 MiB
 //          aligned, memslots before the request), timeouts, reconnect and machine reset.
 // Auto:    DmPolicy (dm_policy.hpp) sets the target from the guest's status reports.
-// Missing: hot-remove (DM 2.0 optional), memory heat hints, state save/restore.
+// Reports: cold discard hints (free page reporting) validated and discarded (dm_cold_discard.cpp).
+// Missing: hot-remove (DM 2.0 optional), state save/restore.
 //
 // Wiring (vmm/): build GuestPhysicalMap from the e820 RAM ranges and the hot-add window, a
 // MemslotPlan + OnDemandMemslots over the window's reserved Mapping, and a DiscardBackend that
@@ -31,6 +32,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "devices/hv_balloon/dm_cold_discard.hpp"
 #include "devices/hv_balloon/dm_config.hpp"
 #include "devices/hv_balloon/dm_policy.hpp"
 #include "devices/hv_balloon/dm_status.hpp"
@@ -82,6 +84,11 @@ public:
     // policy's next decision: callers that must not race the policy switch to manual first.
     Result<void> set_policy(PolicyConfig config);
     DmPolicy const& policy() const { return m_policy; }
+
+    // Free page reporting (dm_cold_discard.hpp): the elements of one HvExtCallMemoryHeatHint
+    // COLD_DISCARD call, any thread under the engine's caller lock. Validates and discards in
+    // order, stopping at the first invalid range.
+    ColdDiscardOutcome on_cold_discard(std::span<std::uint64_t const> ranges);
 
     void set_event_sink(EventSink sink) { m_events = std::move(sink); }
     DmStatus status() const;
