@@ -277,6 +277,10 @@ std::vector<TableSpec> const& schema()
                      d.config.dynamic_memory.reboot_last_size = value == "last";
                      return {};
                  } },
+                { "free_page_reporting", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.dynamic_memory.free_page_reporting = VMM_TRY(as_bool(n, k));
+                     return {};
+                 } },
                 { "min_mib", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
                      d.config.dynamic_memory.min_mib = VMM_TRY(as_positive(n, k));
                      return {};
@@ -444,6 +448,10 @@ Result<void> check_fields(Config& config, bool have_max_memory)
     if (config.dynamic_memory.enabled && !config.hyperv.enabled)
         return config_error("hyperv.enabled: dynamic_memory.enabled needs Hyper-V (VMBus)");
     VMM_TRY(check_dynamic_memory_limits(config.dynamic_memory, machine));
+    if (config.dynamic_memory.free_page_reporting
+        && (!config.dynamic_memory.enabled || !config.hyperv.enlightenments.extended_hypercalls))
+        return config_error("dynamic_memory.free_page_reporting: needs dynamic_memory.enabled and "
+                            "hyperv.extended_hypercalls (the guest finds the hint through HvExtCallQueryCapabilities)");
     auto const& hv = config.hyperv.enlightenments;
     if (hv.synthetic_timers && !hv.reference_time)
         return config_error("hyperv.synthetic_timers: synthetic timers count in reference time; needs hyperv.reference_time");

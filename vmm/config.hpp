@@ -76,6 +76,9 @@ struct DynamicMemorySection {
     u64 hysteresis_percent { 5 };
     u64 shrink_delay_ms { 10'000 };
     bool reboot_last_size { false };       // on_reboot_size = "last" (else "boot").
+    // Offer free page reporting (HvExtCallMemoryHeatHint cold discard, needs
+    // hyperv.extended_hypercalls): the guest's free 2 MiB blocks go back to the host.
+    bool free_page_reporting { false };
 };
 
 struct HypervSection {

@@ -62,6 +62,10 @@ void DmApiBackend::attach(Machine& machine, u64 boot_count)
             device = std::move(*built);
         else
             log::error("dm", "dynamic memory device not available: {}", built.error());
+        // Before the vCPUs start: the guest queries the capability once (hv_query_ext_cap).
+        if (device && m_config.dynamic_memory.free_page_reporting)
+            if (auto* partition = machine.partition())
+                partition->set_memory_hint_sink(device.get());
     }
     attach_device(std::move(device), &machine, boot_count);
 }
@@ -103,8 +107,10 @@ void DmApiBackend::detach_device(bool guest_reset)
     {
         std::lock_guard guard { m_host_lock }; // Waits for a /proc read in progress.
         if (m_machine != nullptr)
-            if (auto const* partition = m_machine->partition())
+            if (auto* partition = m_machine->partition()) {
                 m_hyperv_past += partition->stats();
+                partition->set_memory_hint_sink(nullptr); // The vCPUs stopped: no hint in flight.
+            }
         m_machine = nullptr;
     }
     std::unique_ptr<DmDevice> device;
@@ -392,6 +398,8 @@ api::MemoryCounters DmApiBackend::counters()
     out.balloon_pages_total = c.balloon_pages_total;
     out.unballoon_pages_total = c.unballoon_pages_total;
     out.hot_added_pages_total = c.hot_added_pages_total;
+    out.reported_pages_total = c.cold_discard_pages_total;
+    out.reporting_refused = c.cold_discard_refused;
     auto const& p = status->policy_counters;
     out.auto_grow_decisions = p.grow_decisions;
     out.auto_shrink_decisions = p.shrink_decisions;

@@ -130,6 +130,13 @@ hv_balloon::DmStatus DmDevice::reset()
     return status;
 }
 
+std::uint32_t DmDevice::cold_discard(std::span<std::uint64_t const> ranges)
+{
+    std::uint32_t accepted = 0;
+    with_engine([&](hv_balloon::DynamicMemory& engine) { accepted = engine.on_cold_discard(ranges).accepted; });
+    return accepted;
+}
+
 DmDevice::~DmDevice()
 {
     if (m_engine)

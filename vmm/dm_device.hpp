@@ -22,6 +22,7 @@
 #include "vmm/config.hpp"
 #include "vmm/dm_clock.hpp"
 #include "vmm/event_loop.hpp"
+#include "vmm/hyperv/memory_hint_sink.hpp"
 #include "vmm/machine.hpp"
 #include "vmm/vmbus_glue.hpp"
 
@@ -47,7 +48,10 @@ hv_balloon::DmConfig dm_config_from(DynamicMemorySection const&);
 // the engine's Linux profile above.
 hv_balloon::PolicyConfig policy_config_from(DynamicMemorySection const&);
 
-class DmDevice {
+// Also the partition's MemoryHintSink (free page reporting) when [dynamic_memory]
+// free_page_reporting is on: DmApiBackend sets it before the vCPUs start and clears it before
+// reset().
+class DmDevice final : public hyperv::MemoryHintSink {
 public:
     using Clock = std::chrono::steady_clock;
 
@@ -57,7 +61,11 @@ public:
         EventLoop&, hv_balloon::DynamicMemory::EventSink events, hv_balloon::PolicyConfig const& policy = {});
     DmDevice(DmDevice const&) = delete;
     DmDevice& operator=(DmDevice const&) = delete;
-    ~DmDevice(); // reset() if not done yet.
+    ~DmDevice() override; // reset() if not done yet.
+
+    // hyperv::MemoryHintSink (a vCPU thread): the engine validates and discards, under the
+    // VMBus glue lock like every engine call. After reset() nothing is accepted.
+    std::uint32_t cold_discard(std::span<std::uint64_t const> ranges) override;
 
     // Loop thread, after the vCPUs stopped and before the Machine goes: stops the tick, resets
     // the engine, then the VMBus host (the order dynamic_memory.hpp asks for), withdraws the

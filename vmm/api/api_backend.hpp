@@ -132,6 +132,8 @@ struct MemoryCounters {
     std::uint64_t balloon_pages_total = 0;   // 4 KiB pages the guest gave back, ever.
     std::uint64_t unballoon_pages_total = 0; // 4 KiB pages returned to the guest, ever.
     std::uint64_t hot_added_pages_total = 0;
+    std::uint64_t reported_pages_total = 0;  // Free page reporting: 4 KiB pages discarded.
+    std::uint64_t reporting_refused = 0;     // Reporting calls stopped at an invalid range.
     std::uint64_t auto_grow_decisions = 0;   // Targets auto mode set, by direction.
     std::uint64_t auto_shrink_decisions = 0;
     std::uint64_t auto_ignored_reports = 0;  // Stale reports the policy would not act on.

@@ -101,6 +101,12 @@ std::string render_metrics(VmInfo const& vm, MemoryInfo const& memory, MemoryCou
     w.metric("microvmm_memory_reclaimed_by_balloon_bytes_total", "counter",
         "Memory the guest gave back by ballooning, ever (this boot).", counters.balloon_pages_total * 4096);
 
+    w.metric("microvmm_memory_reclaimed_by_reporting_bytes_total", "counter",
+        "Guest free memory discarded through free page reporting (cold discard hints), ever (this boot).",
+        counters.reported_pages_total * 4096);
+    w.metric("microvmm_dm_reporting_refused_total", "counter",
+        "Free page reporting calls stopped at a range the guest does not own.", counters.reporting_refused);
+
     w.metric("microvmm_api_requests_total", "counter", "HTTP requests parsed.", stats.requests.load());
     w.header("microvmm_api_responses_total", "counter", "HTTP error responses, by class.");
     w.sample("microvmm_api_responses_total", "class=\"4xx\"", stats.responses_4xx.load());

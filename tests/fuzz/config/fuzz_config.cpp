@@ -79,6 +79,8 @@ void check_rules(Config const& config)
         broken("dynamic memory policy out of bounds");
     if (dm.auto_mode && !dm.enabled)
         broken("auto mode without Dynamic Memory");
+    if (dm.free_page_reporting && (!dm.enabled || !config.hyperv.enlightenments.extended_hypercalls))
+        broken("free page reporting without Dynamic Memory or extended hypercalls");
 }
 
 // The Config as a TOML document (every key explicit, so no default is involved). A key added to
@@ -116,7 +118,8 @@ std::string to_toml(Config const& config)
                 { "min_step_mib", i64_of(config.dynamic_memory.min_step_mib) },
                 { "min_interval_ms", i64_of(config.dynamic_memory.min_interval_ms) },
                 { "hysteresis_percent", i64_of(config.dynamic_memory.hysteresis_percent) },
-                { "shrink_delay_ms", i64_of(config.dynamic_memory.shrink_delay_ms) } } },
+                { "shrink_delay_ms", i64_of(config.dynamic_memory.shrink_delay_ms) },
+                { "free_page_reporting", config.dynamic_memory.free_page_reporting } } },
         { "hyperv", toml::table { { "enabled", config.hyperv.enabled } } } };
     if (config.api.socket)
         root.insert("api", toml::table { { "socket", config.api.socket->string() } });
@@ -147,6 +150,7 @@ bool same(Config const& a, Config const& b)
         && a.dynamic_memory.min_interval_ms == b.dynamic_memory.min_interval_ms
         && a.dynamic_memory.hysteresis_percent == b.dynamic_memory.hysteresis_percent
         && a.dynamic_memory.shrink_delay_ms == b.dynamic_memory.shrink_delay_ms
+        && a.dynamic_memory.free_page_reporting == b.dynamic_memory.free_page_reporting
         && a.hyperv.enabled == b.hyperv.enabled;
 }
 

@@ -162,6 +162,13 @@ TEST_F(ConfigTest, AutoPolicyKeysAreReadDefaultedAndBounded)
     expect_error(dm_with("hysteresis_percent = 51\n"), "dynamic_memory.hysteresis_percent");
     expect_error(dm_with("shrink_delay_ms = 86400001\n"), "dynamic_memory.shrink_delay_ms");
     expect_error(dm_with("min_interval_ms = \"2s\"\n"), "dynamic_memory.min_interval_ms");
+    EXPECT_FALSE(config->dynamic_memory.free_page_reporting);
+    config = load(with("", "[dynamic_memory]\nenabled = true\nfree_page_reporting = true\n"));
+    ASSERT_TRUE(config) << config.error().what();
+    EXPECT_TRUE(config->dynamic_memory.free_page_reporting);
+    expect_error(with("", "[dynamic_memory]\nfree_page_reporting = true\n"), "dynamic_memory.free_page_reporting");
+    expect_error(dm_with("free_page_reporting = true\n[hyperv]\nextended_hypercalls = false\n"),
+        "dynamic_memory.free_page_reporting");
 }
 
 TEST_F(ConfigTest, MissingFileNamesTheFile)
