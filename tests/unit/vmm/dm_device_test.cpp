@@ -267,6 +267,25 @@ TEST(DmApiBackend, RebootWithLastSizeDrivesTheNextBootToIt)
     EXPECT_FALSE(rig.backend.memory_info().operation.has_value());
 }
 
+TEST(DmDevice, ColdDiscardHintsReachTheEngineAndItsCounters)
+{
+    Rig rig;
+    auto device = rig.backend.make_device(rig.setup());
+    ASSERT_TRUE(device.has_value()) << device.error().what();
+    DmDevice* raw = device->get();
+    rig.backend.attach_device(std::move(*device), nullptr, 1);
+    rig.connect_dm();
+    // Linux's form (hv_balloon.c:1618-1629): one 2 MiB block at 128 MiB, then one in the MMIO hole.
+    std::uint64_t const owned = (1ull << 11) | (64ull << 21);
+    std::uint64_t const hole = (1ull << 11) | (2000ull << 21);
+    EXPECT_EQ(raw->cold_discard(std::array { owned, hole, owned }), 1u);
+    auto counters = rig.backend.counters();
+    EXPECT_EQ(counters.reported_pages_total, 512u);
+    EXPECT_EQ(counters.reporting_refused, 1u);
+    EXPECT_TRUE(rig.discard.discarded.contains_all(mem::PageRange { mem::Gpn { 64 * 512 }, mem::PageCount { 512 } }));
+    rig.backend.detach_device(false);
+}
+
 TEST(DmApiBackend, WithoutDeviceReportsTheBootLayout)
 {
     Rig rig;
