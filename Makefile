@@ -57,11 +57,13 @@ bench: deps
 	$(MAKE) guest
 	bench/run.sh $(BUILD)
 
-# FUZZ_SECONDS=N: after building, run every target N seconds (tests/fuzz/run.sh).
+# FUZZ_SECONDS=N: after building, run every target N seconds (tests/fuzz/run.sh); FUZZ_RUNS=M
+# also stops each target after M executions (the long run: FUZZ_SECONDS=36000 FUZZ_RUNS=10000000).
 FUZZ_SECONDS ?= 0
+FUZZ_RUNS ?=
 fuzz: deps
 	tests/fuzz/build.sh $(BUILD)-fuzz
-	@if [ "$(FUZZ_SECONDS)" -gt 0 ]; then tests/fuzz/run.sh $(BUILD)-fuzz $(FUZZ_SECONDS); fi
+	@if [ "$(FUZZ_SECONDS)" -gt 0 ]; then FUZZ_RUNS=$(FUZZ_RUNS) tests/fuzz/run.sh $(BUILD)-fuzz $(FUZZ_SECONDS); fi
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-fuzz

@@ -60,7 +60,7 @@ private:
 } // namespace
 
 struct VmbusTransport::Rig {
-    test::VmbusFakeMemory memory;
+    test::FakeGuestMemory memory = test::VmbusRam::make();
     test::FakeSynicPort synic;
     vmbus::VmbusHost host { memory.memory(), synic, 1 };
     test::TestVmbusGuest guest { host, synic, memory };

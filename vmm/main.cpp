@@ -78,7 +78,7 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
         return EXIT_FAILURE_HOST;
     }
     Config const dm_config = *config;
-    Runner runner { std::move(*config), *kvm, **loop, start };
+    Runner runner { std::move(*config), machine_factory(*kvm), **loop, start };
     // The DM device (rebuilt per boot, vmm/dm_device.*) and the REST API over it.
     api::EventHub hub;
     DmApiBackend backend { dm_config, **loop, hub, start };

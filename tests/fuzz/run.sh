@@ -5,6 +5,8 @@
 # further arguments name the targets to run (default: all). Prints executions and exec/s per
 # target; exits 1 if any target crashed or broke an invariant (its log and crash file stay in the
 # temporary directory, which is printed).
+# FUZZ_RUNS=N (environment): stop each target after N executions instead of (or, with a time
+# limit too, whichever comes first) the time limit; issue 19's long run is FUZZ_RUNS=10000000.
 set -euo pipefail
 build=$(realpath "${1:-build-fuzz}")
 seconds=${2:-60}
@@ -23,6 +25,7 @@ for target in "${targets[@]}"; do
   mkdir -p "$corpus"
   [[ -d $root/tests/corpus/${name#fuzz_} ]] && cp "$root/tests/corpus/${name#fuzz_}"/* "$corpus"/ 2>/dev/null || true
   options=(-max_total_time="$seconds" -print_final_stats=1)
+  [[ -n ${FUZZ_RUNS:-} ]] && options+=(-runs="$FUZZ_RUNS")
   dict=$(find "$root/tests/fuzz" -name "$name.dict" | head -n 1)
   [[ -n $dict ]] && options+=(-dict="$dict")
   # fuzz_<name>.options (OSS-Fuzz style: "key = value" lines under [libfuzzer]) become -key=value.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Test fakes for the VMBus host: guest memory with holes and guard bytes, a SynIC port with one
+// Test fakes for the VMBus host: the guest RAM layout (a FakeGuestMemory with holes and guard bytes), a SynIC port with one
 // message slot per VP (posts fail while it is occupied, and optionally at random), and an echo
 // device. Real implementations of the interfaces, used by unit tests and fuzz targets.
 #pragma once
@@ -19,82 +19,21 @@
 #include "devices/vmbus/protocol.hpp"
 #include "devices/vmbus/synic_port.hpp"
 #include "mem/guest_memory.hpp"
+#include "tests/support/fake_guest_memory.hpp"
 
 namespace vmm::test {
 
-// Guest RAM: [0, 512 KiB) and [1 MiB, 1.5 MiB), a hole in between and above. Every byte starts as
-// GUARD so tests can check the host wrote nothing outside the pages it was allowed to touch.
-class VmbusFakeMemory {
-public:
+// The VMBus tests' guest RAM layout: [0, 512 KiB) and [1 MiB, 1.5 MiB), a hole in between and
+// above. Every byte starts as GUARD so tests can check the host wrote nothing outside the pages
+// it was allowed to touch (FakeGuestMemory::changed_pages / touched_pages).
+struct VmbusRam {
     static constexpr std::byte GUARD { 0xa5 };
     static constexpr std::uint64_t LOW_BYTES = 512 << 10;
     static constexpr std::uint64_t HIGH_GPA = 1 << 20;
     static constexpr std::uint64_t HIGH_BYTES = 512 << 10;
     static constexpr std::uint64_t HOLE_GPN = LOW_BYTES / 4096 + 16; // Inside the hole.
 
-    VmbusFakeMemory()
-        : m_low(LOW_BYTES, GUARD)
-        , m_high(HIGH_BYTES, GUARD)
-    {
-        m_memory = mem::GuestMemory::from_regions({ { mem::Gpa { 0 }, m_low }, { mem::Gpa { HIGH_GPA }, m_high } }).value();
-    }
-    VmbusFakeMemory(VmbusFakeMemory const&) = delete;
-    VmbusFakeMemory& operator=(VmbusFakeMemory const&) = delete;
-
-    mem::GuestMemory const& memory() const { return m_memory; }
-    // A fake-memory page always exists: a failure is a bug in the test itself.
-    void fill_page(mem::Gpn page, std::byte value) { VMM_ASSERT(m_memory.fill(page.address(), value, 4096).has_value()); }
-    // Copy of all RAM, to compare later.
-    std::vector<std::byte> snapshot() const
-    {
-        std::vector<std::byte> all(m_low);
-        all.insert(all.end(), m_high.begin(), m_high.end());
-        return all;
-    }
-    // Pages (by Gpn) whose bytes differ from `before`.
-    std::vector<std::uint64_t> changed_pages(std::vector<std::byte> const& before) const
-    {
-        auto now = snapshot();
-        std::vector<std::uint64_t> pages;
-        for (std::size_t offset = 0; offset < now.size(); offset += 4096) {
-            if (std::memcmp(now.data() + offset, before.data() + offset, 4096) != 0) {
-                std::uint64_t gpa = offset < LOW_BYTES ? offset : HIGH_GPA + (offset - LOW_BYTES);
-                pages.push_back(gpa / 4096);
-            }
-        }
-        return pages;
-    }
-
-    // Pages (by Gpn) that no longer hold only GUARD. Cheaper than snapshot()/changed_pages()
-    // (no 1 MiB copies): the fuzz cases reuse one memory across inputs and check with this.
-    std::vector<std::uint64_t> non_guard_pages() const
-    {
-        static std::array<std::byte, 4096> const guard_page = [] {
-            std::array<std::byte, 4096> page;
-            page.fill(GUARD);
-            return page;
-        }();
-        std::vector<std::uint64_t> pages;
-        auto scan = [&](std::vector<std::byte> const& bytes, std::uint64_t first_gpn) {
-            for (std::size_t offset = 0; offset < bytes.size(); offset += 4096)
-                if (std::memcmp(bytes.data() + offset, guard_page.data(), 4096) != 0)
-                    pages.push_back(first_gpn + offset / 4096);
-        };
-        scan(m_low, 0);
-        scan(m_high, HIGH_GPA / 4096);
-        return pages;
-    }
-    // Back to the state of a new VmbusFakeMemory, rewriting only `pages` (from non_guard_pages()).
-    void restore_guard(std::span<std::uint64_t const> pages)
-    {
-        for (auto page : pages)
-            fill_page(mem::Gpn { page }, GUARD);
-    }
-
-private:
-    std::vector<std::byte> m_low;
-    std::vector<std::byte> m_high;
-    mem::GuestMemory m_memory;
+    static FakeGuestMemory make() { return FakeGuestMemory { { { 0, LOW_BYTES }, { HIGH_GPA, HIGH_BYTES } }, GUARD }; }
 };
 
 // One SynIC message slot per VP (guest-interface §4.4): a post fails while the slot holds an unread

@@ -62,7 +62,7 @@ namespace {
 
 // The guest's actions; the host and devices are gone when it returns, so the caller's memory
 // check also covers their teardown.
-void run_actions(test::VmbusFakeMemory& memory, test::FuzzInput& input, std::set<std::uint64_t>& allowed_pages)
+void run_actions(test::FakeGuestMemory& memory, test::FuzzInput& input, std::set<std::uint64_t>& allowed_pages)
 {
     test::FakeSynicPort synic;
     synic.refuse_every_nth = input.ConsumeIntegralInRange<std::uint64_t>(0, 5);
@@ -206,13 +206,13 @@ bool vmm::test::vmbus_message_case(std::span<std::uint8_t const> bytes)
     g_violated = false;
     vmm::test::FuzzInput input { bytes };
     // One memory for every input, put back to all-GUARD after each (see vmbus_fuzz_ring_case).
-    static test::VmbusFakeMemory memory;
+    static test::FakeGuestMemory memory = test::VmbusRam::make();
     std::set<std::uint64_t> allowed_pages;
     run_actions(memory, input, allowed_pages);
     // run_actions zeroed the pool pages; every other page started as GUARD.
-    auto changed = memory.non_guard_pages();
+    auto changed = memory.touched_pages();
     for (auto page : changed)
         check(allowed_pages.contains(page));
-    memory.restore_guard(changed);
+    memory.restore(changed);
     return !g_violated;
 }

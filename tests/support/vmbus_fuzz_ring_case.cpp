@@ -102,7 +102,7 @@ bool vmm::test::vmbus_ring_case(std::span<std::uint8_t const> bytes)
     vmm::test::FuzzInput input { bytes };
     // One memory for every input, put back to all-GUARD after each: a fresh 1 MiB per input
     // (allocate, fill, snapshot, compare) cost more than the ring code under test.
-    static test::VmbusFakeMemory memory;
+    static test::FakeGuestMemory memory = test::VmbusRam::make();
     auto page_list = test::TestVmbusGuest::scattered_pages(input.ConsumeIntegralInRange<std::size_t>(2, 6));
     std::set<std::uint64_t> ring_pages;
     for (auto page : page_list)
@@ -120,9 +120,9 @@ bool vmm::test::vmbus_ring_case(std::span<std::uint8_t const> bytes)
     } else {
         check(false);
     }
-    auto changed = memory.non_guard_pages(); // Every page started as GUARD.
+    auto changed = memory.touched_pages(); // Every page started as GUARD.
     for (auto page : changed)
         check(ring_pages.contains(page));
-    memory.restore_guard(changed);
+    memory.restore(changed);
     return !g_violated;
 }

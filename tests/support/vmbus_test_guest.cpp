@@ -286,7 +286,7 @@ std::vector<mem::Gpn> TestVmbusGuest::scattered_pages(std::size_t count, std::ui
         if (i % 2 == 0)
             pages.push_back(mem::Gpn { 120 - 2 * i - salt * 40 }); // Low region, descending.
         else
-            pages.push_back(mem::Gpn { (VmbusFakeMemory::HIGH_GPA >> 12) + 3 * i + salt * 40 });
+            pages.push_back(mem::Gpn { (VmbusRam::HIGH_GPA >> 12) + 3 * i + salt * 40 });
     }
     return pages;
 }

@@ -23,7 +23,7 @@ public:
     // Linux's first GPADL id (connection.c:33).
     static constexpr std::uint32_t FIRST_GPADL = 0xe1e10;
 
-    TestVmbusGuest(vmbus::VmbusHost& host, FakeSynicPort& synic, VmbusFakeMemory& memory, std::uint32_t vp = 0)
+    TestVmbusGuest(vmbus::VmbusHost& host, FakeSynicPort& synic, FakeGuestMemory& memory, std::uint32_t vp = 0)
         : m_host(host)
         , m_synic(synic)
         , m_memory(memory)
@@ -100,7 +100,7 @@ private:
 
     vmbus::VmbusHost& m_host;
     FakeSynicPort& m_synic;
-    VmbusFakeMemory& m_memory;
+    FakeGuestMemory& m_memory;
     std::uint32_t m_vp;
     std::uint32_t m_msg_conn_id { vmbus::VMBUS_MESSAGE_CONNECTION_ID };
     std::vector<mem::Gpn> m_pages;

@@ -30,6 +30,13 @@ std::optional<HttpResponse> read_error_response(boost::system::error_code const&
     return std::nullopt; // Peer closed, half-sent request timed out, or socket error.
 }
 
+std::optional<HttpResponse> refuse_after_header(RequestParser const& parser)
+{
+    if (parser.chunked()) // RFC 9110 §15.5.12: 411, the server refuses a body without Content-Length.
+        return error_response(411, "chunked request bodies are not accepted: send the body with Content-Length");
+    return std::nullopt;
+}
+
 HttpRequest to_request(RequestParser::value_type& message)
 {
     return HttpRequest {

@@ -27,6 +27,13 @@ void reset_parser(std::optional<RequestParser>&, HttpLimits);
 // The response a failed read gets (413, 431, or 400 for bytes that are not HTTP), or nullopt when
 // the peer went away or the socket failed: the connection is then closed without a response.
 std::optional<HttpResponse> read_error_response(boost::system::error_code const&, HttpLimits);
+// The response a request gets as soon as its header is parsed, before any body is read, or
+// nullopt to go on and read the body. Chunked request bodies get 411: every API body is a small
+// JSON object a client can send with Content-Length, and Boost 1.74's chunk parser asserts on a
+// final chunk split across reads ("0\r\n", then "\r\n": basic_parser.ipp parse_chunk_header,
+// fixed upstream in boostorg/beast#2861), which a client could use to abort the VMM. The
+// connection is closed after this response: the unread body would be taken for the next request.
+std::optional<HttpResponse> refuse_after_header(RequestParser const&);
 // Moves method, target and body out of a parsed message.
 HttpRequest to_request(RequestParser::value_type& message);
 WireResponse to_wire(HttpResponse response, bool keep_alive);

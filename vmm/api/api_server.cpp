@@ -139,6 +139,11 @@ private:
     {
         if (ec || m_parser->is_done())
             return on_request(ec);
+        if (auto refusal = refuse_after_header(*m_parser)) {
+            disarm();
+            m_keep_alive = false;
+            return respond(std::move(*refusal));
+        }
         auto read_body = [this] {
             http::async_read(m_socket, m_buffer, *m_parser,
                 [self = shared_from_this()](error_code read_ec, std::size_t) { self->on_request(read_ec); });

@@ -215,8 +215,16 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
         reset_parser(parser, limits);
         boost::system::error_code ec;
         http::read_header(stream, buffer, *parser, ec);
-        if (!ec && !parser->is_done())
+        if (!ec && !parser->is_done()) {
+            if (auto refusal = refuse_after_header(*parser)) {
+                if (refusal->status != 411)
+                    broken("a request refused after its header got a status other than 411");
+                check_response(*refusal, nullptr, backend);
+                check_wire(*refusal, false);
+                return 0; // The server closes the connection: the body stays unread.
+            }
             http::read(stream, buffer, *parser, ec);
+        }
         if (ec) {
             if (auto response = read_error_response(ec, limits)) {
                 if (response->status != 400 && response->status != 413 && response->status != 431)

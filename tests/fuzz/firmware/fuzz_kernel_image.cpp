@@ -12,7 +12,6 @@
 //  - a refused image leaves every guest page untouched;
 //  - an accepted image lies inside RAM above 1 MiB, its entry inside RAM, and every page the
 //    loader touched lies inside [load_start, load_end).
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -23,10 +22,10 @@
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include "base/log.hpp"
-#include "base/mapping.hpp"
 #include "firmware/boot_info.hpp"
 #include "firmware/e820.hpp"
 #include "firmware/kernel_image.hpp"
+#include "tests/support/fake_guest_memory.hpp"
 #include "tests/unit/firmware/synthetic_images.hpp"
 
 using namespace vmm;
@@ -42,7 +41,7 @@ std::vector<std::byte> base_image(std::uint8_t kind, FuzzedDataProvider& input)
     switch (kind % 4) {
     case 1:
     case 2: {
-        test::SyntheticElf elf;
+        firmware::test::SyntheticElf elf;
         elf.e_entry = 0x100'0000;
         elf.segments.push_back({ 0x100'0000, 0xFFFF'FFFF'8100'0000, std::vector<std::byte>(512, std::byte { 0xCC }), 0x2000 });
         elf.segments.push_back({ 0x120'0000, 0xFFFF'FFFF'8120'0000, std::vector<std::byte>(256, std::byte { 0x90 }), 0x1000 });
@@ -51,7 +50,7 @@ std::vector<std::byte> base_image(std::uint8_t kind, FuzzedDataProvider& input)
         return elf.build();
     }
     case 3: {
-        test::SyntheticBzImage bz;
+        firmware::test::SyntheticBzImage bz;
         bz.init_size = 0x40'0000;
         return bz.build();
     }
@@ -60,15 +59,6 @@ std::vector<std::byte> base_image(std::uint8_t kind, FuzzedDataProvider& input)
         return raw;
     }
     }
-}
-
-// mincore() of every RAM page (bit 0: resident); one buffer reused across inputs.
-std::vector<unsigned char> const& resident_pages(Mapping const& ram)
-{
-    static std::vector<unsigned char> vec(RAM_BYTES / PAGE);
-    if (mincore(ram.bytes().data(), ram.size_bytes(), vec.data()) != 0)
-        __builtin_trap();
-    return vec;
 }
 
 } // namespace
@@ -91,46 +81,32 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
             image[offset] = std::byte { value };
     }
 
-    // One RAM for every input (MAP_NORESERVE anonymous memory is resident only where written),
-    // emptied after each with MADV_DONTNEED: a fresh 64 MiB mapping per input cost more than the
-    // loader under test.
-    static Mapping ram = [] {
-        auto mapping = Mapping::anonymous(RAM_BYTES, PROT_READ | PROT_WRITE, MAP_NORESERVE);
-        if (!mapping)
-            __builtin_trap();
-        return std::move(*mapping);
-    }();
-    static mem::GuestMemory memory = [] {
+    // One RAM for every input (lazily backed: resident only where written), emptied after each
+    // (FakeGuestMemory::reset drops a range this large with MADV_DONTNEED): a fresh 64 MiB
+    // mapping per input cost more than the loader under test.
+    static vmm::test::FakeGuestMemory ram = [] {
         auto ranges = ram_ranges(RAM_BYTES);
         if (ranges.size() != 1 || ranges[0].start.raw() != 0 || ranges[0].size_bytes != RAM_BYTES)
             __builtin_trap();
-        auto built = mem::GuestMemory::from_regions({ mem::RamRegion { ranges[0].start, ram.bytes() } });
-        if (!built)
-            __builtin_trap();
-        return std::move(*built);
+        return vmm::test::FakeGuestMemory { { 0, RAM_BYTES } };
     }();
     struct Empty { // Whatever the input did, the next one starts with untouched RAM.
-        ~Empty()
-        {
-            if (::madvise(ram.bytes().data(), ram.size_bytes(), MADV_DONTNEED) != 0)
-                __builtin_trap();
-        }
+        ~Empty() { ram.reset(); }
     } empty_after;
 
-    auto kernel = load_kernel(memory, image);
-    auto const& resident = resident_pages(ram);
+    auto kernel = load_kernel(ram.memory(), image);
+    auto const resident = ram.resident_pages(); // mincore: the pages anything wrote.
     if (!kernel) {
-        for (unsigned char page : resident)
-            if (page & 1)
-                __builtin_trap(); // A refused image wrote guest memory.
+        if (!resident.empty())
+            __builtin_trap(); // A refused image wrote guest memory.
         return 0;
     }
     if (kernel->load_start < MIB || kernel->load_end > RAM_BYTES || kernel->load_start >= kernel->load_end)
         __builtin_trap();
     if (kernel->entry >= RAM_BYTES)
         __builtin_trap();
-    for (std::size_t page = 0; page < resident.size(); ++page)
-        if ((resident[page] & 1) && (page * PAGE + PAGE <= kernel->load_start || page * PAGE >= kernel->load_end))
+    for (std::uint64_t page : resident)
+        if (page * PAGE + PAGE <= kernel->load_start || page * PAGE >= kernel->load_end)
             __builtin_trap(); // The loader wrote outside the range it reports.
 
     // Boot info with a fuzzed command line (may hold NULs, may be too long) and initrd size.
@@ -138,7 +114,7 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
     std::vector<std::byte> initrd(input.ConsumeIntegralInRange<std::size_t>(0, 64 * 1024), std::byte { 0x5A });
     SpanSource initrd_source { initrd };
     BootRequest request { cmdline, &initrd_source, RAM_BYTES, 0 };
-    auto state = write_boot_info(memory, *kernel, request);
+    auto state = write_boot_info(ram.memory(), *kernel, request);
     if (state && !initrd.empty()) {
         auto placement = place_initrd(*kernel, RAM_BYTES, initrd.size());
         if (!placement || placement->gpa < kernel->load_end || placement->gpa + placement->size_bytes > RAM_BYTES)

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/log.hpp"
+#include "tests/support/fake_guest_memory.hpp"
 #include "vmm/hyperv/hvdef.hpp"
 
 namespace {
@@ -95,14 +96,13 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
     static bool const quiet = (log::set_level(log::Level::Off), true); // Hostile MSRs warn on every run.
     (void)quiet;
     FuzzedDataProvider input { data, size };
-    static std::vector<std::uint64_t> backing(RAM_BYTES / sizeof(std::uint64_t));
-    std::ranges::fill(backing, 0);
-    auto memory = mem::GuestMemory::from_regions({ mem::RamRegion { mem::Gpa { 0 }, std::as_writable_bytes(std::span { backing }) } });
-    if (!memory)
-        __builtin_trap();
+    // One RAM for every input, put back to all-zero first (FakeGuestMemory::reset rewrites only
+    // the pages the last input touched): a fresh allocation per input would dominate the run.
+    static test::FakeGuestMemory ram { { 0, RAM_BYTES } };
+    ram.reset();
     Interrupts interrupts;
     Sink sink;
-    Partition partition { *memory, interrupts, PartitionConfig { VCPUS, 2'000'000'000, 1'000'000'000 } };
+    Partition partition { ram.memory(), interrupts, PartitionConfig { VCPUS, 2'000'000'000, 1'000'000'000 } };
     sink.partition = &partition;
     partition.set_hypercall_sink(&sink);
 
@@ -140,7 +140,7 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
         case 3: { // The guest scribbles over its own memory (input pages, SynIC pages).
             std::uint64_t offset = input.ConsumeIntegralInRange<std::uint64_t>(0, RAM_BYTES - 8);
             std::uint64_t value = input.ConsumeIntegral<std::uint64_t>();
-            std::memcpy(std::as_writable_bytes(std::span { backing }).data() + offset, &value, sizeof(value));
+            std::memcpy(ram.host(0).data() + offset, &value, sizeof(value));
             break;
         }
         case 4: { // Host posts a message.

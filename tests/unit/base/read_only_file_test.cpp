@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "mem/guest_memory.hpp"
+#include "tests/support/fake_guest_memory.hpp"
 
 using namespace vmm;
 
@@ -73,8 +74,8 @@ TEST(ReadOnlyFile, ShrunkFileFailsInsteadOfCopyingShort)
 
 TEST(GuestMemoryWriteFrom, CopiesAcrossRegionsAndChecksTheDestinationFirst)
 {
-    std::vector<std::byte> low(0x2000), high(0x2000);
-    auto memory = mem::GuestMemory::from_regions({ { mem::Gpa { 0 }, low }, { mem::Gpa { 0x2000 }, high } }).value();
+    test::FakeGuestMemory ram { { 0, 0x2000 }, { 0x2000, 0x2000 } };
+    auto const& memory = ram.memory();
     auto bytes = counting(0x3000);
     SpanSource source { bytes };
     ASSERT_TRUE(memory.write_from(mem::Gpa { 0x800 }, source, 0x100, 0x2F00));
@@ -83,10 +84,9 @@ TEST(GuestMemoryWriteFrom, CopiesAcrossRegionsAndChecksTheDestinationFirst)
     EXPECT_TRUE(std::equal(back.begin(), back.end(), bytes.begin() + 0x100));
 
     // Destination past RAM or source past its end: refused before any byte moves.
-    std::vector<std::byte> fresh_low(0x2000), fresh_high(0x2000);
-    auto fresh = mem::GuestMemory::from_regions({ { mem::Gpa { 0 }, fresh_low }, { mem::Gpa { 0x2000 }, fresh_high } }).value();
+    test::FakeGuestMemory fresh_ram { { 0, 0x2000 }, { 0x2000, 0x2000 } };
+    auto const& fresh = fresh_ram.memory();
     EXPECT_EQ(fresh.write_from(mem::Gpa { 0x1800 }, source, 0, 0x2900).error().code(), Errc::NotMapped);
     EXPECT_EQ(fresh.write_from(mem::Gpa { 0 }, source, 0x2000, 0x1001).error().code(), Errc::OutOfRange);
-    EXPECT_TRUE(std::all_of(fresh_low.begin(), fresh_low.end(), [](std::byte b) { return b == std::byte { 0 }; }));
-    EXPECT_TRUE(std::all_of(fresh_high.begin(), fresh_high.end(), [](std::byte b) { return b == std::byte { 0 }; }));
+    EXPECT_TRUE(fresh_ram.touched_pages().empty());
 }

@@ -38,7 +38,7 @@ std::vector<std::byte> ascii(std::string_view text)
 }
 
 // Reads a whole table from guest memory using the length in its header.
-std::vector<std::byte> table_at(test::TestMemory const& ram, u64 gpa)
+std::vector<std::byte> table_at(firmware::test::FakeGuestMemory const& ram, u64 gpa)
 {
     auto header = ram.read<TableHeader>(gpa);
     return ram.read_bytes(gpa, header.length);
@@ -48,7 +48,7 @@ std::vector<std::byte> table_at(test::TestMemory const& ram, u64 gpa)
 
 TEST(AcpiTables, EveryTableChecksumSumsToZero)
 {
-    test::TestMemory ram;
+    auto ram = firmware::test::guest_ram();
     u64 rsdp_gpa = write_acpi_tables(ram.memory(), { .vcpus = 4, .vmbus = true }).value();
     EXPECT_EQ(rsdp_gpa, ACPI_RSDP_GPA);
 
@@ -78,7 +78,7 @@ TEST(AcpiTables, EveryTableChecksumSumsToZero)
 
 TEST(AcpiTables, TablesStayInsideTheBiosAreaAndRsdpIsScannable)
 {
-    test::TestMemory ram;
+    auto ram = firmware::test::guest_ram();
     u64 rsdp_gpa = write_acpi_tables(ram.memory(), { .vcpus = MAX_VCPUS, .vmbus = true }).value();
     // Linux scans 0xE0000..0xFFFFF on 16-byte boundaries (acpi_find_root_pointer()).
     EXPECT_GE(rsdp_gpa, 0xE0000u);
@@ -90,7 +90,7 @@ TEST(AcpiTables, TablesStayInsideTheBiosAreaAndRsdpIsScannable)
 
 TEST(AcpiTables, ABiosAreaScanLikeLinuxFindsTheRsdp)
 {
-    test::TestMemory ram;
+    auto ram = firmware::test::guest_ram();
     u64 rsdp_gpa = write_acpi_tables(ram.memory(), { .vcpus = 2, .vmbus = false }).value();
     // acpi_find_root_pointer(): 16-byte steps over 0xE0000..0xFFFFF, signature + checksum.
     std::optional<u64> found;
@@ -105,7 +105,7 @@ TEST(AcpiTables, ABiosAreaScanLikeLinuxFindsTheRsdp)
 
 TEST(AcpiTables, VcpuCountOutsideOneTo4096IsRefused)
 {
-    test::TestMemory ram;
+    auto ram = firmware::test::guest_ram();
     EXPECT_EQ(write_acpi_tables(ram.memory(), { .vcpus = 0, .vmbus = false }).error().code(), Errc::Config);
     EXPECT_EQ(write_acpi_tables(ram.memory(), { .vcpus = MAX_VCPUS + 1, .vmbus = false }).error().code(), Errc::Config);
 }
@@ -235,10 +235,10 @@ TEST(Dsdt, HasCom1WithPnp0501AndItsResourcesAndS5ButNoS4)
     EXPECT_EQ(struct_at<TableHeader>(dsdt).revision, 2);
     EXPECT_TRUE(contains(dsdt, ascii("COM1")));
     // Name(_HID, EisaId("PNP0501")).
-    EXPECT_TRUE(contains(dsdt, test::bytes_of({ 0x08, '_', 'H', 'I', 'D', 0x0C, 0x41, 0xD0, 0x05, 0x01 })));
+    EXPECT_TRUE(contains(dsdt, firmware::test::bytes_of({ 0x08, '_', 'H', 'I', 'D', 0x0C, 0x41, 0xD0, 0x05, 0x01 })));
     // IO(Decode16, 0x3F8, 0x3F8, 0, 8) and IRQNoFlags(){4}.
-    EXPECT_TRUE(contains(dsdt, test::bytes_of({ 0x47, 0x01, 0xF8, 0x03, 0xF8, 0x03, 0x00, 0x08, 0x22, 0x10, 0x00 })));
-    EXPECT_TRUE(contains(dsdt, test::bytes_of({ 0x08, '_', 'S', '5', '_', 0x12 })));
+    EXPECT_TRUE(contains(dsdt, firmware::test::bytes_of({ 0x47, 0x01, 0xF8, 0x03, 0xF8, 0x03, 0x00, 0x08, 0x22, 0x10, 0x00 })));
+    EXPECT_TRUE(contains(dsdt, firmware::test::bytes_of({ 0x08, '_', 'S', '5', '_', 0x12 })));
     EXPECT_FALSE(contains(dsdt, ascii("_S4_")));
     EXPECT_FALSE(contains(dsdt, ascii("VMBS")));
 }
@@ -248,8 +248,8 @@ TEST(Dsdt, VmbusDeviceAppearsOnlyWhenRequested)
     auto dsdt = build_dsdt({ .vcpus = 1, .vmbus = true });
     EXPECT_EQ(acpi_checksum(dsdt), 0);
     EXPECT_TRUE(contains(dsdt, ascii("VMBS")));
-    EXPECT_TRUE(contains(dsdt, test::bytes_of({ 0x08, '_', 'H', 'I', 'D', 0x0D, 'V', 'M', 'B', 'u', 's', 0x00 })));
+    EXPECT_TRUE(contains(dsdt, firmware::test::bytes_of({ 0x08, '_', 'H', 'I', 'D', 0x0D, 'V', 'M', 'B', 'u', 's', 0x00 })));
     // Name(_CRS, ResourceTemplate(){}) right after the device's _STA.
-    EXPECT_TRUE(contains(dsdt, test::bytes_of({ 0x08, '_', 'C', 'R', 'S', 0x11, 0x05, 0x0A, 0x02, 0x79, 0x00 })));
+    EXPECT_TRUE(contains(dsdt, firmware::test::bytes_of({ 0x08, '_', 'C', 'R', 'S', 0x11, 0x05, 0x0A, 0x02, 0x79, 0x00 })));
     EXPECT_FALSE(contains(dsdt, ascii("_S4_")));
 }

@@ -21,9 +21,9 @@ namespace {
 constexpr u64 RAM = 64 * MIB;
 constexpr u64 RSDP = 0xE0000;
 
-KernelImage load(test::TestMemory const& ram, bool pvh)
+KernelImage load(firmware::test::FakeGuestMemory const& ram, bool pvh)
 {
-    test::SyntheticElf elf;
+    firmware::test::SyntheticElf elf;
     elf.e_entry = 0x100'0000;
     elf.segments.push_back({ 0x100'0000, 0xFFFF'FFFF'8100'0000, std::vector<std::byte>(0x2000), 0x40'0000 });
     if (pvh)
@@ -31,7 +31,7 @@ KernelImage load(test::TestMemory const& ram, bool pvh)
     return load_kernel(ram.memory(), elf.build()).value();
 }
 
-std::string read_cstring(test::TestMemory const& ram, u64 gpa, std::size_t max)
+std::string read_cstring(firmware::test::FakeGuestMemory const& ram, u64 gpa, std::size_t max)
 {
     auto bytes = ram.read_bytes(gpa, max);
     std::string out;
@@ -56,7 +56,7 @@ std::vector<std::byte> initrd_bytes(std::size_t size)
 
 TEST(PvhBoot, StartInfoHasMagicVersionCmdlineRsdpMemmapAndInitrdModule)
 {
-    test::TestMemory ram { RAM };
+    auto ram = firmware::test::guest_ram(RAM);
     auto kernel = load(ram, true);
     auto initrd = initrd_bytes(10'000);
     SpanSource initrd_source { initrd };
@@ -94,7 +94,7 @@ TEST(PvhBoot, StartInfoHasMagicVersionCmdlineRsdpMemmapAndInitrdModule)
 
 TEST(PvhBoot, NoInitrdMeansNoModules)
 {
-    test::TestMemory ram { RAM };
+    auto ram = firmware::test::guest_ram(RAM);
     auto kernel = load(ram, true);
     ASSERT_TRUE(write_boot_info(ram.memory(), kernel, { .cmdline = "", .initrd = {}, .ram_bytes = RAM, .rsdp_gpa = RSDP }));
     auto info = ram.read<HvmStartInfo>(PVH_START_INFO_GPA);
@@ -105,7 +105,7 @@ TEST(PvhBoot, NoInitrdMeansNoModules)
 
 TEST(PvhBoot, CpuStateIsFlat32BitProtectedModeWithPagingOff)
 {
-    test::TestMemory ram { RAM };
+    auto ram = firmware::test::guest_ram(RAM);
     auto kernel = load(ram, true);
     auto cpu = write_boot_info(ram.memory(), kernel, { .cmdline = "x", .initrd = {}, .ram_bytes = RAM, .rsdp_gpa = 0 }).value();
     EXPECT_EQ(cpu.cr0 & X86_CR0_PE, X86_CR0_PE);
@@ -131,7 +131,7 @@ TEST(PvhBoot, CpuStateIsFlat32BitProtectedModeWithPagingOff)
 
 TEST(LinuxBoot, ZeroPageHasE820CmdlinePointerInitrdRsdpAndLoaderType)
 {
-    test::TestMemory ram { RAM };
+    auto ram = firmware::test::guest_ram(RAM);
     auto kernel = load(ram, false);
     auto initrd = initrd_bytes(5000);
     SpanSource initrd_source { initrd };
@@ -162,8 +162,8 @@ TEST(LinuxBoot, ZeroPageHasE820CmdlinePointerInitrdRsdpAndLoaderType)
 
 TEST(LinuxBoot, BzImageZeroPageKeepsTheImageSetupHeader)
 {
-    test::TestMemory ram { RAM };
-    test::SyntheticBzImage bz;
+    auto ram = firmware::test::guest_ram(RAM);
+    firmware::test::SyntheticBzImage bz;
     bz.initrd_addr_max = 0x2FF'FFFF; // 48 MiB - 1: below the 64 MiB of RAM.
     auto kernel = load_kernel(ram.memory(), bz.build()).value();
     auto initrd = initrd_bytes(4096 * 3);
@@ -181,7 +181,7 @@ TEST(LinuxBoot, BzImageZeroPageKeepsTheImageSetupHeader)
 
 TEST(LinuxBoot, CpuStateIsLongModeWithIdentityMapAndBootSelectors)
 {
-    test::TestMemory ram { RAM };
+    auto ram = firmware::test::guest_ram(RAM);
     auto kernel = load(ram, false);
     auto cpu = write_boot_info(ram.memory(), kernel, { .cmdline = "", .initrd = {}, .ram_bytes = RAM, .rsdp_gpa = 0 }).value();
     EXPECT_EQ(cpu.rip, 0x100'0000u);
@@ -209,7 +209,7 @@ TEST(LinuxBoot, CpuStateIsLongModeWithIdentityMapAndBootSelectors)
 
 TEST(BootGdt, DescriptorsInMemoryMatchTheSegmentStateHandedToKvm)
 {
-    test::TestMemory ram { RAM };
+    auto ram = firmware::test::guest_ram(RAM);
     auto kernel = load(ram, false);
     auto cpu = write_boot_info(ram.memory(), kernel, { .cmdline = "", .initrd = {}, .ram_bytes = RAM, .rsdp_gpa = 0 }).value();
     EXPECT_EQ(cpu.gdt_base, BOOT_GDT_GPA);
@@ -228,7 +228,7 @@ TEST(BootGdt, DescriptorsInMemoryMatchTheSegmentStateHandedToKvm)
 
 TEST(BootInfo, CmdlineLongerThanTheLimitIsRefused)
 {
-    test::TestMemory ram { RAM };
+    auto ram = firmware::test::guest_ram(RAM);
     auto kernel = load(ram, true);
     std::string fits(2047, 'a');
     EXPECT_TRUE(write_boot_info(ram.memory(), kernel, { .cmdline = fits, .initrd = {}, .ram_bytes = RAM, .rsdp_gpa = 0 }));
@@ -240,8 +240,8 @@ TEST(BootInfo, CmdlineLongerThanTheLimitIsRefused)
 
 TEST(BootInfo, BzImageCmdlineLimitComesFromItsHeader)
 {
-    test::TestMemory ram { RAM };
-    test::SyntheticBzImage bz;
+    auto ram = firmware::test::guest_ram(RAM);
+    firmware::test::SyntheticBzImage bz;
     bz.cmdline_size = 10;
     auto kernel = load_kernel(ram.memory(), bz.build()).value();
     EXPECT_TRUE(write_boot_info(ram.memory(), kernel, { .cmdline = "0123456789", .initrd = {}, .ram_bytes = RAM, .rsdp_gpa = 0 }));
@@ -250,7 +250,7 @@ TEST(BootInfo, BzImageCmdlineLimitComesFromItsHeader)
 
 TEST(BootInfo, CmdlineWithEmbeddedNulIsRefused)
 {
-    test::TestMemory ram { RAM };
+    auto ram = firmware::test::guest_ram(RAM);
     auto kernel = load(ram, true);
     std::string_view with_nul { "a\0b", 3 };
     EXPECT_EQ(write_boot_info(ram.memory(), kernel, { .cmdline = with_nul, .initrd = {}, .ram_bytes = RAM, .rsdp_gpa = 0 }).error().code(),
@@ -259,7 +259,7 @@ TEST(BootInfo, CmdlineWithEmbeddedNulIsRefused)
 
 TEST(BootInfo, InitrdThatDoesNotFitAboveTheKernelIsRefused)
 {
-    test::TestMemory ram { RAM };
+    auto ram = firmware::test::guest_ram(RAM);
     auto kernel = load(ram, true); // Occupies up to 20 MiB.
     auto placement = place_initrd(kernel, RAM, 45 * MIB);
     ASSERT_FALSE(placement);
@@ -280,7 +280,7 @@ TEST(BootInfo, InitrdStaysBelowTheMmioHoleInLargeGuests)
 TEST(PvhBoot, GuestAboveThreeGiBGetsRelocatedRamInItsMemmapAndInitrdBelowTheHole)
 {
     constexpr u64 BIG_RAM = 5 * GIB; // Mapped lazily: only touched pages cost memory.
-    test::TestMemory ram { BIG_RAM };
+    auto ram = firmware::test::guest_ram(BIG_RAM);
     auto kernel = load(ram, true);
     auto initrd = initrd_bytes(8192);
     SpanSource initrd_source { initrd };

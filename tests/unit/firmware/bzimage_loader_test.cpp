@@ -11,11 +11,11 @@
 
 using namespace vmm;
 using namespace vmm::firmware;
-using test::SyntheticBzImage;
+using firmware::test::SyntheticBzImage;
 
 namespace {
 
-Result<KernelImage> load(SyntheticBzImage const& bz, test::TestMemory const& ram = test::TestMemory {})
+Result<KernelImage> load(SyntheticBzImage const& bz, firmware::test::FakeGuestMemory const& ram = firmware::test::guest_ram())
 {
     return load_kernel(ram.memory(), bz.build());
 }
@@ -25,7 +25,7 @@ Result<KernelImage> load(SyntheticBzImage const& bz, test::TestMemory const& ram
 TEST(BzImageLoader, ValidImageLoadsAtOneMiBWithEntryAt0x100200)
 {
     SyntheticBzImage bz;
-    test::TestMemory ram;
+    auto ram = firmware::test::guest_ram();
     auto kernel = load_kernel(ram.memory(), bz.build()).value();
     EXPECT_EQ(kernel.kind, KernelImage::Kind::BzImage);
     EXPECT_EQ(kernel.entry, 0x100200u);
@@ -44,7 +44,7 @@ TEST(BzImageLoader, SetupSectsZeroMeansFour)
 {
     SyntheticBzImage bz;
     bz.setup_sects = 0;
-    test::TestMemory ram;
+    auto ram = firmware::test::guest_ram();
     ASSERT_TRUE(load_kernel(ram.memory(), bz.build()));
     EXPECT_EQ(ram.read_bytes(0x100000, bz.payload.size()), bz.payload);
 }
@@ -82,7 +82,7 @@ TEST(BzImageLoader, MissingPayloadOrTruncatedHeaderIsRefused)
 
     auto image = SyntheticBzImage {}.build();
     image.resize(0x210); // Magic present, header cut short.
-    test::TestMemory ram;
+    auto ram = firmware::test::guest_ram();
     EXPECT_EQ(load_kernel(ram.memory(), image).error().code(), Errc::InvalidArgument);
 }
 
@@ -103,8 +103,8 @@ TEST(BzImageLoader, HeaderBytesPastTheHeaderEndAreNotCopied)
     // Shorten the header to end at 0x264 (jump offset 0x62): kernel_info_offset is then setup
     // code, and must read as 0 in the copied header.
     image[0x201] = std::byte { 0x62 };
-    test::put(image, 0x268, u32 { 0xDEAD'BEEF });
-    test::TestMemory ram;
+    firmware::test::put(image, 0x268, u32 { 0xDEAD'BEEF });
+    auto ram = firmware::test::guest_ram();
     auto kernel = load_kernel(ram.memory(), image).value();
     EXPECT_EQ(kernel.setup_header->kernel_info_offset, 0u);
     EXPECT_EQ(kernel.setup_header->init_size, bz.init_size);
@@ -114,7 +114,7 @@ TEST(BzImageLoader, CmdlineLimitComesFromTheHeader)
 {
     SyntheticBzImage bz;
     bz.cmdline_size = 255;
-    test::TestMemory ram;
+    auto ram = firmware::test::guest_ram();
     EXPECT_EQ(load_kernel(ram.memory(), bz.build()).value().cmdline_limit_bytes(), 256u);
 }
 
@@ -122,7 +122,7 @@ TEST(BzImageLoader, RandomCorruptionOfTheSetupHeaderNeverCrashesOrWritesOutsideR
 {
     auto image = SyntheticBzImage {}.build();
     std::mt19937 random { 11 };
-    test::TestMemory ram;
+    auto ram = firmware::test::guest_ram();
     int loaded = 0;
     for (int round = 0; round < 2000; ++round) {
         auto copy = image;

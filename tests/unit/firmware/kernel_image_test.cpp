@@ -14,8 +14,8 @@
 
 using namespace vmm;
 using namespace vmm::firmware;
-using test::SyntheticElf;
-using test::SyntheticSegment;
+using firmware::test::SyntheticElf;
+using firmware::test::SyntheticSegment;
 
 namespace {
 
@@ -41,7 +41,7 @@ SyntheticElf vmlinux_like()
 
 Errc load_error(std::vector<std::byte> const& image)
 {
-    test::TestMemory ram;
+    auto ram = firmware::test::guest_ram();
     auto result = load_kernel(ram.memory(), image);
     EXPECT_FALSE(result) << "loaded an image that should have been refused";
     return result ? Errc::Busy : result.error().code();
@@ -53,7 +53,7 @@ TEST(ElfLoader, PvhNoteSelectsPvhEntryAndSegmentsLandAtPaddr)
 {
     auto elf = vmlinux_like();
     elf.pvh_entry = KERNEL_PADDR + 0x1000;
-    test::TestMemory ram;
+    auto ram = firmware::test::guest_ram();
     auto kernel = load_kernel(ram.memory(), elf.build()).value();
     EXPECT_EQ(kernel.kind, KernelImage::Kind::ElfPvh);
     EXPECT_EQ(kernel.entry, KERNEL_PADDR + 0x1000);
@@ -67,7 +67,7 @@ TEST(ElfLoader, PvhNoteSelectsPvhEntryAndSegmentsLandAtPaddr)
 TEST(ElfLoader, BssTailIsZeroedEvenOverOldContents)
 {
     auto elf = vmlinux_like();
-    test::TestMemory ram;
+    auto ram = firmware::test::guest_ram();
     ASSERT_TRUE(ram.memory().fill(mem::Gpa { KERNEL_PADDR + 0x10'1000 }, std::byte { 0xEE }, 0x4000));
     ASSERT_TRUE(load_kernel(ram.memory(), elf.build()));
     EXPECT_EQ(ram.read_bytes(KERNEL_PADDR + 0x10'1000, 0x4000), std::vector<std::byte>(0x4000));
@@ -79,7 +79,7 @@ TEST(ElfLoader, FourBytePvhDescriptorIsAcceptedToo)
     elf.pvh_entry = KERNEL_PADDR + 0x20;
     elf.pvh_desc_bytes = 4;
     elf.other_note_first = false;
-    test::TestMemory ram;
+    auto ram = firmware::test::guest_ram();
     auto kernel = load_kernel(ram.memory(), elf.build()).value();
     EXPECT_EQ(kernel.kind, KernelImage::Kind::ElfPvh);
     EXPECT_EQ(kernel.entry, KERNEL_PADDR + 0x20);
@@ -87,7 +87,7 @@ TEST(ElfLoader, FourBytePvhDescriptorIsAcceptedToo)
 
 TEST(ElfLoader, WithoutPvhNoteItIsA64BitProtocolKernelEnteredAtEEntry)
 {
-    test::TestMemory ram;
+    auto ram = firmware::test::guest_ram();
     auto kernel = load_kernel(ram.memory(), vmlinux_like().build()).value();
     EXPECT_EQ(kernel.kind, KernelImage::Kind::ElfLinux64);
     EXPECT_EQ(kernel.entry, KERNEL_PADDR + 0x40);
@@ -97,7 +97,7 @@ TEST(ElfLoader, VirtualEEntryIsTranslatedThroughItsSegment)
 {
     auto elf = vmlinux_like();
     elf.e_entry = KERNEL_VADDR + 0x10'0010;
-    test::TestMemory ram;
+    auto ram = firmware::test::guest_ram();
     EXPECT_EQ(load_kernel(ram.memory(), elf.build()).value().entry, KERNEL_PADDR + 0x10'0010);
 }
 
@@ -134,7 +134,7 @@ TEST(ElfLoader, WrongClassMachineTypeOrPhentsizeIsRefused)
     auto image = vmlinux_like().build();
     auto with = [&](std::size_t offset, auto value) {
         auto copy = image;
-        test::put(copy, offset, value);
+        firmware::test::put(copy, offset, value);
         return copy;
     };
     EXPECT_EQ(load_error(with(elf::EI_CLASS, u8 { 1 })), Errc::InvalidArgument);            // ELF32.
@@ -149,9 +149,9 @@ TEST(ElfLoader, WrongClassMachineTypeOrPhentsizeIsRefused)
 TEST(ElfLoader, ProgramHeadersOutsideTheFileAreRefused)
 {
     auto image = vmlinux_like().build();
-    test::put(image, 32, u64 { image.size() - 8 }); // e_phoff near the end.
+    firmware::test::put(image, 32, u64 { image.size() - 8 }); // e_phoff near the end.
     EXPECT_EQ(load_error(image), Errc::InvalidArgument);
-    test::put(image, 32, ~u64 { 0 } - 16); // e_phoff + size overflows.
+    firmware::test::put(image, 32, ~u64 { 0 } - 16); // e_phoff + size overflows.
     EXPECT_EQ(load_error(image), Errc::InvalidArgument);
 }
 
@@ -161,7 +161,7 @@ namespace {
 std::vector<std::byte> with_phdr_field(std::size_t field_offset, u64 value)
 {
     auto image = vmlinux_like().build();
-    test::put(image, SyntheticElf::PHDR_OFFSET + field_offset, value);
+    firmware::test::put(image, SyntheticElf::PHDR_OFFSET + field_offset, value);
     return image;
 }
 
@@ -189,8 +189,8 @@ TEST(ElfLoader, RefusedImageLeavesGuestMemoryUntouched)
 {
     auto image = vmlinux_like().build();
     // Make the second segment invalid: the first must not be copied either.
-    test::put(image, SyntheticElf::PHDR_OFFSET + sizeof(elf::Elf64Phdr) + P_PADDR, u64 { 0x8000'0000 });
-    test::TestMemory ram;
+    firmware::test::put(image, SyntheticElf::PHDR_OFFSET + sizeof(elf::Elf64Phdr) + P_PADDR, u64 { 0x8000'0000 });
+    auto ram = firmware::test::guest_ram();
     ASSERT_FALSE(load_kernel(ram.memory(), image));
     EXPECT_EQ(ram.read_bytes(KERNEL_PADDR, 0x3000), std::vector<std::byte>(0x3000));
 }
@@ -205,7 +205,7 @@ TEST(ElfLoader, TruncatedNoteIsRefused)
     std::size_t note_phdr = SyntheticElf::PHDR_OFFSET + 2 * sizeof(elf::Elf64Phdr);
     elf::Elf64Phdr phdr;
     std::memcpy(&phdr, image.data() + note_phdr, sizeof(phdr));
-    test::put(image, phdr.p_offset + 4, u32 { 0xFFFF'FFF0 });
+    firmware::test::put(image, phdr.p_offset + 4, u32 { 0xFFFF'FFF0 });
     EXPECT_EQ(load_error(image), Errc::InvalidArgument);
 }
 
@@ -218,7 +218,7 @@ TEST(KernelImage, GarbageIsNeitherElfNorBzImage)
             b = std::byte { static_cast<u8>(random()) };
         if (size >= 4)
             garbage[0] = std::byte { 0 }; // Not "\x7FELF".
-        test::TestMemory ram;
+        auto ram = firmware::test::guest_ram();
         auto result = load_kernel(ram.memory(), garbage);
         ASSERT_FALSE(result) << size;
         EXPECT_EQ(result.error().code(), Errc::InvalidArgument);
@@ -238,7 +238,7 @@ TEST(KernelImage, RandomCorruptionOfAValidElfNeverCrashesOrWritesOutsideRam)
     auto untouched = [&](std::span<std::byte const> view) { return std::memcmp(view.data(), zeros.data(), view.size()) == 0; };
     int loaded = 0;
     int refused = 0;
-    test::TestMemory ram; // All zero; a successful load is wiped again below.
+    auto ram = firmware::test::guest_ram(); // All zero; a successful load is wiped again below.
     for (int round = 0; round < 2000; ++round) {
         auto copy = image;
         std::size_t header_bytes = SyntheticElf::PHDR_OFFSET + 3 * sizeof(elf::Elf64Phdr);
@@ -282,7 +282,8 @@ TEST(ElfLoader, FromFileMatchesFromMemoryAndRefusalWritesNothing)
     ASSERT_GE(fd, 0);
     ASSERT_EQ(::write(fd, image.data(), image.size()), static_cast<ssize_t>(image.size()));
     auto file = ReadOnlyFile::open(name).value();
-    test::TestMemory from_file, from_memory;
+    auto from_file = firmware::test::guest_ram();
+    auto from_memory = firmware::test::guest_ram();
     auto a = load_kernel(from_file.memory(), file).value();
     auto b = load_kernel(from_memory.memory(), image).value();
     EXPECT_EQ(a.entry, b.entry);
@@ -292,7 +293,7 @@ TEST(ElfLoader, FromFileMatchesFromMemoryAndRefusalWritesNothing)
     // Truncate into the second segment's data: refused, and nothing of the first was copied.
     ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(image.size() - 0x800)), 0);
     auto truncated = ReadOnlyFile::open(name).value();
-    test::TestMemory untouched;
+    auto untouched = firmware::test::guest_ram();
     EXPECT_FALSE(load_kernel(untouched.memory(), truncated));
     EXPECT_EQ(untouched.read_bytes(KERNEL_PADDR, 0x3000), std::vector<std::byte>(0x3000));
     ::close(fd);

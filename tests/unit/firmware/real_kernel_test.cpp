@@ -66,7 +66,7 @@ TEST(RealKernel, VmlinuxHasPvhEntryAtPvhStartXen)
     auto image = read_file(guest_dir() / "vmlinux");
     if (!image)
         GTEST_SKIP() << "no " << (guest_dir() / "vmlinux") << " (build the test guest first)";
-    test::TestMemory ram { RAM };
+    auto ram = firmware::test::guest_ram(RAM);
     auto kernel = load_kernel(ram.memory(), *image);
     ASSERT_TRUE(kernel) << kernel.error().message();
     EXPECT_EQ(kernel->kind, KernelImage::Kind::ElfPvh);
@@ -86,7 +86,7 @@ TEST(RealKernel, BzImageLoadsWithItsSetupHeader)
     auto image = read_file(guest_dir() / "bzImage");
     if (!image)
         GTEST_SKIP() << "no " << (guest_dir() / "bzImage") << " (build the test guest first)";
-    test::TestMemory ram { RAM };
+    auto ram = firmware::test::guest_ram(RAM);
     auto kernel = load_kernel(ram.memory(), *image);
     ASSERT_TRUE(kernel) << kernel.error().message();
     EXPECT_EQ(kernel->kind, KernelImage::Kind::BzImage);

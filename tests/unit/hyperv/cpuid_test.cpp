@@ -90,7 +90,7 @@ TEST_F(CpuidTest, FeaturesNeverAdvertiseGuestIdleApicAccessTscInvariantOrRootPri
 
 TEST(CpuidConfig, WithoutAGuestTscNeitherReferenceTimeNorTimersAreAdvertised)
 {
-    FakeRam ram { { 0, 0x1'0000 } };
+    FakeGuestMemory ram { { 0, 0x1'0000 } };
     RecordingInterrupts interrupts;
     Partition partition { ram.memory(), interrupts, PartitionConfig { 1, TSC_HZ, APIC_HZ } };
     auto const features = leaf(partition.cpuid_leaves(), 0x4000'0003);
@@ -104,7 +104,7 @@ TEST(CpuidConfig, WithoutAGuestTscNeitherReferenceTimeNorTimersAreAdvertised)
 
 TEST(CpuidConfig, EachSwitchRemovesItsBitsAndItsMsrs)
 {
-    FakeRam ram { { 0, 0x1'0000 } };
+    FakeGuestMemory ram { { 0, 0x1'0000 } };
     RecordingInterrupts interrupts;
     FakeTsc tsc;
     PartitionConfig config = default_config(1, TSC_HZ, APIC_HZ, tsc);
@@ -134,7 +134,7 @@ TEST_F(CpuidTest, HintsOnlyDeprecateAutoEoiByDefault)
 
 TEST(CpuidConfig, IpiHypercallsAddTheClusterIpiAndExProcessorMaskHints)
 {
-    FakeRam ram { { 0, 0x1'0000 } };
+    FakeGuestMemory ram { { 0, 0x1'0000 } };
     RecordingInterrupts interrupts;
     Partition partition { ram.memory(), interrupts,
         PartitionConfig { .vcpu_count = 1, .tsc_hz = TSC_HZ, .apic_timer_hz = APIC_HZ, .ipi_hypercalls = true } };
@@ -143,7 +143,7 @@ TEST(CpuidConfig, IpiHypercallsAddTheClusterIpiAndExProcessorMaskHints)
 
 TEST(CpuidConfig, UnknownTscRateHidesTheFrequencyMsrs)
 {
-    FakeRam ram { { 0, 0x1'0000 } };
+    FakeGuestMemory ram { { 0, 0x1'0000 } };
     RecordingInterrupts interrupts;
     FakeTsc tsc;
     Partition partition { ram.memory(), interrupts, default_config(1, 0, APIC_HZ, tsc) };

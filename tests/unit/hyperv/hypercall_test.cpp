@@ -73,7 +73,7 @@ TEST_F(HypercallTest, ExtendedQueryCapabilitiesRefusesBadOutputAndFastOrRepForms
 
 TEST(HypercallConfig, ExtendedQueryIsAnUnknownCodeWhenNotOffered)
 {
-    FakeRam ram { { 0, 0x1'0000 } };
+    FakeGuestMemory ram { { 0, 0x1'0000 } };
     RecordingInterrupts interrupts;
     PartitionConfig config { 1, TSC_HZ, APIC_HZ };
     config.enlightenments.extended_hypercalls = false;

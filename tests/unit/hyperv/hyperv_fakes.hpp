@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Fakes for the Hyper-V partition tests: guest RAM with a hole, and recording InterruptSink /
-// HypercallSink implementations.
+// Fakes for the Hyper-V partition tests: recording InterruptSink / HypercallSink implementations
+// (guest RAM is the shared FakeGuestMemory).
 #pragma once
 
 #include <atomic>
@@ -16,60 +16,13 @@
 
 #include "base/wire.hpp"
 #include "mem/guest_memory.hpp"
+#include "tests/support/fake_guest_memory.hpp"
 #include "vmm/hyperv/hvdef.hpp"
 #include "vmm/hyperv/partition.hpp"
 
 namespace vmm::hyperv::test {
 
-// Guest RAM made of heap buffers (8-byte aligned, as atomic_ref on shared words requires).
-// Gaps between the given ranges are holes.
-class FakeRam {
-public:
-    struct Ram {
-        std::uint64_t gpa;
-        std::uint64_t size_bytes;
-    };
-    FakeRam(std::initializer_list<Ram> layout)
-    {
-        std::vector<mem::RamRegion> regions;
-        for (auto const& ram : layout) {
-            auto& words = m_backing.emplace_back(ram.size_bytes / sizeof(std::uint64_t), 0);
-            regions.push_back(mem::RamRegion { mem::Gpa { ram.gpa },
-                std::as_writable_bytes(std::span { words }) });
-        }
-        auto memory = mem::GuestMemory::from_regions(std::move(regions));
-        EXPECT_TRUE(memory.has_value());
-        m_memory = std::move(*memory);
-    }
-    mem::GuestMemory const& memory() const { return m_memory; }
-
-    template<Wire T>
-    T read(std::uint64_t gpa) const
-    {
-        auto value = m_memory.read_obj<T>(mem::Gpa { gpa });
-        EXPECT_TRUE(value.has_value());
-        return value.value_or(T {});
-    }
-    template<Wire T>
-    void write(std::uint64_t gpa, T const& value) const
-    {
-        EXPECT_TRUE(m_memory.write_obj(mem::Gpa { gpa }, value).has_value());
-    }
-    void write_bytes(std::uint64_t gpa, std::span<std::byte const> bytes) const
-    {
-        EXPECT_TRUE(m_memory.write(mem::Gpa { gpa }, bytes).has_value());
-    }
-    std::vector<std::byte> read_bytes(std::uint64_t gpa, std::size_t size) const
-    {
-        std::vector<std::byte> bytes(size);
-        EXPECT_TRUE(m_memory.read(mem::Gpa { gpa }, bytes).has_value());
-        return bytes;
-    }
-
-private:
-    std::vector<std::vector<std::uint64_t>> m_backing; // Never resized after construction.
-    mem::GuestMemory m_memory;
-};
+using vmm::test::FakeGuestMemory; // Guest RAM with holes: tests/support/fake_guest_memory.hpp.
 
 struct Injection {
     std::uint32_t vp;
@@ -176,7 +129,7 @@ protected:
         ASSERT_TRUE(partition.write_msr(vp, HV_X64_MSR_SCONTROL, HV_SYNIC_CONTROL_ENABLE));
     }
 
-    FakeRam ram { { 0, RAM_LOW_END }, { RAM_HIGH, 0x1'0000 } };
+    FakeGuestMemory ram { { 0, RAM_LOW_END }, { RAM_HIGH, 0x1'0000 } };
     RecordingInterrupts interrupts;
     RecordingHypercalls sink;
     FakeTsc tsc;

@@ -3,42 +3,23 @@
 // depends on: KVM_SIGNAL_MSI into the in-kernel LAPIC (how InterruptSink delivers SynIC and
 // IPI-hypercall vectors) and an architectural x2APIC IPI (ICR MSR 0x830), which Linux still
 // uses for the first wake-up of each AP before its VP index is known (hv_apic.c:230, test-guest
-// §7 calls it untested). Two real-mode vCPUs with x2APIC enabled; skips without /dev/kvm.
-#include <fcntl.h>
-#include <linux/kvm.h>
+// §7 calls it untested). Two real-mode vCPUs with x2APIC enabled, KVM only through vmm/kvm
+// (RealModeVm); skips (exit 77) without a KVM that vmm/kvm can use.
 #include <pthread.h>
 #include <signal.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <cstring>
+#include <span>
 #include <thread>
-#include <vector>
+#include <variant>
 
 #include <gtest/gtest.h>
 
-#include "base/fd.hpp"
-#include "base/mapping.hpp"
+#include "tests/unit/hyperv/real_mode_vm.hpp"
 
 namespace vmm::hyperv::test {
 namespace {
-
-// struct kvm_cpuid2 has a flexible array the C++ uapi header mis-sizes (see vmm/kvm/kvm_abi.hpp):
-// use the C layout and ioctl numbers.
-struct Cpuid2Header {
-    std::uint32_t nent;
-    std::uint32_t padding;
-};
-constexpr unsigned long GET_SUPPORTED_CPUID = _IOWR(KVMIO, 0x05, Cpuid2Header);
-constexpr unsigned long SET_CPUID2 = _IOW(KVMIO, 0x90, Cpuid2Header);
-constexpr std::size_t MAX_CPUID_ENTRIES = 256;
-struct CpuidBlock {
-    Cpuid2Header header;
-    kvm_cpuid_entry2 entries[MAX_CPUID_ENTRIES];
-};
 
 constexpr std::uint64_t RAM_BYTES = 0x1'0000;
 constexpr std::uint8_t VECTOR = 0x40;
@@ -82,33 +63,29 @@ void no_op_signal(int) { }
 
 class IpiKvmTest : public ::testing::Test {
 protected:
-    struct Vcpu {
-        Fd fd;
-        Mapping run_mapping;
-        kvm_run* run = nullptr;
-    };
-
     void SetUp() override
     {
-        m_kvm = Fd { ::open("/dev/kvm", O_RDWR | O_CLOEXEC) };
-        if (m_kvm.get() < 0)
-            GTEST_SKIP() << "no /dev/kvm";
-        m_vm = Fd { ::ioctl(m_kvm.get(), KVM_CREATE_VM, 0) };
-        ASSERT_GE(m_vm.get(), 0);
-        ASSERT_EQ(::ioctl(m_vm.get(), KVM_CREATE_IRQCHIP, 0), 0) << std::strerror(errno);
-        auto ram = Mapping::anonymous(RAM_BYTES, PROT_READ | PROT_WRITE);
-        ASSERT_TRUE(ram.has_value());
-        m_ram = std::move(*ram);
-        kvm_userspace_memory_region region {};
-        region.memory_size = RAM_BYTES;
-        region.userspace_addr = reinterpret_cast<std::uint64_t>(m_ram.bytes().data()); // ABI: host address.
-        ASSERT_EQ(::ioctl(m_vm.get(), KVM_SET_USER_MEMORY_REGION, &region), 0);
+        auto system = kvm::KvmSystem::open();
+        if (!system)
+            GTEST_SKIP() << "no usable KVM: " << system.error().message();
+        auto vm = RealModeVm::create(std::move(*system), RAM_BYTES);
+        ASSERT_TRUE(vm) << vm.error().message();
+        m_vm = std::move(*vm);
+        ASSERT_TRUE(m_vm->create_irqchip());
         load_code();
-        m_cpuid = std::make_unique<CpuidBlock>();
-        m_cpuid->header.nent = MAX_CPUID_ENTRIES;
-        ASSERT_EQ(::ioctl(m_kvm.get(), GET_SUPPORTED_CPUID, m_cpuid.get()), 0) << std::strerror(errno);
-        for (std::uint32_t i = 0; i < 2; ++i)
-            create_vcpu(i, i == 0 ? BSP_CODE : AP_CODE);
+        auto const supported = m_vm->system().supported_cpuid();
+        ASSERT_TRUE(supported) << supported.error().message();
+        for (std::uint32_t i = 0; i < 2; ++i) {
+            auto cpuid = *supported;
+            for (auto& entry : cpuid) {
+                if (entry.function == 1) {
+                    entry.ecx |= 1u << 21;                                // x2APIC
+                    entry.ebx = (entry.ebx & 0x00FF'FFFF) | (i << 24);    // APIC id
+                }
+            }
+            auto vcpu = m_vm->add_vcpu(i, i == 0 ? BSP_CODE : AP_CODE, 0x8000 + i * 0x1000, &cpuid);
+            ASSERT_TRUE(vcpu) << vcpu.error().message();
+        }
         struct sigaction action {};
         action.sa_handler = no_op_signal; // No SA_RESTART: a kick makes KVM_RUN return EINTR.
         ASSERT_EQ(::sigaction(SIGUSR2, &action, nullptr), 0);
@@ -117,59 +94,28 @@ protected:
     void load_code()
     {
         auto place = [&](std::uint64_t gpa, std::span<std::uint8_t const> a, std::span<std::uint8_t const> b) {
-            std::memcpy(m_ram.bytes().data() + gpa, a.data(), a.size());
-            std::memcpy(m_ram.bytes().data() + gpa + a.size(), b.data(), b.size());
+            m_vm->ram().write_bytes(gpa, std::as_bytes(a));
+            m_vm->ram().write_bytes(gpa + a.size(), std::as_bytes(b));
         };
         place(BSP_CODE, ENABLE_X2APIC, BSP_SEND);
         place(AP_CODE, ENABLE_X2APIC, AP_MAIN);
         place(AP_HANDLER_GPA, AP_HANDLER, {});
         std::uint16_t const ivt_entry[2] = { static_cast<std::uint16_t>(AP_HANDLER_GPA), 0 }; // offset, segment
-        std::memcpy(m_ram.bytes().data() + VECTOR * 4, ivt_entry, sizeof(ivt_entry));
-    }
-
-    void create_vcpu(std::uint32_t index, std::uint64_t rip)
-    {
-        Vcpu vcpu;
-        vcpu.fd = Fd { ::ioctl(m_vm.get(), KVM_CREATE_VCPU, index) };
-        ASSERT_GE(vcpu.fd.get(), 0);
-        int const run_bytes = ::ioctl(m_kvm.get(), KVM_GET_VCPU_MMAP_SIZE, 0);
-        auto run = Mapping::of_fd(vcpu.fd, 0, static_cast<std::uint64_t>(run_bytes), PROT_READ | PROT_WRITE, MAP_SHARED);
-        ASSERT_TRUE(run.has_value());
-        vcpu.run_mapping = std::move(*run);
-        vcpu.run = reinterpret_cast<kvm_run*>(vcpu.run_mapping.bytes().data()); // The kvm_run ABI page.
-        auto cpuid = *m_cpuid;
-        for (std::uint32_t i = 0; i < cpuid.header.nent; ++i) {
-            if (cpuid.entries[i].function == 1) {
-                cpuid.entries[i].ecx |= 1u << 21;                               // x2APIC
-                cpuid.entries[i].ebx = (cpuid.entries[i].ebx & 0x00FF'FFFF) | (index << 24); // APIC id
-            }
-        }
-        ASSERT_EQ(::ioctl(vcpu.fd.get(), SET_CPUID2, &cpuid), 0) << std::strerror(errno);
-        kvm_mp_state runnable { KVM_MP_STATE_RUNNABLE }; // APs start in INIT-wait otherwise.
-        ASSERT_EQ(::ioctl(vcpu.fd.get(), KVM_SET_MP_STATE, &runnable), 0);
-        kvm_sregs sregs {};
-        ASSERT_EQ(::ioctl(vcpu.fd.get(), KVM_GET_SREGS, &sregs), 0);
-        sregs.cs.base = 0;
-        sregs.cs.selector = 0;
-        ASSERT_EQ(::ioctl(vcpu.fd.get(), KVM_SET_SREGS, &sregs), 0);
-        kvm_regs regs {};
-        regs.rip = rip;
-        regs.rsp = 0x8000 + index * 0x1000;
-        regs.rflags = 0x2;
-        ASSERT_EQ(::ioctl(vcpu.fd.get(), KVM_SET_REGS, &regs), 0);
-        m_vcpus.push_back(std::move(vcpu));
+        m_vm->ram().write_bytes(VECTOR * 4, std::as_bytes(std::span { ivt_entry }));
     }
 
     // Runs vCPU `index` until it writes `port` (true) or is kicked / fails (false).
     bool run_until_port(std::uint32_t index, std::uint16_t port)
     {
-        Vcpu& vcpu = m_vcpus[index];
+        kvm::KvmVcpu& vcpu = m_vm->vcpu(index);
         for (int exits = 0; exits < 1000; ++exits) {
-            if (::ioctl(vcpu.fd.get(), KVM_RUN, 0) != 0)
-                return false; // EINTR from the watchdog kick.
-            if (vcpu.run->exit_reason != KVM_EXIT_IO)
+            auto exit = vcpu.run();
+            if (!exit)
                 return false;
-            if (vcpu.run->io.port == port)
+            auto const* out = std::get_if<kvm::PioOut>(&*exit);
+            if (!out)
+                return false; // Interrupted: the watchdog's kick.
+            if (out->port == port)
                 return true;
         }
         return false;
@@ -199,7 +145,9 @@ protected:
         }
         while (!finished && std::chrono::steady_clock::now() < deadline)
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        while (!finished) { // A kick that lands outside KVM_RUN is lost, so repeat it.
+        // immediate_exit catches a kick that lands outside KVM_RUN; the signal ends one in HLT.
+        m_vm->vcpu(1).request_immediate_exit();
+        while (!finished) {
             ::pthread_kill(ap.native_handle(), SIGUSR2);
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
@@ -207,20 +155,15 @@ protected:
         return received;
     }
 
-    Fd m_kvm;
-    Fd m_vm;
-    Mapping m_ram;
-    std::unique_ptr<CpuidBlock> m_cpuid;
-    std::vector<Vcpu> m_vcpus;
+    std::unique_ptr<RealModeVm> m_vm;
 };
 
 TEST_F(IpiKvmTest, SignalMsiReachesTheLapicOfTheTargetVcpu)
 {
     int const received = ap_receptions(1, std::chrono::seconds(5), [&] {
-        kvm_msi msi {};
-        msi.address_lo = 0xFEE0'0000 | (1u << 12); // Physical destination APIC id 1.
-        msi.data = VECTOR;                          // Fixed, edge.
-        EXPECT_EQ(::ioctl(m_vm.get(), KVM_SIGNAL_MSI, &msi), 1) << std::strerror(errno);
+        // Physical destination APIC id 1; fixed, edge.
+        auto const sent = m_vm->vm().signal_msi(0xFEE0'0000 | (1u << 12), VECTOR);
+        EXPECT_TRUE(sent) << sent.error().message();
     });
     EXPECT_EQ(received, 1);
 }

@@ -39,7 +39,7 @@ protected:
             ram.write(INPUT_PAGE_GPA + sizeof(HvSendIpiExHeader) + i * 8, banks[i]);
     }
 
-    FakeRam ram { { 0, 0x1'0000 } };
+    FakeGuestMemory ram { { 0, 0x1'0000 } };
     RecordingInterrupts interrupts;
     Partition partition { ram.memory(), interrupts, PartitionConfig { 130, TSC_HZ, APIC_HZ } };
 };

@@ -34,7 +34,7 @@ TEST_F(MsrTest, HypercallEnableWritesOutAndRetIntoThePageAndReadsBackEnabled)
 
 TEST(HypercallPageConfig, Endbr64PrecedesTheTrampolineForIbtGuests)
 {
-    FakeRam ram { { 0, 0x1'0000 } };
+    FakeGuestMemory ram { { 0, 0x1'0000 } };
     RecordingInterrupts interrupts;
     Partition partition { ram.memory(), interrupts,
         PartitionConfig { .vcpu_count = 1, .tsc_hz = TSC_HZ, .apic_timer_hz = APIC_HZ, .hypercall_page_endbr64 = true } };
@@ -110,7 +110,7 @@ TEST_F(MsrTest, TscInvariantControlAcceptsOnlyBitZero)
 
 TEST(MsrWithoutReferenceTime, ReferenceTscAcceptsDisableButNotEnable)
 {
-    FakeRam ram { { 0, 0x1'0000 } };
+    FakeGuestMemory ram { { 0, 0x1'0000 } };
     RecordingInterrupts interrupts;
     Partition partition { ram.memory(), interrupts, PartitionConfig { 1, TSC_HZ, APIC_HZ } }; // No TSC reader.
     EXPECT_TRUE(partition.write_msr(0, HV_X64_MSR_REFERENCE_TSC, 0)); // hyperv_cleanup()

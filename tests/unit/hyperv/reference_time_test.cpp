@@ -23,7 +23,7 @@ std::uint64_t guest_mul_u64_u64_shr64(std::uint64_t a, std::uint64_t b)
 }
 
 // The guest's read of the page (include/clocksource/hyperv_timer.h:40-85) over our fake RAM.
-std::optional<std::uint64_t> guest_read_page(FakeRam const& ram, std::uint64_t page, std::uint64_t tsc)
+std::optional<std::uint64_t> guest_read_page(FakeGuestMemory const& ram, std::uint64_t page, std::uint64_t tsc)
 {
     auto const content = ram.read<HvReferenceTscPage>(page);
     if (content.tsc_sequence == 0)

@@ -221,7 +221,7 @@ TEST_F(SynicTest, ResetForgetsTheSynicAndWaitingSlots)
 // in order, with no lost wake-up.
 TEST(SynicRace, EveryMessageArrivesInOrderWhileTheGuestConsumesConcurrently)
 {
-    FakeRam ram { { 0, 0x1'0000 } };
+    FakeGuestMemory ram { { 0, 0x1'0000 } };
     std::mutex mutex;
     std::condition_variable freed_cv;
     bool freed = false;

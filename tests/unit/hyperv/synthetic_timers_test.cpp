@@ -276,7 +276,7 @@ private:
 
 TEST(TimerThreadTest, DeliversOnTimeFromOneSleepingThreadWithoutBusyLooping)
 {
-    FakeRam ram { { 0, 0x1'0000 } };
+    FakeGuestMemory ram { { 0, 0x1'0000 } };
     LockedInterrupts interrupts;
     PartitionConfig config { 2, 1'000'000'000, APIC_HZ };
     config.read_guest_tsc = [] {

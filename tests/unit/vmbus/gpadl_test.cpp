@@ -33,7 +33,7 @@ GpadlHeaderMessage header_with(std::vector<u64> const& all_words, std::size_t wo
 
 class GpadlTableTest : public ::testing::Test {
 protected:
-    test::VmbusFakeMemory memory;
+    test::FakeGuestMemory memory = test::VmbusRam::make();
     GpadlTable table { memory.memory() };
 };
 
@@ -84,7 +84,7 @@ TEST_F(GpadlTableTest, EachMalformedRangeIsRefusedWithAFailureStatus)
         { range_head(0, 0), 20 },                // byte_count 0
         { range_head(8192, 0), 20 },             // needs 2 PFNs, has 1
         { range_head(4096, 0), 20, 21 },         // range_buflen larger than the range
-        { range_head(4096, 0), test::VmbusFakeMemory::HOLE_GPN }, // PFN in a hole
+        { range_head(4096, 0), test::VmbusRam::HOLE_GPN }, // PFN in a hole
         { range_head(4096, 0), u64 { 1 } << 50 },                // PFN past 52 bits
     };
     u32 id = ID;

@@ -165,9 +165,9 @@ TEST_F(HostileGuestTest, GpadlPagesOutsideGuestRamAreRefusedAndNothingIsWritten)
     connect();
     auto before = memory.snapshot();
     auto pages = ring_pages;
-    pages[7] = mem::Gpn { vmm::test::VmbusFakeMemory::HOLE_GPN };
+    pages[7] = mem::Gpn { vmm::test::VmbusRam::HOLE_GPN };
     EXPECT_NE(guest.create_gpadl(1, TestVmbusGuest::FIRST_GPADL, pages), CHANNEL_STATUS_SUCCESS);
-    pages[7] = mem::Gpn { (vmm::test::VmbusFakeMemory::HIGH_GPA + vmm::test::VmbusFakeMemory::HIGH_BYTES) / 4096 };
+    pages[7] = mem::Gpn { (vmm::test::VmbusRam::HIGH_GPA + vmm::test::VmbusRam::HIGH_BYTES) / 4096 };
     EXPECT_NE(guest.create_gpadl(1, TestVmbusGuest::FIRST_GPADL, pages), CHANNEL_STATUS_SUCCESS);
     pages[30 % pages.size()] = mem::Gpn { ~u64 { 0 } };
     EXPECT_NE(guest.create_gpadl(1, TestVmbusGuest::FIRST_GPADL, pages), CHANNEL_STATUS_SUCCESS);

@@ -31,7 +31,7 @@ protected:
         (void)memory.memory().write(mem::Gpa { page_list[1 + offset / 4096].address().raw() + offset % 4096 }, bytes);
     }
 
-    test::VmbusFakeMemory memory;
+    test::FakeGuestMemory memory = test::VmbusRam::make();
     std::vector<mem::Gpn> page_list = test::TestVmbusGuest::scattered_pages(5); // 16 KiB of data.
 };
 

@@ -49,7 +49,7 @@ protected:
         return count;
     }
 
-    VmbusFakeMemory memory;
+    FakeGuestMemory memory = VmbusRam::make();
     FakeSynicPort synic;
     vmbus::VmbusHost host { memory.memory(), synic, VCPUS };
     EchoDevice echo { 1 };

@@ -45,7 +45,7 @@ DmMessageType type_of(std::span<std::byte const> message)
 struct Rig {
     Config config = dm_config();
     MemoryLayout layout = plan_memory(config.machine.memory_mib, config.machine.max_memory_mib);
-    test::VmbusFakeMemory vmbus_memory;
+    test::FakeGuestMemory vmbus_memory = test::VmbusRam::make();
     test::FakeSynicPort synic;
     VmbusGlue glue { vmbus_memory.memory(), synic, 1 };
     // Single-threaded test: the guest calls the host directly, as the glue would under its lock.

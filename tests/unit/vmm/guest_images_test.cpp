@@ -52,7 +52,7 @@ protected:
 
     std::filesystem::path m_dir;
     BootSection m_boot;
-    firmware::test::TestMemory m_ram { RAM };
+    vmm::test::FakeGuestMemory m_ram = firmware::test::guest_ram(RAM);
 };
 
 TEST_F(GuestImages, InitrdThatFitsIsLoaded)

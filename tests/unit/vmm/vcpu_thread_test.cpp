@@ -8,12 +8,14 @@
 #include <chrono>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "vmm/vcpu_thread.hpp"
+#include "vmm/vcpu_hooks.hpp"
 
 namespace vmm {
 namespace {
@@ -50,11 +52,20 @@ public:
     void request_immediate_exit() const override { m_immediate_exit.store(true, std::memory_order_release); }
     void clear_immediate_exit() const override { m_immediate_exit.store(false, std::memory_order_release); }
     std::string describe_internal_error() const override { return "fake"; }
-    Result<kvm::Regs> get_regs() const override { return kvm::Regs {}; }
-    Result<void> set_regs(kvm::Regs const&) override { return {}; }
-    Result<kvm::SpecialRegs> get_sregs() const override { return kvm::SpecialRegs {}; }
+    Result<kvm::Regs> get_regs() const override { return regs; }
+    Result<void> set_regs(kvm::Regs const& written) override
+    {
+        regs_written.push_back(written);
+        regs = written;
+        return {};
+    }
+    Result<kvm::SpecialRegs> get_sregs() const override { return sregs; }
 
     std::atomic<u64> runs { 0 };
+    // Register state for the hypercall port (read by the vCPU thread after the OUT exit).
+    kvm::Regs regs {};
+    kvm::SpecialRegs sregs {};
+    std::vector<kvm::Regs> regs_written;
 
 private:
     std::mutex m_lock;
@@ -82,6 +93,41 @@ public:
     std::vector<std::pair<u64, u8>> written;
 };
 
+// A platform extension that knows one MSR and treats port 0x1234 as its hypercall port.
+class RecordingHooks final : public VcpuHooks {
+public:
+    static constexpr u32 KNOWN_MSR = 0x4000'0000;
+    static constexpr u16 PORT = 0x1234;
+    std::optional<u64> read_msr(u32 vp, u32 msr) override
+    {
+        reads.push_back({ vp, msr });
+        return msr == KNOWN_MSR ? std::optional<u64> { 0x1122'3344'5566'7788 } : std::nullopt;
+    }
+    bool write_msr(u32 vp, u32 msr, u64 value) override
+    {
+        writes.push_back({ vp, msr, value });
+        return msr == KNOWN_MSR;
+    }
+    bool is_hypercall_port(u16 port) const override { return port == PORT; }
+    void hypercall(u32 vp, u8 cpl, kvm::Regs& regs) override
+    {
+        calls.push_back({ vp, cpl, regs.rcx });
+        regs.rax = cpl == 0 ? 0 : 2; // HV_STATUS_SUCCESS / INVALID_HYPERCALL_CODE, as the partition answers.
+    }
+    struct Write {
+        u32 vp, msr;
+        u64 value;
+    };
+    struct Call {
+        u32 vp;
+        u8 cpl;
+        u64 control;
+    };
+    std::vector<std::pair<u32, u32>> reads;
+    std::vector<Write> writes;
+    std::vector<Call> calls;
+};
+
 struct Rig {
     Rig()
     {
@@ -91,9 +137,9 @@ struct Rig {
         mmio.freeze();
     }
     // The Machine's role: remember the first reason, stop the thread.
-    VcpuDispatch dispatch(VcpuThread*& thread)
+    VcpuDispatch dispatch(VcpuThread*& thread, VcpuHooks* hooks = nullptr)
     {
-        return VcpuDispatch { pio, mmio, nullptr,
+        return VcpuDispatch { pio, mmio, hooks,
             [this, &thread](StopReason reason) {
                 {
                     std::lock_guard guard { lock };
@@ -210,6 +256,112 @@ TEST(VcpuThread, StopRacesWithJoin)
             stopper.join();
         EXPECT_TRUE(rig.stop_reasons().empty()); // A requested stop is not a guest event.
     }
+}
+
+// User-space MSR exits go to the hooks; what they refuse, and every MSR without hooks, gets #GP.
+TEST(VcpuThread, MsrExitsGoToTheHooksAndRefusalsInjectGp)
+{
+    struct Reply {
+        u64 value = 0;
+        u8 error = 0;
+        kvm::MsrReply reply() { return kvm::MsrReply { &value, &error }; }
+    };
+    Reply known_read, unknown_read, known_write, unknown_write, unhooked;
+    auto run = [](std::deque<kvm::VcpuExit> script, VcpuHooks* hooks) {
+        script.push_back(kvm::SystemEvent { kvm::SystemEventType::Shutdown, 1 });
+        Rig rig;
+        FakeVcpu vcpu { std::move(script) };
+        VcpuThread* self = nullptr;
+        auto dispatch = rig.dispatch(self, hooks);
+        VcpuThread thread { vcpu, dispatch };
+        self = &thread;
+        thread.start();
+        thread.join();
+        EXPECT_EQ(rig.stop_reasons(), std::vector { StopReason::Poweroff });
+    };
+    RecordingHooks hooks;
+    run({ kvm::MsrRead { RecordingHooks::KNOWN_MSR, known_read.reply() }, kvm::MsrRead { 0x4000'0099, unknown_read.reply() },
+            kvm::MsrWrite { RecordingHooks::KNOWN_MSR, 42, known_write.reply() },
+            kvm::MsrWrite { 0x4000'0099, 7, unknown_write.reply() } },
+        &hooks);
+    run({ kvm::MsrRead { RecordingHooks::KNOWN_MSR, unhooked.reply() } }, nullptr);
+
+    EXPECT_EQ(known_read.value, 0x1122'3344'5566'7788u);
+    EXPECT_EQ(known_read.error, 0);
+    EXPECT_EQ(unknown_read.error, 1);
+    EXPECT_EQ(known_write.error, 0);
+    EXPECT_EQ(unknown_write.error, 1);
+    EXPECT_EQ(unhooked.error, 1);
+    ASSERT_EQ(hooks.writes.size(), 2u);
+    EXPECT_EQ(hooks.writes[0].value, 42u);
+    EXPECT_EQ(hooks.reads.size(), 2u);
+}
+
+// An OUT to the hypercall port is a hypercall with the vCPU's registers and CPL (CS.RPL); the
+// hook's RAX is written back with RIP unchanged. Other ports still reach the bus.
+TEST(VcpuThread, HypercallPortOutCallsTheHookWithTheCplAndWritesRaxBack)
+{
+    Rig rig;
+    RecordingHooks hooks;
+    std::array<std::byte, 1> byte { std::byte { 0 } };
+    FakeVcpu vcpu { {
+        kvm::PioOut { RecordingHooks::PORT, 1, 1, byte },
+        kvm::PioOut { 0x3f8, 1, 1, byte },
+        kvm::SystemEvent { kvm::SystemEventType::Reset, 2 },
+    } };
+    vcpu.regs.rcx = 0x1'005D; // The hypercall control word.
+    vcpu.regs.rip = 0x1000;
+    vcpu.sregs.cs.selector = 0x33; // CPL 3: guest user space that was given the port by ioperm().
+    VcpuThread* self = nullptr;
+    auto dispatch = rig.dispatch(self, &hooks);
+    VcpuThread thread { vcpu, dispatch };
+    self = &thread;
+    thread.start();
+    thread.join();
+    ASSERT_EQ(hooks.calls.size(), 1u);
+    EXPECT_EQ(hooks.calls[0].cpl, 3);
+    EXPECT_EQ(hooks.calls[0].control, 0x1'005Du);
+    ASSERT_EQ(vcpu.regs_written.size(), 1u);
+    EXPECT_EQ(vcpu.regs_written[0].rax, 2u);
+    EXPECT_EQ(vcpu.regs_written[0].rip, 0x1000u);
+    EXPECT_EQ(rig.port.written.size(), 1u); // The second OUT went to the UART's port.
+}
+
+// A stop requested before the thread starts: it never enters KVM_RUN.
+TEST(VcpuThread, AStopRequestedBeforeStartNeverRuns)
+{
+    Rig rig;
+    FakeVcpu vcpu;
+    VcpuThread* self = nullptr;
+    auto dispatch = rig.dispatch(self);
+    VcpuThread thread { vcpu, dispatch };
+    self = &thread;
+    thread.request_stop();
+    thread.start();
+    thread.join();
+    EXPECT_EQ(vcpu.runs.load(), 0u);
+    EXPECT_TRUE(rig.stop_reasons().empty());
+}
+
+// Destroying a VcpuThread whose vCPU sits in KVM_RUN kicks it out and joins it (the Machine's
+// destructor relies on this).
+TEST(VcpuThread, DestructionKicksARunningVcpuAndJoinsIt)
+{
+    Rig rig;
+    FakeVcpu vcpu;
+    VcpuThread* self = nullptr;
+    auto dispatch = rig.dispatch(self);
+    {
+        VcpuThread thread { vcpu, dispatch };
+        self = &thread;
+        thread.start();
+        while (vcpu.runs.load() == 0)
+            std::this_thread::yield();
+    } // ~VcpuThread: request_stop + join.
+    u64 const runs = vcpu.runs.load();
+    std::this_thread::sleep_for(std::chrono::milliseconds { 5 });
+    EXPECT_EQ(vcpu.runs.load(), runs); // The thread is gone: nothing runs any more.
+    EXPECT_TRUE(rig.stop_reasons().empty());
 }
 
 } // namespace
