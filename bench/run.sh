@@ -50,6 +50,7 @@ run range_tree range_tree "$build/bench/bench_range_tree"
 run balloon balloon "$build/bench/bench_balloon"
 run unballoon unballoon_200gb "$build/bench/bench_unballoon"
 run hot_add hot_add "$build/bench/bench_hot_add"
+run hvsock hvsock "$build/bench/bench_hvsock"
 
 # The test guest from `make guest` (BENCH_GUEST_DIR overrides, e.g. to reuse another build's).
 guest_dir=${BENCH_GUEST_DIR:-$build/guest}
@@ -62,6 +63,8 @@ if [[ -x $build/microvmm && -f $kernel && -f $initrd ]]; then
   fi
   run startup startup_ms,startup_vmm_own_ms,idle_wakeups_per_s,rss_kib python3 "$root/bench/startup.py" --microvmm "$build/microvmm" \
     --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt" "${qemu[@]}"
+  run clock clock python3 "$root/bench/clock.py" --microvmm "$build/microvmm" \
+    --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt"
 else
   echo "bench: startup: needs $build/microvmm, $kernel and $initrd" >&2
   missing+=(--missing "startup_ms=needs build/microvmm and the test guest (build/guest/vmlinux, initramfs.cpio)")

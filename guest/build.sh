@@ -194,13 +194,42 @@ build_tool() {
   fi
 }
 
+# hv_kvp_daemon, the user-space half of Linux's KVP integration service (the kernel answers the
+# host's KVP requests only through it, drivers/hv/hv_kvp.c), built from tools/hv/ of the same
+# kernel source with that source's UAPI header, statically (the initramfs has no libc). ~1 MB:
+# glibc's static getaddrinfo (for FullyQualifiedDomainName) comes with it.
+build_kvp_daemon() {
+  local tool=$out/tools/hv_kvp_daemon src=$out/src/tools/hv/hv_kvp_daemon.c header=$out/src/include/uapi/linux/hyperv.h
+  local include=$out/tools/kvp-include
+  mkdir -p "$out/tools" "$include/linux"
+  if [[ ! -f $src || ! -f $header ]]; then
+    src=$out/tools/hv_kvp_daemon.c
+    header=$out/tools/hyperv.h
+    [[ -f $src ]] || tar -xOf "$TARBALL" "$TOPDIR/tools/hv/hv_kvp_daemon.c" >"$src"
+    [[ -f $header ]] || tar -xOf "$TARBALL" "$TOPDIR/include/uapi/linux/hyperv.h" >"$header"
+  fi
+  local shim=$guest/kvp_nolock.c
+  if [[ ! -x $tool || $src -nt $tool || $header -nt $tool || $shim -nt $tool ]]; then
+    cp "$header" "$include/linux/hyperv.h"
+    # The linker warns that static getaddrinfo wants the same glibc's NSS modules at run time:
+    # glibc >= 2.34 has the "files" service built in, which is all the guest uses (/etc/hosts).
+    # kvp_nolock.c: the kernel has no file locking, which the daemon insists on (see there).
+    cc -O2 -Wall -D_GNU_SOURCE -I"$include" -static -s -Wl,--wrap=fcntl -o "$tool.tmp" "$src" "$shim" \
+      2>"$out/tools/hv_kvp_daemon.log" ||
+      { cat "$out/tools/hv_kvp_daemon.log" >&2; die "cannot compile $src"; }
+    mv "$tool.tmp" "$tool"
+  fi
+}
+
 build_initramfs() {
   local list=$out/initramfs.list cpio=$out/initramfs.cpio applet
   build_gen_init_cpio
   build_tool memdirty
   build_tool clockprobe
+  build_kvp_daemon
+  build_tool vsockt
   # The applets /init runs; ash finds them through these links when /proc/self/exe is absent.
-  local applets=(sh mount poweroff reboot dmesg dd sed rm sleep cat ls readlink setsid cttyhack)
+  local applets=(sh mount poweroff reboot dmesg dd sed rm sleep cat ls readlink setsid cttyhack mknod strings date)
   local available
   available=$("$BUSYBOX" --list) # not piped into grep -q: SIGPIPE would fail under pipefail
   for applet in "${applets[@]}"; do
@@ -212,10 +241,15 @@ build_initramfs() {
     for applet in "${applets[@]}"; do echo "slink /bin/$applet busybox 0777 0 0"; done
     echo "file /bin/memdirty $out/tools/memdirty 0755 0 0"
     echo "file /bin/clockprobe $out/tools/clockprobe 0755 0 0"
+    echo "file /bin/vsockt $out/tools/vsockt 0755 0 0"
     # The kernel's orderly_poweroff()/orderly_reboot() helpers (hv_utils shutdown requests).
     echo "dir /sbin 0755 0 0"
     echo "file /sbin/poweroff $guest/sbin-poweroff 0755 0 0"
     echo "file /sbin/reboot $guest/sbin-poweroff 0755 0 0"
+    echo "file /sbin/hv_kvp_daemon $out/tools/hv_kvp_daemon 0755 0 0"
+    # hv_kvp_daemon keeps its pools in /var/lib/hyperv (it creates only the last component).
+    echo "dir /var 0755 0 0"
+    echo "dir /var/lib 0755 0 0"
     echo "dir /dev 0755 0 0"
     # The kernel opens /dev/console for init's stdio before /init runs (init/main.c
     # console_on_rootfs); devtmpfs is not auto-mounted on an initramfs.
@@ -223,9 +257,13 @@ build_initramfs() {
     echo "nod /dev/null 0666 0 0 c 1 3"
     echo "nod /dev/zero 0666 0 0 c 1 5"
     echo "nod /dev/kmsg 0644 0 0 c 1 11"
+    echo "nod /dev/port 0600 0 0 c 1 4" # clockprobe rtc (drivers/char/mem.c, CONFIG_DEVPORT)
     echo "nod /dev/ttyS0 0600 0 0 c 4 64" # cttyhack's controlling tty in the shell mode
+    echo "dir /dev/vmbus 0755 0 0"        # /init makes hv_kvp here (a dynamic misc minor)
     echo "dir /etc 0755 0 0"
     echo "file /etc/fstab $guest/fstab 0644 0 0"
+    echo "file /etc/nsswitch.conf $guest/nsswitch.conf 0644 0 0"
+    echo "file /etc/os-release $guest/os-release 0644 0 0" # OSName etc. that hv_kvp_daemon reports
     echo "dir /proc 0755 0 0"
     echo "dir /sys 0755 0 0"
     echo "dir /tmp 01777 0 0"

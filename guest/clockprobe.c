@@ -2,6 +2,12 @@
 // clockprobe: the time mode's clock reader and the clock_gettime benchmark of the test guest.
 //   clockprobe now        prints "CLOCK: realtime=<s>.<ns9> monotonic=<s>.<ns9>"
 //   clockprobe bench N    prints "CLOCK: bench calls=N vdso_ns=<per call> syscall_ns=<per call>"
+//   clockprobe rtc        prints "CLOCK: rtc=<epoch s> realtime=<s>.<ns9>": the CMOS RTC read
+//                         through /dev/port (the kernel reads it only once, at boot), then the
+//                         kernel's wall clock, so the host can check each against its own
+//   clockprobe hctosys    sets the kernel's wall clock from the RTC, like `hwclock --hctosys`:
+//                         waits for the RTC's seconds to tick, so the set time is exact to a
+//                         poll (a few ms), then prints "CLOCK: hctosys rtc=<s> was=<s>.<ns9>"
 // Freestanding and static like memdirty (a ~800 KB static glibc would cost the emulated kernel
 // about a second of initramfs unpacking per boot). clock_gettime goes through the vDSO, found
 // through AT_SYSINFO_EHDR and its DT_HASH symbol table (Documentation/ABI/stable/vdso,
@@ -11,11 +17,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define SYS_READ 0
 #define SYS_WRITE 1
+#define SYS_OPEN 2
+#define SYS_PREAD64 17
+#define SYS_PWRITE64 18
 #define SYS_EXIT 60
+#define SYS_CLOCK_SETTIME 227
 #define SYS_CLOCK_GETTIME 228
 #define CLOCK_REALTIME 0
 #define CLOCK_MONOTONIC 1
+#define O_RDWR 2
+
+static long syscall4(long n, long a, long b, long c, long d)
+{
+	long ret;
+	register long r10 __asm__("r10") = d;
+	__asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
+	return ret;
+}
 
 struct ts {
 	long sec;
@@ -113,6 +133,67 @@ static vdso_clock_gettime_t find_vdso(const Elf64_Ehdr *ehdr)
 	return 0;
 }
 
+// MC146818 registers (include/linux/mc146818rtc.h): index port 0x70, data port 0x71.
+#define RTC_INDEX_PORT 0x70
+#define RTC_DATA_PORT 0x71
+#define RTC_REG_A_UIP 0x80
+#define RTC_REG_B_BINARY 0x04
+#define RTC_REG_B_24H 0x02
+
+static int rtc_read(long port_fd, unsigned char index)
+{
+	unsigned char value = 0;
+	if (syscall4(SYS_PWRITE64, port_fd, (long)&index, 1, RTC_INDEX_PORT) != 1 ||
+	    syscall4(SYS_PREAD64, port_fd, (long)&value, 1, RTC_DATA_PORT) != 1)
+		return -1;
+	return value;
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+static long days_from_civil(long y, long m, long d)
+{
+	y -= m <= 2;
+	long const era = (y >= 0 ? y : y - 399) / 400;
+	long const yoe = y - era * 400;
+	long const doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	long const doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+// The RTC's time in seconds since the epoch, read like Linux's mc146818_get_time()
+// (drivers/rtc/rtc-mc146818-lib.c): wait for UIP clear, read, and retry if the seconds moved.
+// Century from CMOS 0x32 (the FADT's century index in microvmm's ACPI tables). -1 on error.
+static long rtc_epoch(void)
+{
+	long const fd = syscall3(SYS_OPEN, (long)"/dev/port", O_RDWR, 0);
+	if (fd < 0)
+		return -1;
+	for (int attempt = 0; attempt < 1000; ++attempt) {
+		int const a = rtc_read(fd, 0x0A);
+		if (a < 0)
+			return -1;
+		if (a & RTC_REG_A_UIP)
+			continue;
+		int const reg[] = { rtc_read(fd, 0x00), rtc_read(fd, 0x02), rtc_read(fd, 0x04), rtc_read(fd, 0x07),
+				    rtc_read(fd, 0x08), rtc_read(fd, 0x09), rtc_read(fd, 0x32), rtc_read(fd, 0x0B) };
+		if (rtc_read(fd, 0x00) != reg[0])
+			continue;
+		int const b = reg[7];
+		int v[7];
+		for (int i = 0; i < 7; ++i) {
+			if (reg[i] < 0)
+				return -1;
+			int const raw = i == 2 ? reg[i] & 0x7F : reg[i]; // Hour bit 7 = PM in 12-hour mode.
+			v[i] = (b & RTC_REG_B_BINARY) ? raw : (raw >> 4) * 10 + (raw & 0x0F);
+		}
+		if (!(b & RTC_REG_B_24H))
+			v[2] = v[2] % 12 + ((reg[2] & 0x80) ? 12 : 0);
+		long const days = days_from_civil(v[6] * 100L + v[5], v[4], v[3]);
+		return days * 86400 + v[2] * 3600L + v[1] * 60L + v[0];
+	}
+	return -1;
+}
+
 static long ns_between(struct ts a, struct ts b)
 {
 	return (b.sec - a.sec) * 1000000000L + (b.nsec - a.nsec);
@@ -172,7 +253,60 @@ __attribute__((used)) void start_c(long *sp)
 		put_uint((unsigned long)(ns_between(t0, t1) / (long)sys_calls), 1);
 		flush_exit(0);
 	}
-	put("error usage: clockprobe now | bench N");
+	if (argc >= 2 && str_eq(argv[1], "rtc")) {
+		long const rtc = rtc_epoch();
+		struct ts real;
+		vdso(CLOCK_REALTIME, &real);
+		if (rtc < 0) {
+			put("error RTC unreadable");
+			flush_exit(1);
+		}
+		put("rtc=");
+		put_uint((unsigned long)rtc, 1);
+		put(" realtime=");
+		put_uint((unsigned long)real.sec, 1);
+		put(".");
+		put_uint((unsigned long)real.nsec, 9);
+		flush_exit(0);
+	}
+	if (argc >= 2 && str_eq(argv[1], "hctosys")) {
+		long const fd = syscall3(SYS_OPEN, (long)"/dev/port", O_RDWR, 0);
+		int const first = fd < 0 ? -1 : rtc_read(fd, 0x00);
+		int seconds = first;
+		// The RTC's seconds register changes at the top of each second: poll for that edge
+		// (at most ~2 s; each read is two syscalls), then read the full time just after it.
+		struct ts edge = { 0, 0 }, start, now;
+		vdso(CLOCK_MONOTONIC, &start);
+		while (seconds >= 0 && seconds == first) {
+			vdso(CLOCK_MONOTONIC, &edge);
+			if (ns_between(start, edge) > 2500000000L)
+				break;
+			seconds = rtc_read(fd, 0x00);
+		}
+		long const rtc = seconds >= 0 && seconds != first ? rtc_epoch() : -1;
+		if (rtc < 0) {
+			put("error RTC unreadable or not ticking");
+			flush_exit(1);
+		}
+		struct ts was, set;
+		vdso(CLOCK_REALTIME, &was);
+		vdso(CLOCK_MONOTONIC, &now);
+		long const since_edge = ns_between(edge, now); // The RTC read and this line's work.
+		set.sec = rtc + since_edge / 1000000000L;
+		set.nsec = since_edge % 1000000000L;
+		if (syscall3(SYS_CLOCK_SETTIME, CLOCK_REALTIME, (long)&set, 0) != 0) {
+			put("error clock_settime failed");
+			flush_exit(1);
+		}
+		put("hctosys rtc=");
+		put_uint((unsigned long)rtc, 1);
+		put(" was=");
+		put_uint((unsigned long)was.sec, 1);
+		put(".");
+		put_uint((unsigned long)was.nsec, 9);
+		flush_exit(0);
+	}
+	put("error usage: clockprobe now | bench N | rtc | hctosys");
 	flush_exit(2);
 }
 

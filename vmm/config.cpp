@@ -16,7 +16,9 @@
 #include <toml++/toml.h>
 
 #include "base/fd.hpp"
+#include "devices/ic/kvp_ic.hpp"
 #include "vmm/cpuid.hpp"
+#include "vmm/toml_text_guard.hpp"
 
 namespace vmm {
 
@@ -149,6 +151,14 @@ Result<std::vector<std::string>> as_string_array(toml::node const& node, std::st
 
 // Ten minutes: a bound so a typo cannot make SIGTERM wait for hours.
 constexpr u64 MAX_SHUTDOWN_TIMEOUT_MS = 600'000;
+// Time sync: Hyper-V samples every 5 s; below 1 s is needless guest work, beyond 10 minutes the
+// guest's PTP clock calls the last sample stale (hv_util.c HOST_TIMESYNC_DELAY_THRESH, 600 s).
+constexpr u64 MIN_TIME_SYNC_PERIOD_MS = 1'000;
+constexpr u64 MAX_TIME_SYNC_PERIOD_MS = 600'000;
+// KVP walks: each pair is one guest daemon round trip; once a second is plenty.
+constexpr u64 MIN_KVP_REFRESH_MS = 1'000;
+constexpr u64 MAX_KVP_REFRESH_MS = 86'400'000;
+constexpr std::size_t MAX_GUEST_INFO_PAIRS = 64;
 
 std::vector<TableSpec> const& schema()
 {
@@ -381,15 +391,80 @@ std::vector<TableSpec> const& schema()
                      d.config.integration.heartbeat_late_ms = VMM_TRY(as_positive(n, k));
                      return {};
                  } },
+                { "time_sync", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.integration.time_sync = VMM_TRY(as_bool(n, k));
+                     return {};
+                 } },
+                { "time_sync_period_ms", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.integration.time_sync_period_ms = VMM_TRY(as_positive(n, k));
+                     if (d.config.integration.time_sync_period_ms < MIN_TIME_SYNC_PERIOD_MS
+                         || d.config.integration.time_sync_period_ms > MAX_TIME_SYNC_PERIOD_MS)
+                         return config_error(fmt::format("{}: {} ms is outside {}..{} ms", k,
+                             d.config.integration.time_sync_period_ms, MIN_TIME_SYNC_PERIOD_MS, MAX_TIME_SYNC_PERIOD_MS));
+                     return {};
+                 } },
+                { "kvp", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.integration.kvp = VMM_TRY(as_bool(n, k));
+                     return {};
+                 } },
+                { "kvp_refresh_ms", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.integration.kvp_refresh_ms = VMM_TRY(as_positive(n, k));
+                     if (d.config.integration.kvp_refresh_ms < MIN_KVP_REFRESH_MS
+                         || d.config.integration.kvp_refresh_ms > MAX_KVP_REFRESH_MS)
+                         return config_error(fmt::format("{}: {} ms is outside {}..{} ms", k,
+                             d.config.integration.kvp_refresh_ms, MIN_KVP_REFRESH_MS, MAX_KVP_REFRESH_MS));
+                     return {};
+                 } },
+            } },
+        { "vsock",
+            {
+                { "uds_path", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     auto path = VMM_TRY(as_path(n, k, d));
+                     if (path.string().size() > MAX_VSOCK_UDS_PATH_BYTES)
+                         return config_error(fmt::format("{}: {} is {} bytes; at most {} (a Unix socket path, plus \"_<port>\" "
+                                                         "for guest-initiated connections)",
+                             k, path.string(), path.string().size(), MAX_VSOCK_UDS_PATH_BYTES));
+                     if (path.filename().empty())
+                         return config_error(fmt::format("{}: {} names a directory, not a socket", k, path.string()));
+                     d.config.vsock.uds_path = std::move(path);
+                     return {};
+                 } },
             } },
     };
     return tables;
+}
+
+// [guest_info]: any key, string values only, each checked against what the guest's KVP
+// buffers hold (ic::KvpIc::check_pair), at most MAX_GUEST_INFO_PAIRS.
+Result<void> parse_guest_info(toml::node const& node, Draft& draft)
+{
+    auto const* table = node.as_table();
+    if (!table)
+        return config_error("guest_info: expected a table of key = \"value\" pairs");
+    for (auto const& [key, value] : *table) {
+        std::string const name { key.str() };
+        std::string const full = fmt::format("guest_info.{}", name);
+        auto const* text = value.as_string();
+        if (!text)
+            return config_error(fmt::format("{}: expected a string (line {})", full, key.source().begin.line));
+        ic::KvpPair pair { name, text->get() };
+        if (auto wrong = ic::KvpIc::check_pair(pair))
+            return config_error(fmt::format("{}: cannot be given to the guest: {}", full, *wrong));
+        draft.config.guest_info.pairs.emplace_back(std::move(pair.key), std::move(pair.value));
+    }
+    if (draft.config.guest_info.pairs.size() > MAX_GUEST_INFO_PAIRS)
+        return config_error(fmt::format("guest_info: {} pairs, at most {}", draft.config.guest_info.pairs.size(), MAX_GUEST_INFO_PAIRS));
+    return {};
 }
 
 Result<void> parse_tables(toml::table const& root, Draft& draft)
 {
     for (auto const& [table_key, table_node] : root) {
         std::string const table_name { table_key.str() };
+        if (table_name == "guest_info") {
+            VMM_TRY(parse_guest_info(table_node, draft));
+            continue;
+        }
         auto const& tables = schema();
         auto spec = std::ranges::find(tables, std::string_view { table_name }, &TableSpec::name);
         if (spec == tables.end())
@@ -462,6 +537,10 @@ Result<void> check_fields(Config& config, bool have_max_memory)
                             "TSC unstable and has no good clocksource; turn one on");
     if (config.integration.enabled && !config.hyperv.enabled)
         return config_error("hyperv.enabled: integration.enabled needs Hyper-V (VMBus)");
+    if (!config.guest_info.pairs.empty() && !(config.integration.enabled && config.integration.kvp))
+        return config_error("guest_info: needs the KVP integration service (integration.enabled and integration.kvp)");
+    if (config.vsock.uds_path && !config.hyperv.enabled)
+        return config_error("hyperv.enabled: vsock.uds_path needs Hyper-V (hv_sock runs on VMBus)");
     if (config.integration.heartbeat_late_ms <= config.integration.heartbeat_interval_ms)
         return config_error(fmt::format("integration.heartbeat_late_ms ({}) must exceed integration.heartbeat_interval_ms ({})",
             config.integration.heartbeat_late_ms, config.integration.heartbeat_interval_ms));
@@ -508,6 +587,7 @@ Result<Config> parse_config(std::string_view text, fs::path const& base_dir)
     Draft draft;
     draft.base_dir = base_dir;
     toml::table root;
+    VMM_TRY(check_toml_text(text)); // Inputs toml++ 3.3 must not see (vmm/toml_text_guard.hpp).
     try {
         root = toml::parse(text);
     } catch (toml::parse_error const& error) { // toml++ is built with exceptions: caught right here.

@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/error.hpp"
@@ -94,7 +95,30 @@ struct IntegrationSection {
     u64 shutdown_timeout_ms { 30'000 };
     u64 heartbeat_interval_ms { 2'000 };
     u64 heartbeat_late_ms { 10'000 }; // Heartbeat age at which the guest counts as "late".
+    // Time sync IC: the host's wall-clock time at connect (the guest sets its clock) and then
+    // every period (samples). Needs hyperv.reference_time (the samples carry reference time).
+    bool time_sync { true };
+    u64 time_sync_period_ms { 5'000 };
+    // KVP IC: guest info (host name, OS, addresses) read every kvp_refresh_ms; [guest_info]
+    // pairs written into the guest.
+    bool kvp { true };
+    u64 kvp_refresh_ms { 60'000 };
 };
+
+// [guest_info]: key = "value" pairs the host writes into the guest's KVP External pool (Linux:
+// /var/lib/hyperv/.kvp_pool_0), in key order.
+struct GuestInfoSection {
+    std::vector<std::pair<std::string, std::string>> pairs;
+};
+
+// Keys of [vsock]: hv_sock (devices/hvsock/, vmm/backends/hvsock_backend.*) over a Unix socket
+// with Firecracker's hybrid-vsock convention (configs/README.md).
+struct VsockSection {
+    std::optional<std::filesystem::path> uds_path; // Unset: no hv_sock.
+};
+// sun_path holds 108 bytes with its NUL; guest connections to port P go to "<uds_path>_P", so
+// the path leaves room for "_4294967295".
+inline constexpr std::size_t MAX_VSOCK_UDS_PATH_BYTES = 108 - 1 - 11;
 
 struct Config {
     std::filesystem::path source; // The file it came from (empty for text).
@@ -106,6 +130,8 @@ struct Config {
     DynamicMemorySection dynamic_memory;
     HypervSection hyperv;
     IntegrationSection integration;
+    GuestInfoSection guest_info;
+    VsockSection vsock;
 };
 
 struct ConfigLimits {

@@ -3,10 +3,13 @@
 // REST decoration; see ic_integration.hpp.
 #include "vmm/ic_integration.hpp"
 
+#include <time.h>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "base/log.hpp"
+#include "vmm/hyperv/partition.hpp"
 
 namespace vmm {
 
@@ -17,6 +20,16 @@ using Clock = std::chrono::steady_clock;
 // Instance GUIDs: fixed per IC so the guest's device names stay stable across boots.
 constexpr vmbus::Guid SHUTDOWN_INSTANCE { { 'm', 'i', 'c', 'r', 'o', 'v', 'm', 'm', '-', 'i', 'c', '-', 's', 'h', 'u', 't' } };
 constexpr vmbus::Guid HEARTBEAT_INSTANCE { { 'm', 'i', 'c', 'r', 'o', 'v', 'm', 'm', '-', 'i', 'c', '-', 'h', 'b', 'e', 'a' } };
+constexpr vmbus::Guid TIMESYNC_INSTANCE { { 'm', 'i', 'c', 'r', 'o', 'v', 'm', 'm', '-', 'i', 'c', '-', 't', 'i', 'm', 'e' } };
+constexpr vmbus::Guid KVP_INSTANCE { { 'm', 'i', 'c', 'r', 'o', 'v', 'm', 'm', '-', 'i', 'c', '-', 'k', 'v', 'p', '0' } };
+
+// Host wall-clock time as FILETIME (the time sync IC's unit).
+u64 host_filetime()
+{
+    timespec now {};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    return ic::TimeSyncIc::filetime_from_unix_ns(static_cast<i64>(now.tv_sec) * 1'000'000'000 + now.tv_nsec);
+}
 
 u64 ms(u64 ns) { return ns / 1'000'000; }
 
@@ -58,7 +71,27 @@ Result<void> IcIntegration::build(PerMachine& per, Machine& machine)
     ic::HeartbeatConfig heartbeat_config { m_config.integration.heartbeat_interval_ms * 1'000'000,
         m_config.integration.heartbeat_late_ms * 1'000'000 };
     per.heartbeat = std::make_unique<ic::HeartbeatIc>(HEARTBEAT_INSTANCE, heartbeat_config);
-    for (ic::IcChannel* channel : { static_cast<ic::IcChannel*>(per.shutdown.get()), static_cast<ic::IcChannel*>(per.heartbeat.get()) }) {
+    if (m_config.integration.time_sync) {
+        // Samples carry the guest's reference time (service 4.0), and Linux reads its reference
+        // counter for every sample whatever the version (hv_util.c adj_guesttime): no reference
+        // time, no time sync.
+        auto const* clock = machine.partition() ? machine.partition()->reference_clock() : nullptr;
+        if (clock && clock->valid()) {
+            per.timesync = std::make_unique<ic::TimeSyncIc>(TIMESYNC_INSTANCE,
+                ic::TimeSyncConfig { m_config.integration.time_sync_period_ms * 1'000'000 }, &host_filetime,
+                [clock] { return clock->now(); });
+        } else {
+            log::warn("ic", "time sync not offered: the partition has no reference time (hyperv.reference_time)");
+        }
+    }
+    if (m_config.integration.kvp) {
+        ic::KvpConfig kvp_config;
+        kvp_config.refresh_ns = m_config.integration.kvp_refresh_ms * 1'000'000;
+        for (auto const& [key, value] : m_config.guest_info.pairs)
+            kvp_config.host_pairs.push_back({ key, value });
+        per.kvp = std::make_unique<ic::KvpIc>(KVP_INSTANCE, std::move(kvp_config));
+    }
+    for (ic::IcChannel* channel : per.channels()) {
         channel->set_clock(&IcIntegration::now_ns);
         channel->set_deadline_hook([this] { post_rearm(); });
     }
@@ -87,8 +120,8 @@ Result<void> IcIntegration::build(PerMachine& per, Machine& machine)
         force();
     }));
     VMM_TRY(machine.vmbus()->with_host([&](vmbus::VmbusHost& host) -> Result<void> {
-        VMM_TRY(host.add_device(*per.shutdown));
-        VMM_TRY(host.add_device(*per.heartbeat));
+        for (ic::IcChannel* channel : per.channels())
+            VMM_TRY(host.add_device(*channel));
         return {};
     }));
     return {};
@@ -107,8 +140,8 @@ void IcIntegration::detach(Machine& machine)
     per->force = {};
     // Rescind first: the host never calls a device again after rescind() returns.
     machine.vmbus()->with_host([&](vmbus::VmbusHost& host) {
-        host.rescind(*per->shutdown);
-        host.rescind(*per->heartbeat);
+        for (ic::IcChannel* channel : per->channels())
+            host.rescind(*channel);
     });
 }
 
@@ -130,7 +163,7 @@ void IcIntegration::rearm()
         return;
     std::optional<u64> deadline;
     m_current->machine->vmbus()->with_host([&](vmbus::VmbusHost&) {
-        for (ic::IcChannel* channel : { static_cast<ic::IcChannel*>(m_current->shutdown.get()), static_cast<ic::IcChannel*>(m_current->heartbeat.get()) }) {
+        for (ic::IcChannel* channel : m_current->channels()) {
             auto next = channel->next_deadline();
             if (next && (!deadline || *next < *deadline))
                 deadline = next;
@@ -154,8 +187,8 @@ void IcIntegration::on_deadline()
         if (!m_current)
             return;
         m_current->machine->vmbus()->with_host([&](vmbus::VmbusHost& host) {
-            m_current->shutdown->on_timer();
-            m_current->heartbeat->on_timer();
+            for (ic::IcChannel* channel : m_current->channels())
+                channel->on_timer();
             host.close_broken_channels(); // A send may have found a broken ring.
         });
     }
@@ -244,8 +277,32 @@ api::GuestHealth IcIntegration::health(PerMachine& per)
         if (auto age = per.heartbeat->age_ns(now))
             out.heartbeat_age_ms = ms(*age);
         out.shutdown_service = std::string { ic::ic_state_name(per.shutdown->state()) };
+        if (per.timesync) {
+            out.time_sync = api::GuestTimeSync { std::string { ic::ic_state_name(per.timesync->state()) },
+                per.timesync->synced(), per.timesync->time_counters().samples_acknowledged };
+        }
+        if (per.kvp) {
+            auto const& snapshot = per.kvp->snapshot();
+            api::GuestInfo info;
+            info.service = std::string { ic::ic_state_name(per.kvp->state()) };
+            if (snapshot.updated_at)
+                info.age_ms = ms(now - std::min(now, *snapshot.updated_at));
+            info.intrinsic = snapshot.intrinsic;
+            info.guest = snapshot.guest;
+            out.info = std::move(info);
+        }
     });
     out.shutdown = per.shutdown_phase;
+    return out;
+}
+
+std::vector<ic::IcChannel*> IcIntegration::PerMachine::channels() const
+{
+    std::vector<ic::IcChannel*> out { shutdown.get(), heartbeat.get() };
+    if (timesync)
+        out.push_back(timesync.get());
+    if (kvp)
+        out.push_back(kvp.get());
     return out;
 }
 

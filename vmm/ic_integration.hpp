@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// IcIntegration: wires the integration services (devices/ic/: shutdown, heartbeat) into each
+// IcIntegration: wires the integration services (devices/ic/: shutdown, heartbeat, time sync,
+// KVP) into each
 // Machine's VMBus host, arms ONE timer for their earliest real deadline (no periodic wake-up
 // while nothing is due), runs the graceful shutdown (PUT /api/v1/vm/shutdown, SIGTERM) with
 // its forced stop after the timeout, and decorates the REST backend: VM and metrics calls gain
@@ -20,7 +21,9 @@
 
 #include "base/ranked_mutex.hpp"
 #include "devices/ic/heartbeat_ic.hpp"
+#include "devices/ic/kvp_ic.hpp"
 #include "devices/ic/shutdown_ic.hpp"
+#include "devices/ic/timesync_ic.hpp"
 #include "vmm/api/api_backend.hpp"
 #include "vmm/api/event_hub.hpp"
 #include "vmm/config.hpp"
@@ -65,6 +68,9 @@ private:
         Machine* machine = nullptr;
         std::unique_ptr<ic::ShutdownIc> shutdown;
         std::unique_ptr<ic::HeartbeatIc> heartbeat;
+        std::unique_ptr<ic::TimeSyncIc> timesync; // Null when not offered.
+        std::unique_ptr<ic::KvpIc> kvp;           // Null when not offered.
+        std::vector<ic::IcChannel*> channels() const;
         EventLoop::Timer deadline;    // The ICs' earliest deadline (one-shot, re-armed).
         EventLoop::Timer force;       // Forced stop of a graceful shutdown.
         std::function<void()> force_action;

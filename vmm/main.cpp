@@ -22,6 +22,7 @@
 #include "vmm/api/event_hub.hpp"
 #include "vmm/dm_api_backend.hpp"
 #include <nlohmann/json.hpp>
+#include "vmm/backends/hvsock_backend.hpp"
 #include "vmm/ic_integration.hpp"
 
 namespace {
@@ -99,6 +100,15 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
     runner.on_guest_reset([&](Machine& machine) { services.detach(machine); });
     runner.on_machine_exit([&](Machine& machine) { services.detach(machine); });
     runner.on_terminate_request([&] { return services.request_shutdown_for_signal([&] { runner.stop_for_signal(); }); });
+    // hv_sock on a Unix socket (vmm/backends/hvsock_backend.*): its connections live per boot.
+    HvSockBackend vsock { dm_config.vsock, **loop };
+    if (auto started = vsock.start(); !started) {
+        log::error("vsock", "{}", started.error());
+        return EXIT_FAILURE_HOST;
+    }
+    runner.on_machine_created([&](Machine& machine) { vsock.attach(machine); });
+    runner.on_guest_reset([&](Machine& machine) { vsock.detach(machine); });
+    runner.on_machine_exit([&](Machine& machine) { vsock.detach(machine); });
     std::unique_ptr<api::ApiServer> server;
     if (dm_config.api.socket) {
         auto started = api::ApiServer::start(services, hub, api::ApiServerConfig { dm_config.api.socket->string() });

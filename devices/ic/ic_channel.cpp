@@ -191,11 +191,19 @@ void IcChannel::on_negotiate_response(std::span<std::byte const> body)
     on_ready();
 }
 
+std::optional<u64> IcChannel::request_deadline() const
+{
+    if (!m_in_flight)
+        return std::nullopt;
+    auto timeout = response_timeout_ns(m_in_flight->type);
+    if (!timeout)
+        return std::nullopt;
+    return m_in_flight->sent_at + *timeout;
+}
+
 std::optional<u64> IcChannel::next_deadline() const
 {
-    std::optional<u64> deadline;
-    if (m_in_flight)
-        deadline = m_in_flight->sent_at + RESPONSE_TIMEOUT_NS;
+    std::optional<u64> deadline = request_deadline();
     if (auto service = service_deadline(); service && (!deadline || *service < *deadline))
         deadline = service;
     return deadline;
@@ -204,7 +212,7 @@ std::optional<u64> IcChannel::next_deadline() const
 void IcChannel::on_timer()
 {
     u64 now_ns = now();
-    if (m_in_flight && now_ns >= m_in_flight->sent_at + RESPONSE_TIMEOUT_NS) {
+    if (auto expiry = request_deadline(); expiry && now_ns >= *expiry) {
         bool negotiation = m_in_flight->type == IcMessageType::Negotiate;
         m_in_flight.reset();
         m_pending.clear();

@@ -75,6 +75,8 @@ public:
     IcVersion service_version() const { return m_service; }
     IcCounters const& counters() const { return m_counters; }
     bool request_in_flight() const { return m_in_flight.has_value(); }
+    // The in-flight request times out at this moment (nullopt: nothing in flight, or no limit).
+    std::optional<u64> request_deadline() const;
 
 protected:
     virtual vmbus::Guid class_guid() const = 0;
@@ -88,6 +90,9 @@ protected:
     virtual void on_request_lost() { }
     virtual void on_closed() { }
     virtual std::optional<u64> service_deadline() const { return std::nullopt; }
+    // How long a request of `type` may stay unanswered (nullopt: wait as long as it takes).
+    // KVP overrides it: Linux answers its negotiation only once the user-space daemon is up.
+    virtual std::optional<u64> response_timeout_ns(IcMessageType) const { return RESPONSE_TIMEOUT_NS; }
     virtual void on_service_timer() { }
 
     // Sends one service request (if none is in flight and the channel is Ready). False if it

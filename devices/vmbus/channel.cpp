@@ -75,7 +75,12 @@ Result<void> Channel::drain()
     for (;;) {
         // Mask while draining; the guest then skips its signals (ring_buffer.c:52-70).
         VMM_TRY(m_inbound->set_interrupt_mask(true));
+        bool paused = false;
         for (;;) {
+            if (!m_device.ready_for_packet()) {
+                paused = true; // Left in the ring; VmbusHost::resume_receive() comes back.
+                break;
+            }
             auto packet = VMM_TRY(m_inbound->next(m_packet_buffer));
             if (!packet)
                 break;
@@ -100,6 +105,8 @@ Result<void> Channel::drain()
             signal_guest(); // The guest waits on pending_send_sz and has room now.
         // Unmask, then re-check: data that arrived while masked came without a signal.
         VMM_TRY(m_inbound->set_interrupt_mask(false));
+        if (paused)
+            return {};
         if (handled >= MAX_PACKETS_PER_SIGNAL) {
             // FIXME: leaves data unread until the guest's next signal; a re-kick from the event
             // loop would be better.

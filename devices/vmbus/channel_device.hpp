@@ -92,6 +92,22 @@ public:
     virtual void on_packet(InboundPacket const& packet) = 0;
     virtual void on_ring_space() = 0; // host->guest ring has room again
     virtual void on_close() = 0;      // closed, rescinded, unloaded or reset
+    // Asked before each guest->host packet is taken off the ring. False leaves it (and every
+    // later one) in the ring, so a device whose consumer is slow (hv_sock's host socket) pushes
+    // back on the guest through the ring instead of buffering without bound; the device calls
+    // VmbusHost::resume_receive() once it has room again. Ordinary devices keep the default.
+    virtual bool ready_for_packet() { return true; }
+};
+
+// The guest's hv_sock connect request (CHANNELMSG_TL_CONNECT_REQUEST, hyperv.h:697-701, sent by
+// vmbus_send_tl_connect_request(), drivers/hv/channel.c:196): the guest asks the host to offer a
+// channel whose if_type is `host_service_id` and if_instance `guest_endpoint_id`
+// (net/vmw_vsock/hyperv_transport.c:459-471, 310-316). Called under the VMBus host lock; the
+// sink must not call back into the host (post the work elsewhere).
+class TlConnectSink {
+public:
+    virtual ~TlConnectSink() = default;
+    virtual void on_tl_connect_request(Guid const& guest_endpoint_id, Guid const& host_service_id) = 0;
 };
 
 } // namespace vmm::vmbus

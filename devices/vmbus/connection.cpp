@@ -75,7 +75,7 @@ Channel const* VmbusHost::channel(u32 relid) const
 Channel const* VmbusHost::channel_of(ChannelDevice const& device) const
 {
     for (auto const& [relid, slot] : m_channels)
-        if (&slot.channel->device() == &device)
+        if (!slot.rescinded && &slot.channel->device() == &device)
             return slot.channel.get();
     return nullptr;
 }
@@ -86,9 +86,12 @@ Result<u32> VmbusHost::add_device(ChannelDevice& device)
 {
     auto instance = device.offer().interface_instance;
     for (auto const& [relid, slot] : m_channels) {
+        // A rescinded slot's device may already be gone (and its address reused): skip it.
+        if (slot.rescinded)
+            continue;
         if (&slot.channel->device() == &device)
             return fail(Errc::InvalidArgument, "vmbus device added twice", relid);
-        if (!slot.rescinded && slot.channel->device().offer().interface_instance == instance)
+        if (slot.channel->device().offer().interface_instance == instance)
             return fail(Errc::InvalidArgument, "vmbus instance GUID already offered", relid);
     }
     u32 relid = MIN_RELID;
@@ -245,9 +248,33 @@ void VmbusHost::on_message(u32 vp, Unload const&)
     send(target, MessageHeader { static_cast<u32>(MessageType::CHANNELMSG_UNLOAD_RESPONSE), 0 });
 }
 
-void VmbusHost::on_message(u32 /*vp*/, TlConnectRequest const&)
+void VmbusHost::on_message(u32 /*vp*/, TlConnectRequest const& request)
 {
-    ++m_stats.messages_ignored; // hv_sock is not offered (no TLNPI offers).
+    // hv_sock exists from WIN10 (hyperv_transport.c:929); the answer is an offer, so only
+    // once offers flow. Nothing to reply on refusal: Linux ignores TL_CONNECT_RESULT
+    // (channel_mgmt.c:1565) and its connect() times out.
+    if (m_state != ConnectionState::OffersDelivered || m_version < VERSION_WIN10)
+        return reject("TL_CONNECT_REQUEST out of state or version", m_version);
+    if (!m_tl_connect_sink) {
+        ++m_stats.messages_ignored;
+        return;
+    }
+    m_tl_connect_sink->on_tl_connect_request(Guid { request.guest_endpoint_id }, Guid { request.host_service_id });
+}
+
+void VmbusHost::resume_receive(ChannelDevice& device)
+{
+    for (auto& [relid, slot] : m_channels) {
+        if (slot.rescinded || &slot.channel->device() != &device)
+            continue;
+        if (auto drained = slot.channel->on_guest_signal(); !drained) {
+            VMM_GUEST_WARN("vmbus", "relid {}: ring broken: {}", relid, drained.error());
+            ++m_stats.rings_broken;
+            slot.channel->mark_broken();
+        }
+        break;
+    }
+    close_broken_channels();
 }
 
 // ---- Signals ------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@
 // Done:     versions 2.4 (WIN8) .. 5.3, offers after REQUESTOFFERS, multi-message/multi-range
 //           GPADLs, open/close, deferred teardown, rescind + RELID_RELEASED, MODIFYCHANNEL,
 //           UNLOAD, reset, bounded outgoing queue with retry on slot freed
-// Missing:  monitor pages (declined by design, §6.10), sub-channels, hv_sock, pre-WIN8
+//           hv_sock's TL_CONNECT_REQUEST (handed to a TlConnectSink), receive back-pressure
+// Missing:  monitor pages (declined by design, §6.10), sub-channels, pre-WIN8
 //           interrupt-page signalling, save/restore
 #pragma once
 
@@ -41,7 +42,7 @@ enum class ConnectionState : u8 {
 struct VmbusStats {
     u64 messages_received { 0 };
     u64 messages_rejected { 0 };  // Malformed or out of state: dropped (or answered with failure).
-    u64 messages_ignored { 0 };   // Valid but unsupported (hv_sock connect, close after rescind).
+    u64 messages_ignored { 0 };   // Valid but unsupported (hv_sock connect without a sink, close after rescind).
     u64 messages_sent { 0 };      // Delivered to a SynIC slot.
     u64 post_busy { 0 };          // post_message() returned false (queued for retry).
     u64 post_throttled { 0 };     // Guest posts answered HV_STATUS_INSUFFICIENT_BUFFERS.
@@ -71,6 +72,12 @@ public:
     // RESCIND_CHANNELOFFER; the relid is reused after the guest's RELID_RELEASED. The host never
     // calls the device again after this returns.
     void rescind(ChannelDevice& device);
+    // The device said !ready_for_packet() and has room again: drain its guest->host ring now
+    // (the guest does not signal for data it queued behind a full host). No-op unless open.
+    void resume_receive(ChannelDevice& device);
+    // Where guest TL_CONNECT_REQUESTs go (hv_sock); nullptr (the default) ignores them. The sink
+    // outlives the host or is reset to nullptr first.
+    void set_tl_connect_sink(TlConnectSink* sink) { m_tl_connect_sink = sink; }
 
     // Guest HvPostMessage. Returns a Hyper-V status: 0 (also for messages that were dropped as
     // malformed: the hypercall itself succeeded), 18 for a connection id other than 1/4, 19 while
@@ -140,6 +147,7 @@ private:
 
     mem::GuestMemory const& m_memory;
     SynicPort& m_synic;
+    TlConnectSink* m_tl_connect_sink { nullptr };
     u32 m_vcpu_count;
     ConnectionState m_state { ConnectionState::Disconnected };
     u32 m_version { 0 };

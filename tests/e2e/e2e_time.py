@@ -3,8 +3,11 @@
 # End-to-end test of guest time with the Linux test guest (guest/init mode "time"): one boot
 # proves that the guest's clocksource is the Hyper-V reference TSC page, its clockevent the
 # synthetic timer in direct mode (HVS interrupts counted), that guest sleeps keep host time
-# (10 s - 1 s lasts 9 s within 2 %, neither ends early; see time_case), that the guest's wall clock starts at the host's (CMOS
-# RTC; within 10 s: the 1 s goal is not met yet, see time_case) and, in the 1-vCPU case, drifts at most 50 ms from it over 2 minutes.
+# (10 s - 1 s lasts 9 s within 2 %, neither ends early; see time_case), that the CMOS RTC gives
+# the guest the host's time within 1 s, that the kernel's wall clock starts behind it only by
+# what the guest's own early-boot timekeeping loses (printed; see time_case), that once set
+# from the RTC (like hwclock --hctosys) it is the host's within 1 s and, in the 1-vCPU case,
+# drifts at most 50 ms from the host's over 2 minutes.
 # Exit status: 0 pass, 1 fail, 77 skip (only when /dev/kvm is absent).
 import re
 import sys
@@ -17,7 +20,9 @@ from e2e import Run, fail, guest_paths, run_cases, write_config  # noqa: E402
 
 SLEEP_TOLERANCE = 0.02    # 2 % (issue 11)
 SLEEP_FIXED_COST_MAX_S = 0.5  # console lines around a sleep, emulated guest kernel code (see below)
-BOOT_OFFSET_MAX_S = 10.0  # measured -2.9..-3.2 s here; the goal is 1 s (see time_case)
+RTC_OFFSET_MAX_S = 1.0   # issue 11: the guest gets the host's time at boot within 1 s
+BOOT_LOSS_MAX_S = 60.0    # the guest kernel's early-boot tick loss on this emulating host (see time_case)
+UNEXPLAINED_MAX_S = 5.0   # wall-clock offset + CLOCK_MONOTONIC deficit (see time_case)
 DRIFT_MAX_S = 0.050       # over DRIFT_WINDOW_S
 DRIFT_WINDOW_S = 120
 
@@ -28,7 +33,10 @@ def time_case(args, vcpus: int, watch_s: int) -> None:
     with tempfile.TemporaryDirectory() as directory:
         config = write_config(Path(directory), {"vcpus": vcpus, "memory_mib": 256, "on_reboot": "exit"},
                               {"kernel": paths["vmlinux"], "initrd": paths["initramfs"], "cmdline": cmdline},
-                              "[hyperv]\nenabled = true\n")  # The default enlightenment set.
+                              # The default enlightenment set. No time sync IC: this case measures
+                              # the clock the RTC and reference time give the guest (time sync, which
+                              # would set it from the host, is tested in e2e_ic.py ic-shutdown).
+                              "[hyperv]\nenabled = true\n[integration]\ntime_sync = false\n")
         run = Run(args.microvmm, config, args.timeout)
         # Host wall clock of a line = this + its monotonic arrival time (Run keeps monotonic).
         real_base = time.time() - (time.monotonic() - run.start)
@@ -43,14 +51,24 @@ def time_case(args, vcpus: int, watch_s: int) -> None:
         source = run.wait_for(r"INIT: clocksource=(\S+)")
         clockevents = []
         while True:
-            match = run.wait_for(r"INIT: clockevent (\S+)=(.*)|CLOCK: realtime=(\d+\.\d+)")
+            match = run.wait_for(r"INIT: clockevent (\S+)=(.*)|CLOCK: rtc=(\d+) realtime=(\d+\.\d+)")
             if not match or match.group(3):
                 break
             clockevents.append(match.group(2))
         if not match:
             run.finish()
+            fail("no CLOCK: rtc line")
+        rtc = (int(match.group(3)), float(match.group(4)), real_base + run.lines[run.cursor - 1][0])
+        if not run.wait_for(r"CLOCK: hctosys rtc=\d+ was="):
+            run.finish()
+            fail("the guest did not set its clock from the RTC (no CLOCK: hctosys line)")
+        match = run.wait_for(r"CLOCK: realtime=(\d+\.\d+) monotonic=(\d+\.\d+)")
+        if not match:
+            run.finish()
             fail("no CLOCK line")
-        samples = [(float(match.group(3)), real_base + run.lines[run.cursor - 1][0])]
+        samples = [(float(match.group(1)), real_base + run.lines[run.cursor - 1][0])]
+        # Host time since microvmm started vs the guest's CLOCK_MONOTONIC at the same line.
+        monotonic_deficit = run.lines[run.cursor - 1][0] - float(match.group(2))
         sleeps = {}
         for name in ("sleep1", "sleep10"):
             begin = line_time(rf"INIT: {name} begin")
@@ -95,14 +113,40 @@ def time_case(args, vcpus: int, watch_s: int) -> None:
              f"{SLEEP_FIXED_COST_MAX_S * 1000:.0f} ms the bracketing lines can cost")
     offsets = [guest - host for guest, host in samples]
     print(f"wall-clock offsets guest - host (s): {[round(o, 4) for o in offsets]}")
-    # The RTC gives the guest the host's date (without it the guest starts in 1970). Issue 11 asks
-    # for the host's time within 1 s; measured here the guest starts 2.9-3.2 s behind, constant
-    # afterwards (the drift below stays within a few ms), so the loss happens before the TSC-page
-    # clocksource takes over in early boot. Until that is found, the bound is the figure measured
-    # with margin, and the offset is printed (issue 11 stays open for it).
-    print(f"guest wall clock at boot: {offsets[0]:+.3f} s from the host's (goal: within 1 s)")
-    if abs(offsets[0]) > BOOT_OFFSET_MAX_S:
-        fail(f"guest wall clock at boot is {offsets[0]:+.3f} s from the host's")
+    # Issue 11 asks for the host's time at boot within 1 s. The host's part is the CMOS RTC: it
+    # must read the host's time, truncated to its 1 s resolution, read by the guest (clockprobe
+    # rtc, through /dev/port) just before the line that reports it reaches the host.
+    rtc_value, rtc_kernel, rtc_host = rtc
+    rtc_offset = rtc_value + 0.5 - rtc_host  # Centre of the RTC's second vs the line's arrival.
+    print(f"CMOS RTC: {rtc_offset:+.3f} s from the host (second centre; goal: within 1 s)")
+    if abs(rtc_offset) > RTC_OFFSET_MAX_S:
+        fail(f"the CMOS RTC reads {rtc_value}, {rtc_offset:+.3f} s from the host's time {rtc_host:.3f}")
+    # The kernel reads the RTC once, in timekeeping_init(), then keeps time with the jiffies
+    # clocksource until clocksource_done_booting() (fs_initcall) switches to the TSC page
+    # (kernel/time/clocksource.c:972, clocksource_find_best() returns nothing before then). On
+    # this host the guest kernel is emulated, so that phase lasts 10-40 s and loses ticks
+    # (each jiffies tick is programmed 10 ms after the last one's handler ran); the guest's
+    # CLOCK_MONOTONIC falls behind the host by the same amount, which shows the loss is the
+    # guest's timekeeping, not the RTC's value (docs/test-host.md §10). A native host loses
+    # well under a millisecond there. The kernel's wall clock at the RTC line:
+    kernel_offset = rtc_kernel - rtc_host
+    print(f"kernel wall clock before hctosys: {kernel_offset:+.3f} s from the host's (kernel - RTC "
+          f"{rtc_kernel - rtc_value:+.3f} s); CLOCK_MONOTONIC behind the host by {monotonic_deficit:.3f} s")
+    if kernel_offset > RTC_OFFSET_MAX_S or kernel_offset < -BOOT_LOSS_MAX_S:
+        fail(f"the kernel's wall clock at boot is {kernel_offset:+.3f} s from the host's")
+    # wall offset = RTC truncation (-1..0 s) - tick loss; monotonic deficit = tick loss + the
+    # emulated boot before the guest's sched_clock starts (hv_init_clocksource(), ~1-2 s here).
+    # Their sum must stay within that, or the wall clock lost time the kernel did not.
+    unexplained = kernel_offset + monotonic_deficit
+    if not -RTC_OFFSET_MAX_S - 0.5 <= unexplained <= UNEXPLAINED_MAX_S:
+        fail(f"wall-clock offset {kernel_offset:+.3f} s is not explained by the guest's own tick loss "
+             f"({monotonic_deficit:.3f} s): {unexplained:+.3f} s")
+    # The guest then sets its clock from the RTC at the RTC's next second (clockprobe hctosys,
+    # what `hwclock --hctosys` does in a distribution's boot; the time-sync integration service
+    # of issue 12 is the Hyper-V way): from there the guest has the host's time (issue 11: 1 s).
+    print(f"guest wall clock at boot (after hctosys): {offsets[0]:+.3f} s from the host's (goal: within 1 s)")
+    if abs(offsets[0]) > RTC_OFFSET_MAX_S:
+        fail(f"guest wall clock at boot is {offsets[0]:+.3f} s from the host's after setting it from the RTC")
     if bench:
         print(f"guest clock_gettime: vDSO {bench.group(2)} ns/call, syscall {bench.group(3)} ns/call")
     if watch_s:

@@ -7,6 +7,8 @@
 
 #include <cstring>
 #include <deque>
+#include <functional>
+#include <optional>
 #include <vector>
 
 #include "devices/ic/ic_channel.hpp"
@@ -57,9 +59,8 @@ public:
             auto message = std::move(m_port.sent.front());
             m_port.sent.pop_front();
             ++received;
-            if (silent)
+            if (silent || !answer(message.payload))
                 continue;
-            answer(message.payload);
             deliver(message.payload, message.transaction_id);
             if (answer_twice)
                 deliver(message.payload, message.transaction_id);
@@ -83,16 +84,25 @@ public:
     std::uint32_t shutdown_status = ic::HV_S_OK;
     std::uint64_t received = 0;
     std::uint32_t last_shutdown_flags = 0xffff'ffff;
+    // Optional: answers a service request (not the negotiation) in place, `body` being what
+    // follows the ICMSG header, and returns the icmsg status; nullopt leaves it unanswered.
+    std::function<std::optional<std::uint32_t>(ic::IcMessageHeader const&, std::span<std::byte>)> service_answer;
 
 private:
-    void answer(std::vector<std::byte>& payload)
+    bool answer(std::vector<std::byte>& payload)
     {
         if (payload.size() < ic::ICMSG_HEADER_BYTES)
-            return;
+            return true;
         auto header = header_of(payload);
         auto body = std::span<std::byte>(payload).subspan(ic::ICMSG_HEADER_BYTES);
         if (header.type == static_cast<std::uint16_t>(ic::IcMessageType::Negotiate))
             negotiate(header, body);
+        else if (service_answer) {
+            auto status = service_answer(header, body);
+            if (!status)
+                return false;
+            header.set_status(*status);
+        }
         else if (header.type == static_cast<std::uint16_t>(ic::IcMessageType::Heartbeat) && body.size() >= 8) {
             std::uint64_t seq = 0;
             std::memcpy(&seq, body.data(), 8);
@@ -104,6 +114,7 @@ private:
         }
         header.flags = ic::ICMSGHDRFLAG_TRANSACTION | ic::ICMSGHDRFLAG_RESPONSE;
         std::memcpy(payload.data() + sizeof(ic::PipeHeader), &header, sizeof(header));
+        return true;
     }
     // vmbus_prep_negotiate_resp(): first of our framework versions the host offers, then first
     // of our service versions; counts become 1/1 (or 0/0 on failure).

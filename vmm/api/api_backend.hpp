@@ -5,10 +5,26 @@
 
 #include <cstdint>
 #include <expected>
+#include <map>
 #include <optional>
 #include <string>
 
 namespace vmm::api {
+
+// Time sync IC (devices/ic/timesync_ic.hpp).
+struct GuestTimeSync {
+    std::string service = "closed"; // IC state: closed|negotiating|ready|refused
+    bool synced = false;            // The guest acknowledged a SYNC sample (it set its clock).
+    std::uint64_t samples = 0;      // Periodic samples it acknowledged.
+};
+
+// KVP IC (devices/ic/kvp_ic.hpp): what the guest reported.
+struct GuestInfo {
+    std::string service = "closed";                // IC state: closed|negotiating|ready|refused
+    std::optional<std::uint64_t> age_ms;           // Since the last complete read (null before).
+    std::map<std::string, std::string> intrinsic;  // The guest's Auto pool (host name, OS, ...).
+    std::map<std::string, std::string> guest;      // Pairs the guest's software published.
+};
 
 // The guest as the integration services see it (devices/ic/): GET /api/v1/vm "guest".
 struct GuestHealth {
@@ -16,6 +32,8 @@ struct GuestHealth {
     std::optional<std::uint64_t> heartbeat_age_ms;   // Age of the guest's last heartbeat answer.
     std::string shutdown_service = "closed";         // IC state: closed|negotiating|ready|refused
     std::optional<std::string> shutdown;             // Shutdown in progress: "requested" | "forced"
+    std::optional<GuestTimeSync> time_sync;          // Absent when not offered.
+    std::optional<GuestInfo> info;                   // Absent when KVP is not offered.
 };
 
 struct VmInfo {

@@ -27,14 +27,67 @@ json to_json(VmInfo const& info)
     return out;
 }
 
+namespace {
+
+json pair_or_null(std::map<std::string, std::string> const& pairs, std::string const& key)
+{
+    auto found = pairs.find(key);
+    return found == pairs.end() ? json(nullptr) : json(found->second);
+}
+
+// hv_kvp_daemon joins a family's addresses with ';' (tools/hv/hv_kvp_daemon.c kvp_process_ip_address).
+void add_addresses(json& out, std::map<std::string, std::string> const& pairs, std::string const& key)
+{
+    auto found = pairs.find(key);
+    if (found == pairs.end())
+        return;
+    std::string_view rest = found->second;
+    while (!rest.empty()) {
+        auto end = rest.find(';');
+        auto address = rest.substr(0, end);
+        auto first = address.find_first_not_of(" \t\n");
+        if (first != std::string_view::npos)
+            out.push_back(std::string(address.substr(first, address.find_last_not_of(" \t\n") - first + 1)));
+        rest = end == std::string_view::npos ? std::string_view {} : rest.substr(end + 1);
+    }
+}
+
+json to_json(GuestInfo const& info)
+{
+    // The daemon's intrinsic keys (hv_kvp_daemon.c main, KVP_POOL_AUTO) under plain names.
+    json addresses = json::array();
+    add_addresses(addresses, info.intrinsic, "NetworkAddressIPv4");
+    add_addresses(addresses, info.intrinsic, "NetworkAddressIPv6");
+    return json {
+        { "service", info.service },
+        { "age_ms", info.age_ms ? json(*info.age_ms) : json(nullptr) },
+        { "host_name", pair_or_null(info.intrinsic, "FullyQualifiedDomainName") },
+        { "os_name", pair_or_null(info.intrinsic, "OSName") },
+        { "os_version", pair_or_null(info.intrinsic, "OSVersion") },
+        { "addresses", std::move(addresses) },
+        { "intrinsic", info.intrinsic },
+        { "guest", info.guest },
+    };
+}
+
+} // namespace
+
 json to_json(GuestHealth const& guest)
 {
-    return json {
+    json out {
         { "heartbeat", guest.heartbeat },
         { "age_ms", guest.heartbeat_age_ms ? json(*guest.heartbeat_age_ms) : json(nullptr) },
         { "shutdown_service", guest.shutdown_service },
         { "shutdown", guest.shutdown ? json(*guest.shutdown) : json(nullptr) },
+        { "time_sync", nullptr },
+        { "info", nullptr },
     };
+    if (guest.time_sync)
+        out["time_sync"] = json { { "service", guest.time_sync->service }, { "synced", guest.time_sync->synced },
+            { "samples", guest.time_sync->samples } };
+    if (guest.info)
+        out["info"] = to_json(*guest.info);
+    return out;
 }
 
 json to_json(ShutdownStarted const& started)

@@ -292,14 +292,7 @@ bool Partition::write_partition_msr(std::uint32_t vp, std::uint32_t msr, std::ui
     case HV_X64_MSR_HYPERCALL:
         return write_hypercall_msr(value);
     case HV_X64_MSR_VP_ASSIST_PAGE:
-        // Stored only: nothing uses the page without hint 3 or nested features (guest-interface §2.2),
-        // so the host never writes there. Still refuse reserved bits and non-RAM pages.
-        if ((value & HV_PAGE_RESERVED_MASK) != 0
-            || ((value & HV_X64_MSR_VP_ASSIST_PAGE_ENABLE) != 0
-                && !m_memory.is_ram(mem::Gpa { value & HV_PAGE_ADDRESS_MASK }, mem::PAGE_SIZE)))
-            return false;
-        m_vp_assist_page[vp] = value;
-        return true;
+        return write_vp_assist_page(vp, value);
     case HV_X64_MSR_REFERENCE_TSC:
         return write_reference_tsc(value);
     case HV_X64_MSR_TSC_INVARIANT_CONTROL:
@@ -316,6 +309,33 @@ bool Partition::write_partition_msr(std::uint32_t vp, std::uint32_t msr, std::ui
         // implement in the synthetic range.
         return false;
     }
+}
+
+bool Partition::write_vp_assist_page(std::uint32_t vp, std::uint64_t value)
+{
+    // The VP assist page is a per-VP GPA overlay page (TLFS 5.2.1 and 7.8.7; Linux
+    // hv_init.c:100-107): while enabled its contents are the hypervisor's, and a newly enabled
+    // (or moved) page starts zeroed, so no stale apic_assist or nested-enlightenment field is
+    // read from it. The host writes nothing else there: PV EOI (apic_assist) needs hint 3 and
+    // the APIC access MSRs, which are not offered (guest-interface §2.2). A disabled page is
+    // ordinary RAM again and keeps its contents.
+    if ((value & HV_PAGE_RESERVED_MASK) != 0) {
+        VMM_GUEST_WARN("hyperv", "vp {}: VP assist page {:#x} has reserved bits set", vp, value);
+        return false;
+    }
+    bool const enable = (value & HV_X64_MSR_VP_ASSIST_PAGE_ENABLE) != 0;
+    mem::Gpa const page { value & HV_PAGE_ADDRESS_MASK };
+    if (enable && !m_memory.is_ram(page, mem::PAGE_SIZE)) {
+        VMM_GUEST_WARN("hyperv", "vp {}: VP assist page {} is not RAM", vp, page);
+        return false;
+    }
+    u64 const old = m_vp_assist_page[vp];
+    bool const fresh = enable
+        && ((old & HV_X64_MSR_VP_ASSIST_PAGE_ENABLE) == 0 || (old & HV_PAGE_ADDRESS_MASK) != page.raw());
+    if (fresh && !m_memory.fill(page, std::byte { 0 }, mem::PAGE_SIZE))
+        return false; // Unplugged since the is_ram() check: treat as not RAM.
+    m_vp_assist_page[vp] = value;
+    return true;
 }
 
 bool Partition::write_hypercall_msr(std::uint64_t value)

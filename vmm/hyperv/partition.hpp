@@ -9,8 +9,9 @@
 //           crash/reset/VP-runtime MSRs, reference time (TIME_REF_COUNT + TSC page), STIMER0-3,
 //           SynIC (SCONTROL..SINT15), HvPostMessage, HvSignalEvent, cluster IPIs,
 //           HvExtCallQueryCapabilities
-// Missing:  APIC access MSRs (EOI/ICR/TPR: the LAPIC lives in KVM, see README "Hyper-V"),
-//           guest idle MSR, save/restore
+// Missing:  APIC access MSRs (EOI/ICR/TPR: the LAPIC lives in KVM, guest-interface §2.2),
+//           guest idle MSR (a KVM-halted vCPU does not wake with IF=0, guest-interface §2.2),
+//           save/restore
 #pragma once
 
 #include <atomic>
@@ -176,6 +177,7 @@ private:
     std::optional<std::uint64_t> read_partition_msr(std::uint32_t vp, std::uint32_t msr);
     bool write_partition_msr(std::uint32_t vp, std::uint32_t msr, std::uint64_t value);
     bool write_hypercall_msr(std::uint64_t value);
+    bool write_vp_assist_page(std::uint32_t vp, std::uint64_t value);
     bool write_crash_ctl(std::uint64_t value, std::optional<CrashReport>& report);
     bool write_reference_tsc(std::uint64_t value);
     bool reference_time_available() const { return m_clock != nullptr; }
@@ -205,7 +207,7 @@ private:
     std::uint64_t m_crash_params[5] {};
     bool m_crash_reported { false };
     std::uint32_t m_crash_reports { 0 }; // Events raised this boot (bounded).
-    std::vector<std::uint64_t> m_vp_assist_page; // Per VP.
+    std::vector<std::uint64_t> m_vp_assist_page; // Per VP; power-on value 0 (disabled), also after reset().
 
     std::atomic<std::uint64_t> m_msr_faults { 0 };
     std::atomic<std::uint64_t> m_hypercalls { 0 };

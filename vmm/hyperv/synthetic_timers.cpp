@@ -110,8 +110,12 @@ bool SyntheticTimers::write_config(Timer& timer, u64 value, u64 now)
         return false;
     if (direct(value) && !m_direct_mode_available) // KVM refuses it the same way (hyperv.c:685-688).
         return false;
-    if (direct(value) && enabled(value) && vector(value) < HV_SYNIC_FIRST_VALID_VECTOR)
-        return false; // An exception vector, as for SINTs (synic.cpp write_sint).
+    // An exception vector, as for SINTs (synic.cpp write_sint), refused whenever the timer can
+    // fire with it: enabled now, or later by a COUNT write through auto-enable (found by
+    // fuzz_hyperv_time: a direct, auto-enable, vector-0 config armed by COUNT injected vector 0).
+    if (direct(value) && (value & (HV_STIMER_ENABLE | HV_STIMER_AUTO_ENABLE)) != 0
+        && vector(value) < HV_SYNIC_FIRST_VALID_VECTOR)
+        return false;
     // Any config write stops the timer and forgets a pending expiration (KVM stimer_cleanup).
     timer.armed = false;
     timer.message_pending = false;

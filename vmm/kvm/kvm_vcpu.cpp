@@ -192,10 +192,28 @@ Result<void> KvmVcpu::set_mp_state(MpState state)
 {
     startup::KvmScope timed { startup::KvmCall::Other };
     kvm_mp_state mp {};
-    mp.mp_state = state == MpState::Runnable ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED;
+    switch (state) {
+    case MpState::Runnable: mp.mp_state = KVM_MP_STATE_RUNNABLE; break;
+    case MpState::Uninitialized: mp.mp_state = KVM_MP_STATE_UNINITIALIZED; break;
+    case MpState::Halted: mp.mp_state = KVM_MP_STATE_HALTED; break;
+    }
     if (::ioctl(m_fd.get(), KVM_SET_MP_STATE, &mp) < 0)
         return fail_errno("KVM_SET_MP_STATE");
     return {};
+}
+
+Result<MpState> KvmVcpu::get_mp_state() const
+{
+    startup::KvmScope timed { startup::KvmCall::Other };
+    kvm_mp_state mp {};
+    if (::ioctl(m_fd.get(), KVM_GET_MP_STATE, &mp) < 0)
+        return fail_errno("KVM_GET_MP_STATE");
+    switch (mp.mp_state) {
+    case KVM_MP_STATE_RUNNABLE: return MpState::Runnable;
+    case KVM_MP_STATE_UNINITIALIZED: return MpState::Uninitialized;
+    case KVM_MP_STATE_HALTED: return MpState::Halted;
+    default: return std::unexpected(Error::make(Errc::Unsupported, "KVM_GET_MP_STATE: a state microvmm does not use", mp.mp_state));
+    }
 }
 
 Result<u32> KvmVcpu::tsc_khz() const

@@ -17,7 +17,8 @@
 
 namespace vmm::kvm {
 
-enum class MpState : u8 { Runnable, Uninitialized };
+// Halted: waits in KVM for an interrupt it can take (IF=1), as after HLT.
+enum class MpState : u8 { Runnable, Uninitialized, Halted };
 
 struct MsrValue {
     u32 index;
@@ -43,6 +44,7 @@ public:
     Result<void> set_sregs(SpecialRegs const&);
     Result<void> set_msrs(std::span<MsrValue const>);
     Result<void> set_mp_state(MpState);
+    Result<MpState> get_mp_state() const; // Other KVM states (INIT_RECEIVED, SIPI, ...) are errors.
     // KVM_GET_TSC_KHZ: the guest TSC frequency.
     Result<u32> tsc_khz() const;
     // guest TSC - host TSC. microvmm never calls KVM_SET_TSC_KHZ, so the guest TSC runs at the

@@ -54,7 +54,9 @@ bool starts_with_key(std::string_view text)
 bool error_names_its_place(std::string_view message)
 {
     return message.starts_with("TOML syntax error at line ") || message.starts_with("unknown table [")
-        || message.starts_with("unknown key ") || starts_with_key(message);
+        || message.starts_with("unknown key ") || starts_with_key(message)
+        // [guest_info] keys are the user's own strings (any characters): named as guest_info.<key>.
+        || message.starts_with("guest_info.") || message.starts_with("guest_info: ");
 }
 
 void check_rules(Config const& config)
@@ -69,8 +71,10 @@ void check_rules(Config const& config)
     if (!config.boot.kernel.empty() && !config.boot.kernel.is_absolute())
         broken("relative kernel path");
     if ((config.boot.initrd && !config.boot.initrd->is_absolute()) || (config.serial.output_file && !config.serial.output_file->is_absolute())
-        || (config.api.socket && !config.api.socket->is_absolute()))
+        || (config.api.socket && !config.api.socket->is_absolute()) || (config.vsock.uds_path && !config.vsock.uds_path->is_absolute()))
         broken("relative path");
+    if (config.vsock.uds_path && (!config.hyperv.enabled || config.vsock.uds_path->string().size() > MAX_VSOCK_UDS_PATH_BYTES))
+        broken("vsock without Hyper-V or with an over-long path");
     if (config.dynamic_memory.enabled && !config.hyperv.enabled)
         broken("Dynamic Memory without Hyper-V");
     auto const& dm = config.dynamic_memory;
@@ -123,6 +127,20 @@ std::string to_toml(Config const& config)
         { "hyperv", toml::table { { "enabled", config.hyperv.enabled } } } };
     if (config.api.socket)
         root.insert("api", toml::table { { "socket", config.api.socket->string() } });
+    auto const& ic = config.integration;
+    root.insert("integration",
+        toml::table { { "enabled", ic.enabled }, { "shutdown_timeout_ms", i64_of(ic.shutdown_timeout_ms) },
+            { "heartbeat_interval_ms", i64_of(ic.heartbeat_interval_ms) }, { "heartbeat_late_ms", i64_of(ic.heartbeat_late_ms) },
+            { "time_sync", ic.time_sync }, { "time_sync_period_ms", i64_of(ic.time_sync_period_ms) }, { "kvp", ic.kvp },
+            { "kvp_refresh_ms", i64_of(ic.kvp_refresh_ms) } });
+    if (!config.guest_info.pairs.empty()) {
+        toml::table guest_info;
+        for (auto const& [key, value] : config.guest_info.pairs)
+            guest_info.insert(key, value);
+        root.insert("guest_info", std::move(guest_info));
+    }
+    if (config.vsock.uds_path)
+        root.insert("vsock", toml::table { { "uds_path", config.vsock.uds_path->string() } });
     std::ostringstream out;
     out << root;
     return out.str();
@@ -151,7 +169,13 @@ bool same(Config const& a, Config const& b)
         && a.dynamic_memory.hysteresis_percent == b.dynamic_memory.hysteresis_percent
         && a.dynamic_memory.shrink_delay_ms == b.dynamic_memory.shrink_delay_ms
         && a.dynamic_memory.free_page_reporting == b.dynamic_memory.free_page_reporting
-        && a.hyperv.enabled == b.hyperv.enabled;
+        && a.hyperv.enabled == b.hyperv.enabled && a.vsock.uds_path == b.vsock.uds_path
+        && a.integration.enabled == b.integration.enabled
+        && a.integration.shutdown_timeout_ms == b.integration.shutdown_timeout_ms
+        && a.integration.heartbeat_interval_ms == b.integration.heartbeat_interval_ms
+        && a.integration.heartbeat_late_ms == b.integration.heartbeat_late_ms && a.integration.time_sync == b.integration.time_sync
+        && a.integration.time_sync_period_ms == b.integration.time_sync_period_ms && a.integration.kvp == b.integration.kvp
+        && a.integration.kvp_refresh_ms == b.integration.kvp_refresh_ms && a.guest_info.pairs == b.guest_info.pairs;
 }
 
 } // namespace

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Fuzzes the Hyper-V time engine as a hostile guest and a wayward host clock see it: random
-// STIMER0-3 CONFIG/COUNT, REFERENCE_TSC, SynIC and EOM writes on three VPs, reads of every
+// STIMER0-3 CONFIG/COUNT, REFERENCE_TSC, VP assist page, SynIC and EOM writes on three VPs, reads of every
 // synthetic MSR, guest scribbles over the message slots, TSC jumps (tiny to years) and runs of
 // the timer engine. Oracles (besides ASan/UBSan):
 //  - nothing is written outside guest RAM: FakeGuestMemory's PROT_NONE guard pages around it
@@ -40,9 +40,9 @@ struct Interrupts final : InterruptSink {
     }
 };
 
-constexpr std::array<std::uint32_t, 10> SYNIC_MSRS { HV_X64_MSR_SCONTROL, HV_X64_MSR_SIMP, HV_X64_MSR_SIEFP,
+constexpr std::array<std::uint32_t, 11> SYNIC_MSRS { HV_X64_MSR_SCONTROL, HV_X64_MSR_SIMP, HV_X64_MSR_SIEFP,
     HV_X64_MSR_EOM, HV_X64_MSR_SINT0, HV_X64_MSR_SINT0 + 2, HV_X64_MSR_SINT0 + 3, HV_X64_MSR_SINT0 + 15,
-    HV_X64_MSR_REFERENCE_TSC, HV_X64_MSR_RESET };
+    HV_X64_MSR_REFERENCE_TSC, HV_X64_MSR_RESET, HV_X64_MSR_VP_ASSIST_PAGE };
 
 std::uint64_t guest_address(FuzzedDataProvider& input)
 {
@@ -109,7 +109,7 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
                 __builtin_trap();
             break;
         }
-        case 1: { // SynIC, TSC page, reset
+        case 1: { // SynIC, TSC page, VP assist page, reset
             std::uint32_t const msr = input.PickValueInArray(SYNIC_MSRS);
             std::uint64_t const value = input.ConsumeBool()
                 ? guest_address(input) | input.ConsumeIntegralInRange<std::uint64_t>(0, 1)

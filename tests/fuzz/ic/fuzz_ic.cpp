@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // libFuzzer target for the integration components (devices/ic/): the input is a script of
 // operations on a shutdown and a heartbeat IC (open, close, hv_utils-like answers, arbitrary
-// guest packets, clock jumps and timers, shutdown requests, a full ring). Invariants checked
+// guest packets, clock jumps and timers, shutdown requests, a full ring); the time sync and KVP
+// ICs get the same treatment. Invariants checked
 // after every step:
 //   - a closed IC has nothing in flight; responses never exceed requests sent;
 //   - every host packet is a well-formed ICMSG request (header, REQUEST flag, size field);
@@ -13,7 +14,9 @@
 #include <cstring>
 
 #include "devices/ic/heartbeat_ic.hpp"
+#include "devices/ic/kvp_ic.hpp"
 #include "devices/ic/shutdown_ic.hpp"
+#include "devices/ic/timesync_ic.hpp"
 #include "tests/support/ic_fake_guest.hpp"
 
 using namespace vmm;
@@ -144,12 +147,20 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
     std::uint64_t clock = 1'000'000'000;
     ic::ShutdownIc shutdown { vmbus::Guid { { 1 } } };
     ic::HeartbeatIc heartbeat { vmbus::Guid { { 2 } }, ic::HeartbeatConfig { 1'000'000'000, 3'000'000'000 } };
-    Subject subjects[2] { { shutdown, { { 3, 2 }, { 3, 0 } }, clock }, { heartbeat, { { 3, 0 }, { 1, 0 } }, clock } };
+    ic::TimeSyncIc timesync { vmbus::Guid { { 3 } }, ic::TimeSyncConfig { 2'000'000'000 }, [] { return ic::WLTIMEDELTA; },
+        [&clock] { return clock / 100; } };
+    ic::KvpIc kvp { vmbus::Guid { { 4 } }, ic::KvpConfig { { { "VmName", "fuzz" }, { "Role", "x" } }, 3'000'000'000 } };
+    Subject subjects[4] { { shutdown, { { 3, 2 }, { 3, 0 } }, clock }, { heartbeat, { { 3, 0 }, { 1, 0 } }, clock },
+        { timesync, { { 4, 0 }, { 3, 0 } }, clock }, { kvp, { { 4, 0 }, { 1, 0 } }, clock } };
     while (!in.done()) {
-        auto& s = subjects[in.byte() % 2];
+        auto& s = subjects[in.byte() % 4];
         step(s, in, clock);
         if (heartbeat.status(clock) == ic::HeartbeatStatus::None)
             CHECK(heartbeat.beats() == 0);
+        CHECK(kvp.snapshot().intrinsic.size() <= ic::KvpIc::MAX_PAIRS_PER_POOL);
+        CHECK(kvp.snapshot().guest.size() <= ic::KvpIc::MAX_PAIRS_PER_POOL);
+        if (timesync.synced())
+            CHECK(timesync.time_counters().syncs_acknowledged > 0);
     }
     return 0;
 }

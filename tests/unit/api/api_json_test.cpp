@@ -113,6 +113,36 @@ TEST(PolicyUpdate, ReadsEveryFieldAndNamesTheBadOne)
     EXPECT_EQ(parse_policy_update("{}").error(), "request body names no policy field");
 }
 
+TEST(ApiJson, GuestInfoNamesTheIntrinsicPairsAndSplitsAddresses)
+{
+    GuestHealth guest;
+    guest.time_sync = GuestTimeSync { "ready", true, 7 };
+    GuestInfo info;
+    info.service = "ready";
+    info.age_ms = 1500;
+    info.intrinsic = { { "FullyQualifiedDomainName", "web-1" }, { "OSName", "Linux" }, { "OSVersion", "6.1.0" },
+        { "NetworkAddressIPv4", "10.0.0.5;10.0.1.5" }, { "NetworkAddressIPv6", " fe80::1 ;" } };
+    info.guest = { { "app", "ready" } };
+    guest.info = info;
+    auto out = to_json(guest);
+    EXPECT_EQ(out["time_sync"], (nlohmann::json { { "service", "ready" }, { "synced", true }, { "samples", 7 } }));
+    EXPECT_EQ(out["info"]["host_name"], "web-1");
+    EXPECT_EQ(out["info"]["os_name"], "Linux");
+    EXPECT_EQ(out["info"]["os_version"], "6.1.0");
+    EXPECT_EQ(out["info"]["addresses"], (nlohmann::json { "10.0.0.5", "10.0.1.5", "fe80::1" }));
+    EXPECT_EQ(out["info"]["age_ms"], 1500);
+    EXPECT_EQ(out["info"]["guest"]["app"], "ready");
+    EXPECT_EQ(out["info"]["intrinsic"].size(), 5u);
+    GuestHealth bare;
+    bare.info = GuestInfo {};
+    auto empty = to_json(bare);
+    EXPECT_TRUE(empty["time_sync"].is_null());
+    EXPECT_TRUE(empty["info"]["host_name"].is_null());
+    EXPECT_TRUE(empty["info"]["age_ms"].is_null());
+    EXPECT_EQ(empty["info"]["addresses"], nlohmann::json::array());
+    EXPECT_EQ(empty["info"]["service"], "closed");
+}
+
 } // namespace
 } // namespace vmm::api
 

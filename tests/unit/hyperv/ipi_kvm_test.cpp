@@ -3,7 +3,8 @@
 // depends on: KVM_SIGNAL_MSI into the in-kernel LAPIC (how InterruptSink delivers SynIC and
 // IPI-hypercall vectors) and an architectural x2APIC IPI (ICR MSR 0x830), which Linux still
 // uses for the first wake-up of each AP before its VP index is known (hv_apic.c:230, test-guest
-// §7 calls it untested). Two real-mode vCPUs with x2APIC enabled, KVM only through vmm/kvm
+// §7 calls it untested); and whether a vCPU halted with KVM_SET_MP_STATE wakes for an interrupt
+// with IF=0 (why GUEST_IDLE is not offered). Two real-mode vCPUs with x2APIC enabled, KVM only through vmm/kvm
 // (RealModeVm); skips (exit 77) without a KVM that vmm/kvm can use.
 #include <pthread.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <span>
 #include <thread>
+#include <utility>
 #include <variant>
 
 #include <gtest/gtest.h>
@@ -58,6 +60,12 @@ constexpr std::uint8_t BSP_SEND[] = {
 constexpr std::uint64_t BSP_CODE = 0x1000;
 constexpr std::uint64_t AP_CODE = 0x2000;
 constexpr std::uint64_t AP_HANDLER_GPA = 0x3000;
+// Guest idle probe (docs/guest-interface.md §2.2): the AP sets IF, reports ready and spins; the
+// host then halts it with KVM_SET_MP_STATE, as a VMM completing a GUEST_IDLE read would.
+constexpr std::uint8_t AP_IDLE_IF0[] = { 0xFA, 0xE6, PORT_READY, 0xEB, 0xFE }; // cli; out; jmp $
+constexpr std::uint8_t AP_IDLE_IF1[] = { 0xFB, 0xE6, PORT_READY, 0xEB, 0xFE }; // sti; out; jmp $
+constexpr std::uint64_t AP_IDLE_IF0_CODE = 0x4000;
+constexpr std::uint64_t AP_IDLE_IF1_CODE = 0x5000;
 
 void no_op_signal(int) { }
 
@@ -100,6 +108,8 @@ protected:
         place(BSP_CODE, ENABLE_X2APIC, BSP_SEND);
         place(AP_CODE, ENABLE_X2APIC, AP_MAIN);
         place(AP_HANDLER_GPA, AP_HANDLER, {});
+        place(AP_IDLE_IF0_CODE, ENABLE_X2APIC, AP_IDLE_IF0);
+        place(AP_IDLE_IF1_CODE, ENABLE_X2APIC, AP_IDLE_IF1);
         std::uint16_t const ivt_entry[2] = { static_cast<std::uint16_t>(AP_HANDLER_GPA), 0 }; // offset, segment
         m_vm->ram().write_bytes(VECTOR * 4, std::as_bytes(std::span { ivt_entry }));
     }
@@ -155,6 +165,48 @@ protected:
         return received;
     }
 
+    // The AP runs `code` until it reports ready, is put into MpState::Halted, then gets an MSI;
+    // returns whether the vector's handler ran within `timeout` (else it is kicked) and the
+    // AP's mp_state at the end.
+    std::pair<bool, kvm::MpState> halted_ap_gets_msi(std::uint64_t code, std::chrono::milliseconds timeout)
+    {
+        kvm::KvmVcpu& ap_vcpu = m_vm->vcpu(1);
+        auto regs = ap_vcpu.get_regs();
+        EXPECT_TRUE(regs);
+        regs->rip = code;
+        EXPECT_TRUE(ap_vcpu.set_regs(*regs));
+        std::atomic<bool> ready { false };
+        std::atomic<bool> finished { false };
+        bool handled = false;
+        std::thread ap([&] {
+            if (run_until_port(1, PORT_READY)) {
+                auto const halted = ap_vcpu.set_mp_state(kvm::MpState::Halted);
+                EXPECT_TRUE(halted) << halted.error().message();
+                ready = true;
+                handled = run_until_port(1, PORT_RECEIVED);
+            }
+            finished = true;
+        });
+        auto const deadline = std::chrono::steady_clock::now() + timeout;
+        while (!ready && !finished && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        if (ready) {
+            auto const sent = m_vm->vm().signal_msi(0xFEE0'0000 | (1u << 12), VECTOR);
+            EXPECT_TRUE(sent) << sent.error().message();
+        }
+        while (!finished && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        ap_vcpu.request_immediate_exit();
+        while (!finished) {
+            ::pthread_kill(ap.native_handle(), SIGUSR2);
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        ap.join();
+        auto const state = ap_vcpu.get_mp_state();
+        EXPECT_TRUE(state) << state.error().message();
+        return { handled, state.value_or(kvm::MpState::Uninitialized) };
+    }
+
     std::unique_ptr<RealModeVm> m_vm;
 };
 
@@ -166,6 +218,24 @@ TEST_F(IpiKvmTest, SignalMsiReachesTheLapicOfTheTargetVcpu)
         EXPECT_TRUE(sent) << sent.error().message();
     });
     EXPECT_EQ(received, 1);
+}
+
+// Why GUEST_IDLE is not offered (docs/guest-interface.md §2.2): a VMM would complete the read
+// and halt the vCPU in KVM, but Linux reads the MSR with interrupts disabled
+// (hv_spinlock.c:46-53) and a halted vCPU wakes only for an interrupt it can take
+// (arch/x86/kvm/x86.c:13073), so the TLFS's "wake on interrupt" never happens.
+TEST_F(IpiKvmTest, HaltedVcpuWakesForAnInterruptOnlyWithInterruptsEnabled)
+{
+    auto const [woke, state] = halted_ap_gets_msi(AP_IDLE_IF1_CODE, std::chrono::seconds(5));
+    EXPECT_TRUE(woke);
+    EXPECT_EQ(state, kvm::MpState::Runnable);
+}
+
+TEST_F(IpiKvmTest, HaltedVcpuWithInterruptsDisabledSleepsThroughAnInterrupt)
+{
+    auto const [woke, state] = halted_ap_gets_msi(AP_IDLE_IF0_CODE, std::chrono::milliseconds(500));
+    EXPECT_FALSE(woke);
+    EXPECT_EQ(state, kvm::MpState::Halted) << "a pending interrupt woke it";
 }
 
 TEST_F(IpiKvmTest, X2apicIcrIpiFromAnotherVcpuIsDelivered)

@@ -93,6 +93,52 @@ TEST_F(MsrTest, VpAssistPageIsPerVpAndRefusesReservedBitsAndNonRam)
     EXPECT_EQ(partition.read_msr(1, HV_X64_MSR_VP_ASSIST_PAGE), 0u);
 }
 
+TEST_F(MsrTest, VpAssistPageRefusesBadValuesWithoutChangingState)
+{
+    ASSERT_TRUE(partition.write_msr(0, HV_X64_MSR_VP_ASSIST_PAGE, 0x7001));
+    for (std::uint64_t bad : { std::uint64_t { 0x7000 | 0x2 }, std::uint64_t { 0x7000 | 0x800 | 1 },
+             std::uint64_t { 0x7000 | 0xFFE }, // Reserved bits 1-11, with or without enable.
+             std::uint64_t { HOLE_GPA | 1 }, std::uint64_t { RAM_LOW_END | 1 },            // Not RAM.
+             std::uint64_t { 0xFFFF'FFFF'FFFF'F001 }, std::uint64_t { (RAM_HIGH + 0x1'0000) | 1 } }) // Beyond RAM.
+        EXPECT_FALSE(partition.write_msr(0, HV_X64_MSR_VP_ASSIST_PAGE, bad)) << std::hex << bad;
+    EXPECT_EQ(partition.read_msr(0, HV_X64_MSR_VP_ASSIST_PAGE), 0x7001u);
+    // A disabled page's PFN is not RAM-checked: nothing is written there.
+    EXPECT_TRUE(partition.write_msr(0, HV_X64_MSR_VP_ASSIST_PAGE, HOLE_GPA));
+    EXPECT_EQ(partition.read_msr(0, HV_X64_MSR_VP_ASSIST_PAGE), HOLE_GPA);
+}
+
+TEST_F(MsrTest, VpAssistPageStartsZeroedWhenEnabledOrMovedAndIsKeptOtherwise)
+{
+    std::vector<std::byte> const junk(mem::PAGE_SIZE, std::byte { 0xA5 });
+    std::vector<std::byte> const zero(mem::PAGE_SIZE);
+    ram.write_bytes(0x7000, junk);
+    ram.write_bytes(0x8000, junk);
+    ASSERT_TRUE(partition.write_msr(1, HV_X64_MSR_VP_ASSIST_PAGE, 0x7001));
+    EXPECT_EQ(ram.read_bytes(0x7000, mem::PAGE_SIZE), zero);
+    EXPECT_EQ(ram.read_bytes(0x8000, mem::PAGE_SIZE), junk); // Another VP's page is untouched.
+    // While enabled the guest owns the fields it writes (nested enlightenments, apic_assist):
+    // rewriting the same value does not clear them.
+    ram.write_bytes(0x7000, junk);
+    ASSERT_TRUE(partition.write_msr(1, HV_X64_MSR_VP_ASSIST_PAGE, 0x7001));
+    EXPECT_EQ(ram.read_bytes(0x7000, mem::PAGE_SIZE), junk);
+    // Moving the page clears the new one and leaves the old one as ordinary RAM.
+    ASSERT_TRUE(partition.write_msr(1, HV_X64_MSR_VP_ASSIST_PAGE, 0x8001));
+    EXPECT_EQ(ram.read_bytes(0x8000, mem::PAGE_SIZE), zero);
+    EXPECT_EQ(ram.read_bytes(0x7000, mem::PAGE_SIZE), junk);
+    // Disabled (CPU offline, hv_init.c:229-244): kept as is; enabled again: zeroed again.
+    ram.write_bytes(0x8000, junk);
+    ASSERT_TRUE(partition.write_msr(1, HV_X64_MSR_VP_ASSIST_PAGE, 0x8000));
+    EXPECT_EQ(ram.read_bytes(0x8000, mem::PAGE_SIZE), junk);
+    ASSERT_TRUE(partition.write_msr(1, HV_X64_MSR_VP_ASSIST_PAGE, 0x8001));
+    EXPECT_EQ(ram.read_bytes(0x8000, mem::PAGE_SIZE), zero);
+    // After a reboot the VP starts disabled, so the next boot's enable clears the page too.
+    ram.write_bytes(0x8000, junk);
+    partition.reset();
+    EXPECT_EQ(partition.read_msr(1, HV_X64_MSR_VP_ASSIST_PAGE), 0u);
+    ASSERT_TRUE(partition.write_msr(1, HV_X64_MSR_VP_ASSIST_PAGE, 0x8001));
+    EXPECT_EQ(ram.read_bytes(0x8000, mem::PAGE_SIZE), zero);
+}
+
 TEST_F(MsrTest, FrequencyMsrsReturnTheConfiguredRatesAndAreReadOnly)
 {
     EXPECT_EQ(partition.read_msr(0, HV_X64_MSR_TSC_FREQUENCY), TSC_HZ);

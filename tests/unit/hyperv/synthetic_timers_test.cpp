@@ -172,10 +172,18 @@ TEST_F(StimerTest, ReservedBitsExceptionVectorsAndBadSintsAreRefusedOrDisabled)
     auto const faults = partition.stats().msr_faults;
     for (std::uint64_t bad : { LINUX_DIRECT_CONFIG | (1u << 13), LINUX_DIRECT_CONFIG | (1u << 15),
              LINUX_DIRECT_CONFIG | (std::uint64_t { 1 } << 20), LINUX_DIRECT_CONFIG | (std::uint64_t { 1 } << 63),
-             HV_STIMER_ENABLE | HV_STIMER_DIRECT_MODE | (0x0F << HV_STIMER_VECTOR_SHIFT) }) // Vector 15.
+             HV_STIMER_ENABLE | HV_STIMER_DIRECT_MODE | (0x0F << HV_STIMER_VECTOR_SHIFT),     // Vector 15.
+             HV_STIMER_AUTO_ENABLE | HV_STIMER_DIRECT_MODE | (0x0F << HV_STIMER_VECTOR_SHIFT) }) // Armed by COUNT.
         EXPECT_FALSE(partition.write_msr(0, STIMER0_CONFIG, bad)) << std::hex << bad;
-    EXPECT_EQ(partition.stats().msr_faults, faults + 5);
+    EXPECT_EQ(partition.stats().msr_faults, faults + 6);
     EXPECT_EQ(partition.read_msr(0, STIMER0_CONFIG), 0u);
+    // A direct config that can never fire may name any vector (Linux's shutdown writes 0).
+    ASSERT_TRUE(partition.write_msr(0, STIMER0_CONFIG, HV_STIMER_DIRECT_MODE));
+    ASSERT_TRUE(partition.write_msr(0, STIMER0_COUNT, now() + 1));
+    advance(10);
+    run();
+    EXPECT_TRUE(interrupts.injected.empty());
+    ASSERT_TRUE(partition.write_msr(0, STIMER0_CONFIG, 0));
     // Message mode on SINT 0 disables the timer (KVM stimer_set_config, hyperv.c:693-696).
     ASSERT_TRUE(partition.write_msr(0, STIMER0_CONFIG, message_config(0)));
     EXPECT_EQ(*partition.read_msr(0, STIMER0_CONFIG) & HV_STIMER_ENABLE, 0u);

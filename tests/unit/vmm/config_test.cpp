@@ -179,6 +179,31 @@ TEST_F(ConfigTest, BadTableHeaderKeysAreSyntaxErrors)
         expect_error(std::string("[") + first + "machine]\nvcpus = 1\n", "TOML syntax error at line 1");
 }
 
+// fuzz_config (UBSan) found toml++ 3.3 reaching __builtin_unreachable on a non-ASCII character
+// where whitespace may stand (vmm/toml_text_guard.hpp): each is refused with its line and column.
+TEST_F(ConfigTest, NonAsciiOutsideStringsIsASyntaxErrorWithItsPlace)
+{
+    expect_error(with("", "[\xc3\xa9]\n"), "TOML syntax error at line 10, column 2: a non-ASCII character outside");
+    expect_error(with("owner = caf\xc3\xa9\n"), "TOML syntax error at line 5, column 12");
+    expect_error(with("", "x = \"y\" \xc3\xa9\n"), "line 10, column 9");
+    expect_error(with("", "x = '''y''' \xc3\xa9\n"), "line 10, column 13");
+    expect_error(with("", "x = [ 1, \xd0\x96 ]\n"), "line 10, column 10");
+    expect_error(with("", "x = \"\"\"a\\  \n  \xc3\xa9\"\"\"\n"), "after a multi-line string's backslash");
+    expect_error(with("", "x = \"\"\"\\\xc3\xa9\"\"\"\n"), "after a multi-line string's backslash");
+}
+
+TEST_F(ConfigTest, NonAsciiInsideStringsAndCommentsIsNotTheGuardsBusiness)
+{
+    for (std::string const& rest : { std::string("# caf\xc3\xa9 \xd0\x96\n"), std::string("# x = \"\n"),
+             std::string("[hyperv]\nenabled = true\n[guest_info]\nowner = \"jos\xc3\xa9 \\\" \xc3\xa9\"\n"),
+             std::string("[hyperv]\nenabled = true\n[guest_info]\n\"k\xc3\xa9y\" = 'lit\xc3\xa9ral'\n"),
+             std::string("[hyperv]\nenabled = true\n[guest_info]\nlong = \"\"\"multi\n\xc3\xa9 \\\"\"\" \xc3\xa9\"\"\"\n"),
+             std::string("[hyperv]\nenabled = true\n[guest_info]\nlit = '''multi\n\xc3\xa9'''\n") }) {
+        auto config = load(with("", rest));
+        ASSERT_TRUE(config) << rest << ": " << config.error().what();
+    }
+}
+
 TEST_F(ConfigTest, MissingFileNamesTheFile)
 {
     auto config = load_config(m_dir / "nope.toml", ConfigLimits { 4 });
@@ -315,6 +340,66 @@ TEST_F(ConfigTest, IntegrationServicesFollowHypervAndCheckTheirKeys)
     expect_error(with("", "[hyperv]\nenabled = true\n[integration]\nheartbeat_interval_ms = 50\n"), "integration.heartbeat_interval_ms");
     expect_error(with("", "[hyperv]\nenabled = true\n[integration]\nheartbeat_late_ms = 1000\n"), "must exceed integration.heartbeat_interval_ms");
     expect_error(with("", "[integration]\nshutdown_timeout = 5\n"), "integration.shutdown_timeout");
+}
+
+TEST_F(ConfigTest, TimeSyncAndKvpKeysAreCheckedWithClearErrors)
+{
+    auto config = load(with("", "[hyperv]\nenabled = true\n[integration]\ntime_sync = false\ntime_sync_period_ms = 2000\n"
+                                "kvp = true\nkvp_refresh_ms = 1000\n"));
+    ASSERT_TRUE(config) << config.error().what();
+    EXPECT_FALSE(config->integration.time_sync);
+    EXPECT_EQ(config->integration.time_sync_period_ms, 2000u);
+    EXPECT_TRUE(config->integration.kvp);
+    EXPECT_EQ(config->integration.kvp_refresh_ms, 1000u);
+    auto defaults = load(with("", "[hyperv]\nenabled = true\n"));
+    ASSERT_TRUE(defaults) << defaults.error().what();
+    EXPECT_TRUE(defaults->integration.time_sync);
+    EXPECT_EQ(defaults->integration.time_sync_period_ms, 5000u);
+    EXPECT_TRUE(defaults->integration.kvp);
+    EXPECT_EQ(defaults->integration.kvp_refresh_ms, 60000u);
+    expect_error(with("", "[hyperv]\nenabled = true\n[integration]\ntime_sync_period_ms = 999\n"),
+        "integration.time_sync_period_ms: 999 ms is outside 1000..600000 ms");
+    expect_error(with("", "[hyperv]\nenabled = true\n[integration]\ntime_sync_period_ms = 600001\n"), "integration.time_sync_period_ms");
+    expect_error(with("", "[hyperv]\nenabled = true\n[integration]\nkvp_refresh_ms = 0\n"), "integration.kvp_refresh_ms");
+    expect_error(with("", "[hyperv]\nenabled = true\n[integration]\ntime_sync = 1\n"), "integration.time_sync");
+    expect_error(with("", "[hyperv]\nenabled = true\n[integration]\nkvp = \"yes\"\n"), "integration.kvp");
+}
+
+TEST_F(ConfigTest, GuestInfoPairsAreStringsThatFitTheGuestsKvpBuffers)
+{
+    auto config = load(with("", "[hyperv]\nenabled = true\n[guest_info]\nVmName = \"vm1\"\n\"Role Name\" = \"w\u00e9b\"\n"));
+    ASSERT_TRUE(config) << config.error().what();
+    ASSERT_EQ(config->guest_info.pairs.size(), 2u);
+    EXPECT_EQ(config->guest_info.pairs[0], (std::pair<std::string, std::string> { "Role Name", "w\xc3\xa9" "b" }));
+    EXPECT_EQ(config->guest_info.pairs[1], (std::pair<std::string, std::string> { "VmName", "vm1" }));
+    expect_error(with("", "[hyperv]\nenabled = true\n[guest_info]\nCount = 3\n"), "guest_info.Count: expected a string");
+    expect_error(with("", "[hyperv]\nenabled = true\n[guest_info]\nk = \"" + std::string(1024, 'v') + "\"\n"),
+        "guest_info.k: cannot be given to the guest: the value is 1024 bytes long");
+    expect_error(with("", "[hyperv]\nenabled = true\n[guest_info]\n\"" + std::string(256, 'k') + "\" = \"v\"\n"), "the key is 256 bytes long");
+    expect_error(with("", "[hyperv]\nenabled = true\n[guest_info]\nk = \"a\\u0000b\"\n"), "NUL");
+    expect_error(with("", "[hyperv]\nenabled = true\n[guest_info]\n\"\" = \"v\"\n"), "the key is empty");
+    expect_error(with("", "[hyperv]\nenabled = true\n[integration]\nkvp = false\n[guest_info]\na = \"b\"\n"),
+        "guest_info: needs the KVP integration service");
+    expect_error(with("", "[guest_info]\na = \"b\"\n"), "guest_info: needs the KVP integration service");
+    std::string many = "[hyperv]\nenabled = true\n[guest_info]\n";
+    for (int i = 0; i < 65; ++i)
+        many += "k" + std::to_string(i) + " = \"v\"\n";
+    expect_error(with("", many), "guest_info: 65 pairs, at most 64");
+}
+
+TEST_F(ConfigTest, VsockNeedsHypervAndAShortSocketPath)
+{
+    auto config = load(with("", "[hyperv]\nenabled = true\n[vsock]\nuds_path = \"/run/vm1.vsock\"\n"));
+    ASSERT_TRUE(config) << config.error().what();
+    ASSERT_TRUE(config->vsock.uds_path.has_value());
+    EXPECT_EQ(config->vsock.uds_path->string(), "/run/vm1.vsock");
+    auto plain = load(with());
+    ASSERT_TRUE(plain) << plain.error().what();
+    EXPECT_FALSE(plain->vsock.uds_path.has_value());
+    expect_error(with("", "[vsock]\nuds_path = \"/run/vm1.vsock\"\n"), "vsock.uds_path needs Hyper-V");
+    expect_error(with("", "[hyperv]\nenabled = true\n[vsock]\nuds_path = \"/" + std::string(96, 'a') + "\"\n"), "vsock.uds_path");
+    expect_error(with("", "[hyperv]\nenabled = true\n[vsock]\nuds_path = 5\n"), "vsock.uds_path");
+    expect_error(with("", "[hyperv]\nenabled = true\n[vsock]\nuds = \"/x\"\n"), "vsock.uds");
 }
 
 TEST_F(ConfigTest, UefiFirmwareNeedsNoKernel)
