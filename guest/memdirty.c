@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 // memdirty: dirties N MiB of guest RAM and frees it again, for the balloon mode of the test
 // guest's /init (guest/README.md). Usage: memdirty MIB [touch|populate]
+//        memdirty MIB hold TOUCH_MIB FILE: maps MIB (commits it: Committed_AS grows at mmap,
+// mm/mmap.c accountable_mapping), dirties the first TOUCH_MIB of it, holds it all until FILE
+// exists, then frees it (the hold mode of /init: auto memory balancing).
 //
 // Why a program and not dd into the tmpfs: on this host the guest kernel runs in KVM's
 // instruction emulator, so dd's read/copy per MiB costs seconds, while user space runs
@@ -23,6 +26,8 @@ enum {
     SYS_write = 1,
     SYS_mmap = 9,
     SYS_munmap = 11,
+    SYS_access = 21,
+    SYS_nanosleep = 35,
     SYS_exit_group = 231,
     SYS_clock_gettime = 228,
 };
@@ -119,15 +124,59 @@ static u64 parse_mib(char const* s)
     return v <= MAX_MIB ? v : 0;
 }
 
+// Mapped in 64 MiB pieces: the heuristic overcommit check refuses one mapping larger than the
+// guest's RAM (mm/util.c __vm_enough_memory), but not several that add up to more.
+enum { HOLD_CHUNK = 64 << 20, MAX_CHUNKS = 1024 };
+
+static _Noreturn void hold(u64 mib, u64 touch_mib, char const* file)
+{
+    static i64 chunks[MAX_CHUNKS];
+    u64 const n = (mib + 63) / 64;
+    if (n > MAX_CHUNKS)
+        die("hold: too many MiB", -22);
+    for (u64 i = 0; i < n; ++i) {
+        chunks[i] = syscall6(SYS_mmap, 0, HOLD_CHUNK, PROT_RW, MAP_PRIVATE_ANON, -1, 0);
+        if (chunks[i] < 0 && chunks[i] > -4096)
+            die("mmap", chunks[i]);
+    }
+    u64 const t0 = now_ms();
+    u64 const touch = (touch_mib < mib ? touch_mib : mib) << 20;
+    for (u64 off = 0; off < touch; off += PAGE)
+        ((char volatile*)chunks[off / HOLD_CHUNK])[off % HOLD_CHUNK] = 1;
+    struct line l = { .len = 0 };
+    put(&l, "MEMDIRTY: holding mib=");
+    put_u64(&l, n * 64);
+    put(&l, " dirtied_mib=");
+    put_u64(&l, touch >> 20);
+    put(&l, " dirty_ms=");
+    put_u64(&l, now_ms() - t0);
+    emit(&l);
+    struct {
+        i64 sec, nsec;
+    } const nap = { 0, 200 * 1000 * 1000 };
+    while (syscall6(SYS_access, (i64)file, 0, 0, 0, 0, 0) != 0)
+        syscall6(SYS_nanosleep, (i64)&nap, 0, 0, 0, 0, 0);
+    for (u64 i = 0; i < n; ++i)
+        syscall6(SYS_munmap, chunks[i], HOLD_CHUNK, 0, 0, 0, 0);
+    struct line r = { .len = 0 };
+    put(&r, "MEMDIRTY: released mib=");
+    put_u64(&r, n * 64);
+    emit(&r);
+    syscall6(SYS_exit_group, 0, 0, 0, 0, 0, 0);
+    __builtin_unreachable();
+}
+
 __attribute__((used)) _Noreturn void memdirty_main(i64* sp)
 {
     i64 const argc = sp[0];
     char** const argv = (char**)(sp + 1);
     u64 const mib = argc >= 2 ? parse_mib(argv[1]) : 0;
     char const* const mode = argc >= 3 ? argv[2] : "populate";
+    if (mib != 0 && argc == 5 && str_eq(mode, "hold"))
+        hold(mib, parse_mib(argv[3]), argv[4]);
     int const populate = str_eq(mode, "populate");
     if (mib == 0 || argc > 3 || (!populate && !str_eq(mode, "touch"))) {
-        char const usage[] = "MEMDIRTY: error usage: memdirty MIB [touch|populate]\n";
+        char const usage[] = "MEMDIRTY: error usage: memdirty MIB [touch|populate] | memdirty MIB hold TOUCH_MIB FILE\n";
         syscall6(SYS_write, 2, (i64)usage, sizeof usage - 1, 0, 0, 0);
         syscall6(SYS_exit_group, 2, 0, 0, 0, 0, 0);
     }

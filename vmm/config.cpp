@@ -103,6 +103,14 @@ Result<u64> as_timeout_ms(toml::node const& node, std::string const& key, bool a
     return value;
 }
 
+Result<u64> as_at_most(toml::node const& node, std::string const& key, u64 limit)
+{
+    u64 value = VMM_TRY(as_non_negative(node, key));
+    if (value > limit)
+        return config_error(fmt::format("{}: at most {} (got {})", key, limit, value));
+    return value;
+}
+
 Result<bool> as_bool(toml::node const& node, std::string const& key)
 {
     if (auto value = node.value_exact<bool>())
@@ -265,6 +273,58 @@ std::vector<TableSpec> const& schema()
                      d.config.dynamic_memory.hot_add_reply_timeout_per_block_ms = VMM_TRY(as_timeout_ms(n, k, true));
                      return {};
                  } },
+                { "mode", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     std::string value = VMM_TRY(as_string(n, k));
+                     if (value != "manual" && value != "auto")
+                         return config_error(fmt::format("{}: expected \"manual\" or \"auto\" (got \"{}\")", k, value));
+                     d.config.dynamic_memory.auto_mode = value == "auto";
+                     return {};
+                 } },
+                { "on_reboot_size", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     std::string value = VMM_TRY(as_string(n, k));
+                     if (value != "boot" && value != "last")
+                         return config_error(fmt::format("{}: expected \"boot\" or \"last\" (got \"{}\")", k, value));
+                     d.config.dynamic_memory.reboot_last_size = value == "last";
+                     return {};
+                 } },
+                { "free_page_reporting", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.dynamic_memory.free_page_reporting = VMM_TRY(as_bool(n, k));
+                     return {};
+                 } },
+                { "min_mib", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.dynamic_memory.min_mib = VMM_TRY(as_positive(n, k));
+                     return {};
+                 } },
+                { "max_mib", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.dynamic_memory.max_mib = VMM_TRY(as_positive(n, k));
+                     return {};
+                 } },
+                { "buffer_percent", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.dynamic_memory.buffer_percent = VMM_TRY(as_at_most(n, k, 2000)); // Hyper-V's cap.
+                     return {};
+                 } },
+                { "weight", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.dynamic_memory.weight = VMM_TRY(as_at_most(n, k, 100));
+                     return {};
+                 } },
+                { "min_step_mib", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.dynamic_memory.min_step_mib = VMM_TRY(as_positive(n, k));
+                     if (d.config.dynamic_memory.min_step_mib > MAX_MEMORY_MIB_LIMIT)
+                         return config_error(fmt::format("{}: at most {} MiB", k, MAX_MEMORY_MIB_LIMIT));
+                     return {};
+                 } },
+                { "min_interval_ms", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.dynamic_memory.min_interval_ms = VMM_TRY(as_timeout_ms(n, k, true));
+                     return {};
+                 } },
+                { "hysteresis_percent", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.dynamic_memory.hysteresis_percent = VMM_TRY(as_at_most(n, k, 50));
+                     return {};
+                 } },
+                { "shrink_delay_ms", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.dynamic_memory.shrink_delay_ms = VMM_TRY(as_timeout_ms(n, k, true));
+                     return {};
+                 } },
             } },
         { "hyperv",
             {
@@ -423,6 +483,29 @@ Result<void> parse_tables(toml::table const& root, Draft& draft)
     return {};
 }
 
+// Automatic sizing limits: min_mib <= memory_mib <= max_mib <= max_memory_mib (Hyper-V's
+// minimum <= startup <= maximum), defaults filled in.
+Result<void> check_dynamic_memory_limits(DynamicMemorySection& dm, MachineSection const& machine)
+{
+    constexpr u64 DEFAULT_MIN_FLOOR_MIB = 128; // The API's recommended safe floor (vmm/api/api_backend.hpp).
+    if (dm.auto_mode && !dm.enabled)
+        return config_error("dynamic_memory.mode: \"auto\" needs dynamic_memory.enabled = true");
+    if (dm.min_mib == 0)
+        dm.min_mib = std::min(machine.memory_mib, std::max(DEFAULT_MIN_FLOOR_MIB, machine.memory_mib / 4));
+    if (dm.max_mib == 0)
+        dm.max_mib = machine.max_memory_mib;
+    if (dm.min_mib > machine.memory_mib)
+        return config_error(fmt::format("dynamic_memory.min_mib ({}) exceeds machine.memory_mib ({})", dm.min_mib,
+            machine.memory_mib));
+    if (dm.max_mib < machine.memory_mib)
+        return config_error(fmt::format("dynamic_memory.max_mib ({}) is below machine.memory_mib ({})", dm.max_mib,
+            machine.memory_mib));
+    if (dm.max_mib > machine.max_memory_mib)
+        return config_error(fmt::format("dynamic_memory.max_mib ({}) exceeds machine.max_memory_mib ({})", dm.max_mib,
+            machine.max_memory_mib));
+    return {};
+}
+
 // Cross-field rules that need nothing from the host.
 Result<void> check_fields(Config& config, bool have_max_memory)
 {
@@ -439,6 +522,11 @@ Result<void> check_fields(Config& config, bool have_max_memory)
         return config_error("boot.kernel: missing (required for direct kernel boot)");
     if (config.dynamic_memory.enabled && !config.hyperv.enabled)
         return config_error("hyperv.enabled: dynamic_memory.enabled needs Hyper-V (VMBus)");
+    VMM_TRY(check_dynamic_memory_limits(config.dynamic_memory, machine));
+    if (config.dynamic_memory.free_page_reporting
+        && (!config.dynamic_memory.enabled || !config.hyperv.enlightenments.extended_hypercalls))
+        return config_error("dynamic_memory.free_page_reporting: needs dynamic_memory.enabled and "
+                            "hyperv.extended_hypercalls (the guest finds the hint through HvExtCallQueryCapabilities)");
     auto const& hv = config.hyperv.enlightenments;
     if (hv.synthetic_timers && !hv.reference_time)
         return config_error("hyperv.synthetic_timers: synthetic timers count in reference time; needs hyperv.reference_time");
@@ -474,6 +562,11 @@ Result<std::vector<std::byte>> read_head(fs::path const& path, std::string_view 
 }
 
 } // namespace
+
+Result<void> check_dynamic_memory(DynamicMemorySection& dm, MachineSection const& machine)
+{
+    return check_dynamic_memory_limits(dm, machine);
+}
 
 KernelFormat detect_kernel_format(std::span<std::byte const> head)
 {

@@ -63,6 +63,23 @@ struct DynamicMemorySection {
     u64 unballoon_reply_timeout_ms { 10'000 };
     u64 hot_add_reply_timeout_ms { 10'000 };           // Per hot-add request, plus:
     u64 hot_add_reply_timeout_per_block_ms { 6'000 };  // per 128 MiB block it adds.
+    // Automatic sizing (devices/hv_balloon/dm_policy.hpp, docs/auto-memory.md). min_mib <=
+    // machine.memory_mib <= max_mib <= machine.max_memory_mib once parsed (defaults: max(128,
+    // memory_mib / 4) capped at memory_mib, and max_memory_mib), whatever the mode, so switching
+    // to auto at run time has limits too.
+    bool auto_mode { false };              // mode = "auto".
+    u64 min_mib { 0 };
+    u64 max_mib { 0 };
+    u64 buffer_percent { 20 };             // Hyper-V's default memory buffer.
+    u64 weight { 50 };                     // 0-100.
+    u64 min_step_mib { 16 };
+    u64 min_interval_ms { 2'000 };
+    u64 hysteresis_percent { 5 };
+    u64 shrink_delay_ms { 10'000 };
+    bool reboot_last_size { false };       // on_reboot_size = "last" (else "boot").
+    // Offer free page reporting (HvExtCallMemoryHeatHint cold discard, needs
+    // hyperv.extended_hypercalls): the guest's free 2 MiB blocks go back to the host.
+    bool free_page_reporting { false };
 };
 
 struct HypervSection {
@@ -122,6 +139,11 @@ struct ConfigLimits {
 };
 
 inline constexpr u64 MAX_MEMORY_MIB_LIMIT = 64 * 1024; // Above 64 GiB the guest's memory block size grows and 6.1 hot-add breaks (guest-interface §9.1).
+
+// [dynamic_memory]'s automatic-sizing limits against the machine (min_mib <= memory_mib <=
+// max_mib <= max_memory_mib; auto needs enabled), filling min_mib/max_mib left 0 with their
+// defaults. parse_config() runs it; so does PUT /api/v1/memory/policy on its updated copy.
+Result<void> check_dynamic_memory(DynamicMemorySection&, MachineSection const&);
 
 // Parses TOML text; relative paths resolve against `base_dir`. Checks types, unknown keys and
 // value ranges that need nothing from the host.

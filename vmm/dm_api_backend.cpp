@@ -8,6 +8,7 @@
 
 #include "base/log.hpp"
 #include "vmm/api/api_events.hpp"
+#include "vmm/api/api_json.hpp"
 
 namespace vmm {
 
@@ -25,10 +26,13 @@ DmApiBackend::DmApiBackend(Config const& config, EventLoop& loop, api::EventHub&
     , m_loop(loop)
     , m_hub(hub)
     , m_start(start)
+    , m_dm(config.dynamic_memory)
 {
 }
 
-DmApiBackend::~DmApiBackend() = default;
+// A device still attached is reset here, while the maps its events write into still exist
+// (members die in reverse order: m_ops before m_device).
+DmApiBackend::~DmApiBackend() { detach_device(false); }
 
 u64 DmApiBackend::uptime_ms(Clock::time_point at) const
 {
@@ -39,8 +43,13 @@ u64 DmApiBackend::uptime_ms(Clock::time_point at) const
 
 Result<std::unique_ptr<DmDevice>> DmApiBackend::make_device(DmDeviceSetup const& setup)
 {
+    hv_balloon::PolicyConfig policy;
+    {
+        std::lock_guard guard { m_lock };
+        policy = policy_config_from(m_dm);
+    }
     return DmDevice::create(setup, dm_config_from(m_config.dynamic_memory), m_loop,
-        [this](hv_balloon::DmEvent const& event) { on_event(event); });
+        [this](hv_balloon::DmEvent const& event) { on_event(event); }, policy);
 }
 
 void DmApiBackend::attach(Machine& machine, u64 boot_count)
@@ -53,6 +62,10 @@ void DmApiBackend::attach(Machine& machine, u64 boot_count)
             device = std::move(*built);
         else
             log::error("dm", "dynamic memory device not available: {}", built.error());
+        // Before the vCPUs start: the guest queries the capability once (hv_query_ext_cap).
+        if (device && m_config.dynamic_memory.free_page_reporting)
+            if (auto* partition = machine.partition())
+                partition->set_memory_hint_sink(device.get());
     }
     attach_device(std::move(device), &machine, boot_count);
 }
@@ -69,6 +82,19 @@ void DmApiBackend::attach_device(std::unique_ptr<DmDevice> device, Machine* mach
         std::lock_guard guard { m_lock };
         m_boot_count = boot_count;
         m_device = std::move(device);
+        // on_reboot_size = "last": the new boot is driven to the size the guest had when it
+        // rebooted, within min/max, as soon as its DM driver connects (the boot RAM itself is the
+        // configured memory_mib; docs/auto-memory.md).
+        if (m_device && m_dm.reboot_last_size && m_last_size) {
+            u64 const last = std::clamp(m_last_size->mib(), m_dm.min_mib, m_dm.max_mib);
+            if (last != m_config.machine.memory_mib) {
+                m_device->with_engine([&](hv_balloon::DynamicMemory& engine) {
+                    if (auto set = engine.set_target_mib(last); !set)
+                        log::warn("dm", "on_reboot_size = \"last\": {}", set.error());
+                });
+                log::info("dm", "on_reboot_size = \"last\": target {} MiB after the reboot", last);
+            }
+        }
     }
     std::lock_guard guard { m_host_lock };
     m_machine = machine;
@@ -81,8 +107,10 @@ void DmApiBackend::detach_device(bool guest_reset)
     {
         std::lock_guard guard { m_host_lock }; // Waits for a /proc read in progress.
         if (m_machine != nullptr)
-            if (auto const* partition = m_machine->partition())
+            if (auto* partition = m_machine->partition()) {
                 m_hyperv_past += partition->stats();
+                partition->set_memory_hint_sink(nullptr); // The vCPUs stopped: no hint in flight.
+            }
         m_machine = nullptr;
     }
     std::unique_ptr<DmDevice> device;
@@ -92,8 +120,11 @@ void DmApiBackend::detach_device(bool guest_reset)
         // last status is published in the same step as the device disappears.
         std::lock_guard guard { m_lock };
         device = std::move(m_device);
-        if (device)
+        if (device) {
             m_last = device->reset();
+            if (guest_reset)
+                m_last_size = device->size_at_reset();
+        }
         boot_count = m_boot_count;
     }
     device.reset();
@@ -166,6 +197,11 @@ void DmApiBackend::on_event(hv_balloon::DmEvent const& event)
     } else if (auto const* reset = std::get_if<DmGuestReset>(&event)) {
         if (reset->kind != ResetKind::MachineReset)
             api::publish_dm_connected(m_hub, false, 0);
+    } else if (auto const* decided = std::get_if<DmPolicyDecided>(&event)) {
+        auto const& d = decided->decision;
+        m_hub.publish("policy_decision",
+            { { "from_mib", decided->from.mib() }, { "target_mib", d.target ? d.target->mib() : 0 },
+                { "demand_mib", d.demand ? d.demand->mib() : 0 }, { "reason", d.reason } });
     } else if (auto const* rejected = std::get_if<DmRejectedGuestRange>(&event)) {
         api::publish_rejected_guest_range(m_hub, mem::reject_reason_name(rejected->reason), rejected->start,
             rejected->count);
@@ -208,6 +244,10 @@ api::MemoryInfo DmApiBackend::dm_memory_info()
     info.target_mib = info.boot_mib;
     info.current_mib = info.boot_mib;
     info.floor_mib = std::max(FLOOR_MIN_MIB, info.boot_mib / 4);
+    {
+        std::lock_guard guard { m_lock };
+        info.policy = policy();
+    }
     if (!status)
         return info;
     info.max_mib = status->max.mib();
@@ -226,11 +266,85 @@ api::MemoryInfo DmApiBackend::dm_memory_info()
     }
     if (status->operation)
         info.operation = to_api(*status->operation);
+    if (status->policy_counters.evaluations > 0) {
+        auto const& d = status->policy_decision;
+        api::PolicyDecision out;
+        out.reason = std::string { d.reason };
+        out.at_ms = uptime_ms(d.at);
+        auto mib = [](std::optional<mem::PageCount> p) { return p ? std::optional<u64> { p->mib() } : std::nullopt; };
+        out.demand_mib = mib(d.demand);
+        out.desired_mib = mib(d.desired);
+        out.target_mib = mib(d.target);
+        info.last_decision = out;
+    }
     return info;
+}
+
+api::MemoryPolicy DmApiBackend::policy() const
+{
+    api::MemoryPolicy out;
+    out.mode = m_dm.auto_mode ? "auto" : "manual";
+    out.min_mib = m_dm.min_mib;
+    out.max_mib = m_dm.max_mib;
+    out.buffer_percent = m_dm.buffer_percent;
+    out.weight = m_dm.weight;
+    out.min_step_mib = m_dm.min_step_mib;
+    out.min_interval_ms = m_dm.min_interval_ms;
+    out.hysteresis_percent = m_dm.hysteresis_percent;
+    out.shrink_delay_ms = m_dm.shrink_delay_ms;
+    out.on_reboot_size = m_dm.reboot_last_size ? "last" : "boot";
+    return out;
+}
+
+std::expected<api::MemoryPolicy, std::string> DmApiBackend::set_policy(api::PolicyUpdate const& update)
+{
+    constexpr u64 MAX_MS = 24ull * 3600 * 1000; // As the config's timeouts: a day.
+    std::lock_guard guard { m_lock };
+    DynamicMemorySection next = m_dm;
+    if (update.mode)
+        next.auto_mode = *update.mode == "auto";
+    if (update.on_reboot_size)
+        next.reboot_last_size = *update.on_reboot_size == "last";
+    struct Bounded { char const* name; std::optional<u64> const& value; u64 lowest; u64 highest; u64& out; };
+    Bounded const fields[] = {
+        { "min_mib", update.min_mib, 1, MAX_MEMORY_MIB_LIMIT, next.min_mib },
+        { "max_mib", update.max_mib, 1, MAX_MEMORY_MIB_LIMIT, next.max_mib },
+        { "buffer_percent", update.buffer_percent, 0, hv_balloon::MAX_BUFFER_PERCENT, next.buffer_percent },
+        { "weight", update.weight, 0, hv_balloon::MAX_WEIGHT, next.weight },
+        { "min_step_mib", update.min_step_mib, 1, MAX_MEMORY_MIB_LIMIT, next.min_step_mib },
+        { "min_interval_ms", update.min_interval_ms, 0, MAX_MS, next.min_interval_ms },
+        { "hysteresis_percent", update.hysteresis_percent, 0, hv_balloon::MAX_HYSTERESIS_PERCENT, next.hysteresis_percent },
+        { "shrink_delay_ms", update.shrink_delay_ms, 0, MAX_MS, next.shrink_delay_ms },
+    };
+    for (auto const& field : fields) {
+        if (!field.value)
+            continue;
+        if (*field.value < field.lowest || *field.value > field.highest)
+            return std::unexpected(fmt::format("field '{}' must be {}..{} (got {})", field.name, field.lowest,
+                field.highest, *field.value));
+        field.out = *field.value;
+    }
+    if (auto checked = check_dynamic_memory(next, m_config.machine); !checked)
+        return std::unexpected(std::string { checked.error().what() });
+    std::optional<Result<void>> applied;
+    if (m_device)
+        m_device->with_engine([&](hv_balloon::DynamicMemory& engine) { applied = engine.set_policy(policy_config_from(next)); });
+    if (applied && !*applied)
+        return std::unexpected(std::string { applied->error().message() });
+    m_dm = next;
+    auto out = policy();
+    log::info("dm", "memory policy now {} ({}..{} MiB, buffer {} %)", out.mode, out.min_mib, out.max_mib, out.buffer_percent);
+    m_hub.publish("policy_changed", api::to_json(out));
+    return out;
 }
 
 std::expected<api::Operation, api::SetTargetError> DmApiBackend::set_target(std::uint64_t target_mib)
 {
+    {
+        std::lock_guard guard { m_lock };
+        if (m_dm.auto_mode)
+            return std::unexpected(api::SetTargetError::AutoMode);
+    }
     auto const info = dm_memory_info(); // Limits only: no host figures (no /proc read per PUT).
     if (target_mib > info.max_mib)
         return std::unexpected(api::SetTargetError::AboveMax);
@@ -284,6 +398,13 @@ api::MemoryCounters DmApiBackend::counters()
     out.balloon_pages_total = c.balloon_pages_total;
     out.unballoon_pages_total = c.unballoon_pages_total;
     out.hot_added_pages_total = c.hot_added_pages_total;
+    out.reported_pages_total = c.cold_discard_pages_total;
+    out.reporting_refused = c.cold_discard_refused;
+    auto const& p = status->policy_counters;
+    out.auto_grow_decisions = p.grow_decisions;
+    out.auto_shrink_decisions = p.shrink_decisions;
+    out.auto_ignored_reports = p.ignored_reports;
+    out.under_pressure_ms = static_cast<u64>(std::chrono::duration_cast<std::chrono::milliseconds>(p.under_pressure).count());
     return out;
 }
 

@@ -54,6 +54,7 @@ public:
     std::expected<api::Operation, api::SetTargetError> set_target(std::uint64_t target_mib) override;
     std::optional<api::Operation> operation(std::uint64_t id) override;
     api::MemoryCounters counters() override;
+    std::expected<api::MemoryPolicy, std::string> set_policy(api::PolicyUpdate const&) override;
     std::string extra_metrics() override;
 
 private:
@@ -61,6 +62,7 @@ private:
     std::optional<hv_balloon::DmStatus> status(); // Live, or the last detached engine's.
     void on_event(hv_balloon::DmEvent const& event); // Under the VMBus glue lock.
     api::Operation to_api(hv_balloon::DmOperation const& op) const;
+    api::MemoryPolicy policy() const; // m_lock held.
     u64 uptime_ms(Clock::time_point at) const;
     hyperv::PartitionStats hyperv_totals(); // Every boot's Hyper-V counters, summed.
     // `action(engine)` on the published device, or false without one.
@@ -72,10 +74,12 @@ private:
     api::EventHub& m_hub;
     Clock::time_point m_start;
 
-    RankedMutex<LockRank::DmBackend> m_lock; // Guards the four below.
+    RankedMutex<LockRank::DmBackend> m_lock; // Guards the six below.
     std::unique_ptr<DmDevice> m_device;       // This boot's device; the loop thread replaces it.
     u64 m_boot_count = 0;
     std::optional<hv_balloon::DmStatus> m_last; // Last status of a detached engine.
+    DynamicMemorySection m_dm;                // The policy now ([dynamic_memory], then PUTs): every boot's.
+    std::optional<mem::PageCount> m_last_size; // The guest's size when it last rebooted.
     std::atomic<u64> m_guest_reboots { 0 };      // Loop thread writes, API thread reads.
 
     RankedMutex<LockRank::HostMemory> m_host_lock;

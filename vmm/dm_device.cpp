@@ -39,13 +39,30 @@ hv_balloon::DmConfig dm_config_from(DynamicMemorySection const& section)
     return dm;
 }
 
+hv_balloon::PolicyConfig policy_config_from(DynamicMemorySection const& section)
+{
+    auto const mib = [](u64 n) { return mem::PageCount::from_bytes_floor(n << 20); };
+    hv_balloon::PolicyConfig policy;
+    policy.mode = section.auto_mode ? hv_balloon::PolicyMode::Auto : hv_balloon::PolicyMode::Manual;
+    policy.min = mib(section.min_mib);
+    policy.max = mib(section.max_mib);
+    policy.buffer_percent = static_cast<std::uint32_t>(section.buffer_percent);
+    policy.weight = static_cast<std::uint32_t>(section.weight);
+    policy.min_step = mib(section.min_step_mib);
+    policy.min_interval = std::chrono::milliseconds { section.min_interval_ms };
+    policy.hysteresis_percent = static_cast<std::uint32_t>(section.hysteresis_percent);
+    policy.shrink_delay = std::chrono::milliseconds { section.shrink_delay_ms };
+    policy.linux_floor = true;
+    return policy;
+}
+
 DmDevice::DmDevice(VmbusGlue& vmbus)
     : m_vmbus(vmbus)
 {
 }
 
 Result<std::unique_ptr<DmDevice>> DmDevice::create(DmDeviceSetup const& setup, hv_balloon::DmConfig const& config,
-    EventLoop& loop, hv_balloon::DynamicMemory::EventSink events)
+    EventLoop& loop, hv_balloon::DynamicMemory::EventSink events, hv_balloon::PolicyConfig const& policy)
 {
     std::unique_ptr<DmDevice> device { new DmDevice(setup.vmbus) }; // Private constructor.
     auto const& layout = setup.layout;
@@ -70,6 +87,7 @@ Result<std::unique_ptr<DmDevice>> DmDevice::create(DmDeviceSetup const& setup, h
         device->m_memslots ? &*device->m_memslots : nullptr, config);
     device->m_engine->set_event_sink(std::move(events));
     device->m_engine->on_tick(Clock::now());
+    VMM_TRY(device->m_engine->set_policy(policy));
     // Everything that can fail comes before the registration, so a failure never leaves the
     // VMBus host holding an engine that is about to be freed.
     VMM_TRY(device->start_ticking(loop));
@@ -97,6 +115,7 @@ hv_balloon::DmStatus DmDevice::reset()
 {
     auto status = m_vmbus.with_host([&](vmbus::VmbusHost& host) {
         if (!m_reset && m_registered) {
+            m_size_at_reset = m_engine->status().current;
             m_engine->on_machine_reset();
             host.reset(); // Its on_close() still reaches m_clock, which disarms the timer.
             host.rescind(*m_clock); // Not offered after the reset: the host just forgets it.
@@ -109,6 +128,13 @@ hv_balloon::DmStatus DmDevice::reset()
         if (auto removed = m_memslots->reset(); !removed)
             log::error("dm", "removing the hot-add memory slots at reset: {}", removed.error());
     return status;
+}
+
+std::uint32_t DmDevice::cold_discard(std::span<std::uint64_t const> ranges)
+{
+    std::uint32_t accepted = 0;
+    with_engine([&](hv_balloon::DynamicMemory& engine) { accepted = engine.on_cold_discard(ranges).accepted; });
+    return accepted;
 }
 
 DmDevice::~DmDevice()

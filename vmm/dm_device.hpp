@@ -22,6 +22,7 @@
 #include "vmm/config.hpp"
 #include "vmm/dm_clock.hpp"
 #include "vmm/event_loop.hpp"
+#include "vmm/hyperv/memory_hint_sink.hpp"
 #include "vmm/machine.hpp"
 #include "vmm/vmbus_glue.hpp"
 
@@ -42,24 +43,38 @@ struct DmDeviceSetup {
 
 // The engine's settings from [dynamic_memory] (the Linux profile plus the configured timeouts).
 hv_balloon::DmConfig dm_config_from(DynamicMemorySection const&);
+// The automatic-sizing policy from [dynamic_memory] (checked by check_dynamic_memory()). The
+// guest is taken for Linux (its reports include compute_balloon_floor(), dm_policy.hpp), like
+// the engine's Linux profile above.
+hv_balloon::PolicyConfig policy_config_from(DynamicMemorySection const&);
 
-class DmDevice {
+// Also the partition's MemoryHintSink (free page reporting) when [dynamic_memory]
+// free_page_reporting is on: DmApiBackend sets it before the vCPUs start and clears it before
+// reset().
+class DmDevice final : public hyperv::MemoryHintSink {
 public:
     using Clock = std::chrono::steady_clock;
 
     // Builds and registers the device; on error nothing stays registered anywhere. `events`
     // runs under the VMBus glue lock, on whichever thread drove the engine.
     static Result<std::unique_ptr<DmDevice>> create(DmDeviceSetup const&, hv_balloon::DmConfig const&,
-        EventLoop&, hv_balloon::DynamicMemory::EventSink events);
+        EventLoop&, hv_balloon::DynamicMemory::EventSink events, hv_balloon::PolicyConfig const& policy = {});
     DmDevice(DmDevice const&) = delete;
     DmDevice& operator=(DmDevice const&) = delete;
-    ~DmDevice(); // reset() if not done yet.
+    ~DmDevice() override; // reset() if not done yet.
+
+    // hyperv::MemoryHintSink (a vCPU thread): the engine validates and discards, under the
+    // VMBus glue lock like every engine call. After reset() nothing is accepted.
+    std::uint32_t cold_discard(std::span<std::uint64_t const> ranges) override;
 
     // Loop thread, after the vCPUs stopped and before the Machine goes: stops the tick, resets
     // the engine, then the VMBus host (the order dynamic_memory.hpp asks for), withdraws the
     // engine from the host and unplugs the hot-add memslots. Returns the engine's last status.
     // Idempotent; later with_engine() calls find no engine.
     hv_balloon::DmStatus reset();
+    // The guest's size just before reset() (nullopt before it), for [dynamic_memory]
+    // on_reboot_size = "last".
+    std::optional<mem::PageCount> size_at_reset() const { return m_size_at_reset; }
 
     // Any thread: `action(engine)` under the VMBus glue lock. The engine's sends (tick, new
     // target) may find the host->guest ring broken; such channels are closed right after,
@@ -90,6 +105,7 @@ private:
     std::unique_ptr<DmClock> m_clock; // What the VMBus host calls: the engine, with the time.
     bool m_registered { false }; // add_device() succeeded (create() returned the device).
     bool m_reset { false };      // Under the VMBus glue lock.
+    std::optional<mem::PageCount> m_size_at_reset; // Written by reset() under the glue lock.
     EventLoop::Timer m_tick; // One-shot, at the engine's next deadline (DmClock). Last: cancelled first.
 };
 

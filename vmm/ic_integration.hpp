@@ -56,6 +56,10 @@ public:
     }
     std::optional<api::Operation> operation(std::uint64_t id) override { return m_inner.operation(id); }
     api::MemoryCounters counters() override { return m_inner.counters(); }
+    std::expected<api::MemoryPolicy, std::string> set_policy(api::PolicyUpdate const& update) override
+    {
+        return m_inner.set_policy(update);
+    }
     std::string extra_metrics() override;
     std::expected<api::ShutdownStarted, std::string> shutdown(api::ShutdownRequest const& request) override;
 

@@ -64,6 +64,7 @@ std::string_view event_name(DmEvent const& event)
         std::string_view operator()(DmOperationDone const&) const { return "operation_done"; }
         std::string_view operator()(DmGuestReset const&) const { return "guest_reboot"; }
         std::string_view operator()(DmRejectedGuestRange const&) const { return "rejected_guest_range"; }
+        std::string_view operator()(DmPolicyDecided const&) const { return "policy_decision"; }
     };
     return std::visit(Namer {}, event);
 }

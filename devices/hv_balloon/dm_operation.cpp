@@ -21,6 +21,7 @@ Result<std::uint64_t> DynamicMemory::set_target(mem::PageCount target)
     m_target = target;
     m_reapply_pending = false;
     start_operation(target);
+    m_operation_by_policy = false; // run_policy() marks its own after this returns.
     std::uint64_t id = m_operation->id;
     switch (m_state) {
     case State::Idle:
@@ -103,6 +104,10 @@ void DynamicMemory::finish_operation(OperationState state, std::string_view reas
     case OperationState::Failed: ++m_counters.operations_failed; break;
     case OperationState::TimedOut: ++m_counters.operations_timed_out; break;
     case OperationState::Running: VMM_ASSERT(false);
+    }
+    if (m_operation_by_policy) {
+        m_operation_by_policy = false;
+        m_policy.on_operation_finished(state == OperationState::Done || state == OperationState::Superseded);
     }
     log::info(COMPONENT, "operation {} {}: now {} MiB (target {} MiB){}{}", operation.id,
         operation_state_name(state), m_map.current_pages().mib(), operation.target.mib(),
@@ -195,6 +200,9 @@ DmStatus DynamicMemory::status() const
     status.operation = m_operation;
     status.counters = m_counters;
     status.counters.rejected_ranges = m_map.rejected();
+    status.policy = m_policy.config();
+    status.policy_decision = m_policy.last_decision();
+    status.policy_counters = m_policy.counters();
     return status;
 }
 

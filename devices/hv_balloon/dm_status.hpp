@@ -10,6 +10,7 @@
 #include <variant>
 
 #include "devices/hv_balloon/dm_config.hpp"
+#include "devices/hv_balloon/dm_policy.hpp"
 #include "devices/hv_balloon/protocol.hpp"
 #include "mem/guest_physical_map.hpp"
 
@@ -84,6 +85,9 @@ struct DmCounters {
     std::uint64_t send_failures = 0;         // ChannelPort errors other than Busy.
     std::uint64_t status_reports = 0;
     std::uint64_t guest_resets = 0;          // Channel closes, reconnects and machine resets.
+    std::uint64_t cold_discard_calls = 0;    // Free page reporting hint calls.
+    std::uint64_t cold_discard_refused = 0;  // Calls stopped at an invalid range.
+    std::uint64_t cold_discard_pages_total = 0; // Reported free pages discarded, ever.
 };
 
 struct DmStatus {
@@ -104,6 +108,9 @@ struct DmStatus {
     std::optional<Duration> guest_status_age;
     std::optional<DmOperation> operation;    // Running, or the last finished one.
     DmCounters counters;
+    PolicyConfig policy;
+    PolicyDecision policy_decision;          // The policy's last evaluation and why.
+    PolicyCounters policy_counters;
 };
 
 // Events (a REST server streams these).
@@ -121,10 +128,12 @@ struct DmRejectedGuestRange {
     mem::RejectReason reason;
     std::uint32_t rejected_in_message;
 };
+// Auto mode set a target (one per decision, not per evaluation).
+struct DmPolicyDecided { PolicyDecision decision; mem::PageCount from; };
 using DmEvent = std::variant<DmConnected, DmStatusReported, DmOperationProgress, DmOperationDone,
-    DmGuestReset, DmRejectedGuestRange>;
+    DmGuestReset, DmRejectedGuestRange, DmPolicyDecided>;
 // "dm_connected", "status_report", "operation_progress", "operation_done", "guest_reboot",
-// "rejected_guest_range".
+// "rejected_guest_range", "policy_decision".
 std::string_view event_name(DmEvent const&);
 
 } // namespace vmm::hv_balloon

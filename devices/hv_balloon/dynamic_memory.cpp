@@ -224,6 +224,7 @@ void DynamicMemory::handle_status_report(std::span<std::byte const> message)
         m_last_status_event = m_now;
         emit(DmStatusReported { *m_guest_status });
     }
+    run_policy();
 }
 
 void DynamicMemory::reset_connection(ResetKind kind, mem::PageCount hot_add_released)
@@ -244,6 +245,7 @@ void DynamicMemory::reset_connection(ResetKind kind, mem::PageCount hot_add_rele
     m_caps.reset();
     m_guest_status.reset();
     m_balloon_requested = m_balloon_accepted = m_unballoon_in_flight = mem::PageCount { 0 };
+    m_policy.on_guest_reset();
     ++m_counters.guest_resets;
     log::info(COMPONENT, "guest reset ({}): {} ballooned forgotten, {} hot-added released", reset_kind_name(kind),
         forgotten, hot_add_released);
@@ -253,6 +255,8 @@ void DynamicMemory::reset_connection(ResetKind kind, mem::PageCount hot_add_rele
 void DynamicMemory::on_tick(Instant now)
 {
     m_now = std::max(m_now, now);
+    if (auto policy_due = m_policy.next_deadline(); policy_due && m_now >= *policy_due)
+        run_policy();
     if (!m_deadline || m_now < *m_deadline)
         return;
     if (m_state == State::PostConnectDelay) {

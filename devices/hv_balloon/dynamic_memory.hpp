@@ -9,7 +9,9 @@
 // Done:    DM 0.3/1.0/2.0 handshake, INFO max page count, status reports, balloon (validated,
 //          discarded), unballoon (<= 4 KiB per message), hot-add (range-only form, 128 MiB
 //          aligned, memslots before the request), timeouts, reconnect and machine reset.
-// Missing: hot-remove (DM 2.0 optional), memory heat hints, state save/restore.
+// Auto:    DmPolicy (dm_policy.hpp) sets the target from the guest's status reports.
+// Reports: cold discard hints (free page reporting) validated and discarded (dm_cold_discard.cpp).
+// Missing: hot-remove (DM 2.0 optional), state save/restore.
 //
 // Wiring (vmm/): build GuestPhysicalMap from the e820 RAM ranges and the hot-add window, a
 // MemslotPlan + OnDemandMemslots over the window's reserved Mapping, and a DiscardBackend that
@@ -30,7 +32,9 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "devices/hv_balloon/dm_cold_discard.hpp"
 #include "devices/hv_balloon/dm_config.hpp"
+#include "devices/hv_balloon/dm_policy.hpp"
 #include "devices/hv_balloon/dm_status.hpp"
 #include "devices/hv_balloon/protocol.hpp"
 #include "devices/vmbus/channel_device.hpp"
@@ -65,7 +69,7 @@ public:
     // When on_tick() next has work (a wait expires); nullopt while nothing is pending (idle,
     // closed, waiting for the guest's first message). May change after any call into the
     // engine: the caller re-reads it after each and re-arms its one timer.
-    std::optional<Instant> next_deadline() const { return m_deadline; }
+    std::optional<Instant> next_deadline() const;
     // The one memory target (pages of guest-visible memory). Supersedes any running operation
     // (an outstanding guest message is finished first, never two in flight). Returns the new
     // operation id. Errors: 0 or above max_pages().
@@ -74,6 +78,17 @@ public:
     // Machine reset (guest reboot): back to boot size, ballooned pages forgotten, hot-added
     // memory released (memslots removed, window discarded). Also closes the connection.
     void on_machine_reset();
+
+    // Automatic sizing (dm_policy.hpp): validated against max_pages(); switching to auto
+    // evaluates the last report at once. A set_target() while in auto mode is obeyed until the
+    // policy's next decision: callers that must not race the policy switch to manual first.
+    Result<void> set_policy(PolicyConfig config);
+    DmPolicy const& policy() const { return m_policy; }
+
+    // Free page reporting (dm_cold_discard.hpp): the elements of one HvExtCallMemoryHeatHint
+    // COLD_DISCARD call, any thread under the engine's caller lock. Validates and discards in
+    // order, stopping at the first invalid range.
+    ColdDiscardOutcome on_cold_discard(std::span<std::uint64_t const> ranges);
 
     void set_event_sink(EventSink sink) { m_events = std::move(sink); }
     DmStatus status() const;
@@ -99,6 +114,10 @@ private:
     void finish_operation(OperationState state, std::string_view reason);
     bool operation_running() const;
     void emit(DmEvent const& event);
+
+    // dm_auto.cpp: the policy's evaluation and its target.
+    void run_policy();
+    PolicyView policy_view() const;
 
     // dm_balloon.cpp: balloon and unballoon.
     void send_balloon_request();
@@ -153,6 +172,9 @@ private:
     bool m_hot_add_exhausted { false }; // Guest added fewer pages than asked (until reset).
 
     DmCounters m_counters;
+
+    DmPolicy m_policy;
+    bool m_operation_by_policy { false }; // The running operation is an auto decision.
 };
 
 } // namespace vmm::hv_balloon

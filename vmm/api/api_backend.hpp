@@ -88,6 +88,35 @@ struct HostMemory {
     std::uint64_t hot_add_resident_bytes = 0;  // Resident pages of the hot-add window.
 };
 
+// Automatic sizing ([dynamic_memory] mode and its limits; PUT /api/v1/memory/policy).
+struct MemoryPolicy {
+    std::string mode = "manual";        // "manual" | "auto"
+    std::uint64_t min_mib = 0;
+    std::uint64_t max_mib = 0;
+    std::uint64_t buffer_percent = 0;
+    std::uint64_t weight = 0;
+    std::uint64_t min_step_mib = 0;
+    std::uint64_t min_interval_ms = 0;
+    std::uint64_t hysteresis_percent = 0;
+    std::uint64_t shrink_delay_ms = 0;
+    std::string on_reboot_size = "boot"; // "boot" | "last"
+};
+// The policy's last evaluation (whatever the mode) and why it did or did not act.
+struct PolicyDecision {
+    std::string reason;                     // Host text.
+    std::uint64_t at_ms = 0;                // VM uptime clock.
+    std::optional<std::uint64_t> demand_mib;  // The guest's use as the rule reads its report.
+    std::optional<std::uint64_t> desired_mib; // What the rule asked for, clamped to min/max.
+    std::optional<std::uint64_t> target_mib;  // Set when this evaluation started an operation.
+};
+// A PUT /api/v1/memory/policy body: each present field replaces the current value.
+struct PolicyUpdate {
+    std::optional<std::string> mode;
+    std::optional<std::uint64_t> min_mib, max_mib, buffer_percent, weight, min_step_mib, min_interval_ms,
+        hysteresis_percent, shrink_delay_ms;
+    std::optional<std::string> on_reboot_size;
+};
+
 struct MemoryInfo {
     std::uint64_t boot_mib = 0;
     std::uint64_t max_mib = 0;        // [memory] max_memory_mib: the upper bound for a target.
@@ -104,6 +133,8 @@ struct MemoryInfo {
     std::optional<GuestStatus> guest_status;
     std::optional<Operation> operation; // The current operation, or the last finished one.
     std::optional<HostMemory> host;     // Absent while no guest RAM exists (between boots).
+    MemoryPolicy policy;
+    std::optional<PolicyDecision> last_decision; // Absent before the first evaluation.
 };
 
 // Monotonic counters for GET /metrics. The backend counts; the server only renders.
@@ -119,12 +150,19 @@ struct MemoryCounters {
     std::uint64_t balloon_pages_total = 0;   // 4 KiB pages the guest gave back, ever.
     std::uint64_t unballoon_pages_total = 0; // 4 KiB pages returned to the guest, ever.
     std::uint64_t hot_added_pages_total = 0;
+    std::uint64_t reported_pages_total = 0;  // Free page reporting: 4 KiB pages discarded.
+    std::uint64_t reporting_refused = 0;     // Reporting calls stopped at an invalid range.
+    std::uint64_t auto_grow_decisions = 0;   // Targets auto mode set, by direction.
+    std::uint64_t auto_shrink_decisions = 0;
+    std::uint64_t auto_ignored_reports = 0;  // Stale reports the policy would not act on.
+    std::uint64_t under_pressure_ms = 0;     // Auto mode: time the guest wanted more than it had.
 };
 
 enum class SetTargetError {
     NotConnected, // The guest's DM driver has not (yet) connected: 503 + Retry-After.
     AboveMax,     // target > max_mib: 400.
     BelowFloor,   // target < floor_mib: 400.
+    AutoMode,     // The memory policy is "auto": 409 (switch to "manual" first).
 };
 
 // Every method may be called from the API thread while vCPU and device threads run: the
@@ -140,6 +178,12 @@ public:
     // The operation with this id (running or finished), or nullopt if unknown/forgotten.
     virtual std::optional<Operation> operation(std::uint64_t id) = 0;
     virtual MemoryCounters counters() = 0;
+    // Changes the memory policy at run time. The error is the fault_message of a 400 (a field
+    // out of its bounds, named). A backend without Dynamic Memory refuses.
+    virtual std::expected<MemoryPolicy, std::string> set_policy(PolicyUpdate const&)
+    {
+        return std::unexpected(std::string("this VMM has no Dynamic Memory policy"));
+    }
     // Extra Prometheus text (complete HELP/TYPE/sample lines) appended to GET /metrics.
     virtual std::string extra_metrics() { return {}; }
     // Asks the guest to shut down or restart; never waits for it. The error is the

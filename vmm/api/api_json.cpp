@@ -144,6 +144,8 @@ json to_json(MemoryInfo const& info)
     };
     out["guest_status"] = info.guest_status ? to_json(*info.guest_status) : json(nullptr);
     out["operation"] = info.operation ? to_json(*info.operation) : json(nullptr);
+    out["policy"] = to_json(info.policy);
+    out["last_decision"] = info.last_decision ? to_json(*info.last_decision) : json(nullptr);
     if (info.host) {
         // MiB rounded down, like every size in the JSON API; /metrics has the exact bytes.
         out["host"] = json { { "boot_ram_resident_mib", info.host->boot_ram_resident_bytes / MIB },
@@ -152,6 +154,34 @@ json to_json(MemoryInfo const& info)
         out["host"] = nullptr;
     }
     return out;
+}
+
+json to_json(MemoryPolicy const& p)
+{
+    return json {
+        { "mode", p.mode },
+        { "min_mib", p.min_mib },
+        { "max_mib", p.max_mib },
+        { "buffer_percent", p.buffer_percent },
+        { "weight", p.weight },
+        { "min_step_mib", p.min_step_mib },
+        { "min_interval_ms", p.min_interval_ms },
+        { "hysteresis_percent", p.hysteresis_percent },
+        { "shrink_delay_ms", p.shrink_delay_ms },
+        { "on_reboot_size", p.on_reboot_size },
+    };
+}
+
+json to_json(PolicyDecision const& d)
+{
+    auto opt = [](std::optional<std::uint64_t> v) { return v ? json(*v) : json(nullptr); };
+    return json {
+        { "reason", d.reason },
+        { "at_ms", d.at_ms },
+        { "demand_mib", opt(d.demand_mib) },
+        { "desired_mib", opt(d.desired_mib) },
+        { "target_mib", opt(d.target_mib) },
+    };
 }
 
 std::string dump_json(json const& value, int indent)
@@ -230,6 +260,52 @@ std::expected<TargetRequest, std::string> parse_target_request(std::string_view 
         request.timeout = std::chrono::milliseconds(*timeout);
     }
     return request;
+}
+
+std::expected<PolicyUpdate, std::string> parse_policy_update(std::string_view body)
+{
+    auto object = parse_object(body, { "mode", "min_mib", "max_mib", "buffer_percent", "weight", "min_step_mib",
+                                          "min_interval_ms", "hysteresis_percent", "shrink_delay_ms", "on_reboot_size" });
+    if (!object)
+        return std::unexpected(object.error());
+    json const& parsed = *object;
+    if (parsed.empty())
+        return std::unexpected(std::string("request body names no policy field"));
+    PolicyUpdate update;
+    auto text = [&](char const* name, std::initializer_list<std::string_view> allowed,
+                    std::optional<std::string>& out) -> std::optional<std::string> {
+        if (!parsed.contains(name))
+            return std::nullopt;
+        auto const& value = parsed.at(name);
+        std::string const got = value.is_string() ? value.get<std::string>() : std::string {};
+        if (!value.is_string() || std::find(allowed.begin(), allowed.end(), got) == allowed.end())
+            return fmt::format("field '{}' must be \"{}\" or \"{}\"", name, *allowed.begin(), *(allowed.begin() + 1));
+        out = got;
+        return std::nullopt;
+    };
+    if (auto error = text("mode", { "manual", "auto" }, update.mode))
+        return std::unexpected(*error);
+    if (auto error = text("on_reboot_size", { "boot", "last" }, update.on_reboot_size))
+        return std::unexpected(*error);
+    std::pair<char const*, std::optional<std::uint64_t>*> const numbers[] = {
+        { "min_mib", &update.min_mib },
+        { "max_mib", &update.max_mib },
+        { "buffer_percent", &update.buffer_percent },
+        { "weight", &update.weight },
+        { "min_step_mib", &update.min_step_mib },
+        { "min_interval_ms", &update.min_interval_ms },
+        { "hysteresis_percent", &update.hysteresis_percent },
+        { "shrink_delay_ms", &update.shrink_delay_ms },
+    };
+    for (auto const& [name, out] : numbers) {
+        if (!parsed.contains(name))
+            continue;
+        auto value = unsigned_field(parsed, name);
+        if (!value)
+            return std::unexpected(value.error());
+        *out = *value;
+    }
+    return update;
 }
 
 std::expected<ShutdownRequest, std::string> parse_shutdown_request(std::string_view body)

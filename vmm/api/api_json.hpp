@@ -23,6 +23,11 @@ nlohmann::json to_json(VmInfo const&);
 nlohmann::json to_json(GuestStatus const&);
 nlohmann::json to_json(Operation const&);
 nlohmann::json to_json(MemoryInfo const&);
+nlohmann::json to_json(MemoryPolicy const&);
+nlohmann::json to_json(PolicyDecision const&);
+// The body of PUT /api/v1/memory/policy: an object of MemoryPolicy fields, at least one, each
+// typed (strings for mode/on_reboot_size with their values checked, unsigned integers else).
+std::expected<PolicyUpdate, std::string> parse_policy_update(std::string_view body);
 
 nlohmann::json to_json(GuestHealth const&);
 nlohmann::json to_json(ShutdownStarted const&);

@@ -86,6 +86,19 @@ RouteResult ApiRouter::route(HttpRequest const& request)
             return method_not_allowed("GET");
         return json_response(200, to_json(m_backend.memory_info()));
     }
+    if (path == "/api/v1/memory/policy") {
+        if (request.method == "GET")
+            return json_response(200, to_json(m_backend.memory_info().policy));
+        if (request.method != "PUT")
+            return method_not_allowed("GET, PUT");
+        auto update = parse_policy_update(request.body);
+        if (!update)
+            return error_response(400, update.error());
+        auto policy = m_backend.set_policy(*update);
+        if (!policy)
+            return error_response(400, policy.error());
+        return json_response(200, to_json(*policy));
+    }
     if (path == "/api/v1/memory/target") {
         if (request.method != "PUT")
             return method_not_allowed("PUT");
@@ -145,6 +158,9 @@ HttpResponse ApiRouter::set_target(std::string const& body, RouteResult& result)
             return error_response(400,
                 fmt::format("target_mib {} is above max_memory_mib {}", request->target_mib, info.max_mib));
         }
+        case SetTargetError::AutoMode:
+            return error_response(409, "the memory policy is \"auto\": it sets the target; PUT /api/v1/memory/policy "
+                                       "{\"mode\": \"manual\"} first");
         case SetTargetError::BelowFloor: {
             auto info = m_backend.memory_info();
             return error_response(400,

@@ -89,6 +89,24 @@ std::string render_metrics(VmInfo const& vm, MemoryInfo const& memory, MemoryCou
     w.metric("microvmm_dm_hot_added_pages_total", "counter", "4 KiB pages hot-added, ever.",
         counters.hot_added_pages_total);
 
+    w.metric("microvmm_memory_auto_mode", "gauge", "1 when the memory policy is \"auto\".",
+        memory.policy.mode == "auto" ? 1 : 0);
+    w.header("microvmm_memory_auto_decisions_total", "counter", "Memory targets set by auto mode, by direction.");
+    w.sample("microvmm_memory_auto_decisions_total", "direction=\"grow\"", counters.auto_grow_decisions);
+    w.sample("microvmm_memory_auto_decisions_total", "direction=\"shrink\"", counters.auto_shrink_decisions);
+    w.metric("microvmm_memory_auto_ignored_reports_total", "counter",
+        "Guest status reports auto mode would not act on (stale).", counters.auto_ignored_reports);
+    w.metric("microvmm_memory_under_pressure_seconds_total", "counter",
+        "Auto mode: time the guest wanted more memory (use plus buffer) than it had.", counters.under_pressure_ms / 1000);
+    w.metric("microvmm_memory_reclaimed_by_balloon_bytes_total", "counter",
+        "Memory the guest gave back by ballooning, ever (this boot).", counters.balloon_pages_total * 4096);
+
+    w.metric("microvmm_memory_reclaimed_by_reporting_bytes_total", "counter",
+        "Guest free memory discarded through free page reporting (cold discard hints), ever (this boot).",
+        counters.reported_pages_total * 4096);
+    w.metric("microvmm_dm_reporting_refused_total", "counter",
+        "Free page reporting calls stopped at a range the guest does not own.", counters.reporting_refused);
+
     w.metric("microvmm_api_requests_total", "counter", "HTTP requests parsed.", stats.requests.load());
     w.header("microvmm_api_responses_total", "counter", "HTTP error responses, by class.");
     w.sample("microvmm_api_responses_total", "class=\"4xx\"", stats.responses_4xx.load());

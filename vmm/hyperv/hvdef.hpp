@@ -151,6 +151,9 @@ inline constexpr u16 HVCALL_GET_PARTITION_ID = 0x0046;
 inline constexpr u16 HVCALL_POST_MESSAGE = 0x005C;
 inline constexpr u16 HVCALL_SIGNAL_EVENT = 0x005D;
 inline constexpr u16 HV_EXT_CALL_QUERY_CAPABILITIES = 0x8001; // First extended code (hyperv-tlfs.h:173).
+inline constexpr u16 HV_EXT_CALL_MEMORY_HEAT_HINT = 0x8003;   // hyperv-tlfs.h:174
+// HvExtCallQueryCapabilities bit for HvExtCallMemoryHeatHint (hyperv-tlfs.h:182).
+inline constexpr u64 HV_EXT_CAPABILITY_MEMORY_COLD_DISCARD_HINT = u64 { 1 } << 8;
 
 // Control word (hyperv-tlfs.h:192-206).
 inline constexpr u64 HV_HYPERCALL_CODE_MASK = 0xFFFF;

@@ -32,7 +32,7 @@ HypercallDispatcher::HypercallDispatcher(mem::GuestMemory const& memory, Interru
 {
 }
 
-u64 HypercallDispatcher::dispatch(u32 vp, HypercallRegs const& regs, HypercallSink* sink)
+u64 HypercallDispatcher::dispatch(u32 vp, HypercallRegs const& regs, HypercallSink* sink, MemoryHintSink* hints)
 {
     auto const control = HypercallControl::decode(regs.rcx);
     if (control.reserved_set)
@@ -49,7 +49,11 @@ u64 HypercallDispatcher::dispatch(u32 vp, HypercallRegs const& regs, HypercallSi
     case HV_EXT_CALL_QUERY_CAPABILITIES:
         if (!m_extended_hypercalls)
             break;
-        return hypercall_result(query_extended_capabilities(control, regs));
+        return hypercall_result(query_extended_capabilities(control, regs, hints != nullptr));
+    case HV_EXT_CALL_MEMORY_HEAT_HINT:
+        if (!m_extended_hypercalls || hints == nullptr)
+            break;
+        return memory_heat_hint(control, regs, hints);
     default:
         break;
     }
@@ -59,20 +63,20 @@ u64 HypercallDispatcher::dispatch(u32 vp, HypercallRegs const& regs, HypercallSi
     return hypercall_result(HV_STATUS_INVALID_HYPERCALL_CODE);
 }
 
-u16 HypercallDispatcher::query_extended_capabilities(HypercallControl control, HypercallRegs const& regs)
+u16 HypercallDispatcher::query_extended_capabilities(HypercallControl control, HypercallRegs const& regs,
+    bool cold_discard)
 {
     // HvExtCallQueryCapabilities (TLFS 3.x "Extended Hypercalls"; guest: drivers/hv/hv_common.c:
     // 408-450): no input, one u64 of capability bits written to the output GPA (r8), 8-byte
     // aligned like every hypercall output (TLFS 3.7). Only bits for extended calls this VMM
-    // implements may be set, and it implements none beyond this query: HvExtCallMemoryHeatHint
-    // (HV_EXT_CAPABILITY_MEMORY_COLD_DISCARD_HINT, include/asm-generic/hyperv-tlfs.h:182)
-    // belongs to memory balancing and is not answered here.
+    // implements may be set: HvExtCallMemoryHeatHint (HV_EXT_CAPABILITY_MEMORY_COLD_DISCARD_HINT,
+    // include/asm-generic/hyperv-tlfs.h:182) while a MemoryHintSink takes the hints.
     if (control.fast || control.is_rep() || control.varhead_size != 0)
         return HV_STATUS_INVALID_HYPERCALL_INPUT;
     u64 const gpa = regs.r8;
     if (gpa % HV_HYPERCALL_INPUT_ALIGN != 0)
         return HV_STATUS_INVALID_ALIGNMENT;
-    constexpr u64 capabilities = 0;
+    u64 const capabilities = cold_discard ? HV_EXT_CAPABILITY_MEMORY_COLD_DISCARD_HINT : 0;
     if (!m_memory.write_obj(mem::Gpa { gpa }, capabilities))
         return HV_STATUS_INVALID_ALIGNMENT; // Not RAM: grouped with alignment like inputs.
     return HV_STATUS_SUCCESS;

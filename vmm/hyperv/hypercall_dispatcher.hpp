@@ -16,6 +16,7 @@ namespace vmm::hyperv {
 struct HypercallRegs;
 class HypercallSink;
 class InterruptSink;
+class MemoryHintSink;
 
 class HypercallDispatcher {
 public:
@@ -24,8 +25,9 @@ public:
     HypercallDispatcher(mem::GuestMemory const&, InterruptSink&, u32 vcpu_count, bool extended_hypercalls = false);
 
     // Returns the result value for rax. `sink` may be null (no VMBus): VMBus calls then fail
-    // with HV_STATUS_INVALID_CONNECTION_ID.
-    u64 dispatch(u32 vp, HypercallRegs const&, HypercallSink* sink);
+    // with HV_STATUS_INVALID_CONNECTION_ID. `hints` may be null: HvExtCallMemoryHeatHint is then
+    // neither offered nor answered (memory_hint_sink.hpp).
+    u64 dispatch(u32 vp, HypercallRegs const&, HypercallSink* sink, MemoryHintSink* hints = nullptr);
 
     u64 ipis_sent() const { return m_ipis_sent.load(std::memory_order_relaxed); }
 
@@ -34,7 +36,8 @@ private:
     u16 signal_event(u32 vp, HypercallControl, HypercallRegs const&, HypercallSink*);
     u16 send_ipi(HypercallControl, HypercallRegs const&);
     u16 send_ipi_ex(HypercallControl, HypercallRegs const&);
-    u16 query_extended_capabilities(HypercallControl, HypercallRegs const&);
+    u16 query_extended_capabilities(HypercallControl, HypercallRegs const&, bool cold_discard);
+    u64 memory_heat_hint(HypercallControl, HypercallRegs const&, MemoryHintSink*); // hypercall_heat_hint.cpp
     // Copies a slow-call input block: 8-byte aligned, inside one page, RAM (TLFS 3.7).
     // Returns HV_STATUS_SUCCESS or the status to answer.
     u16 read_input(u64 gpa, std::span<std::byte> out) const;

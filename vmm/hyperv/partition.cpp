@@ -90,6 +90,7 @@ Partition::Partition(mem::GuestMemory const& memory, InterruptSink& interrupts, 
 Partition::~Partition() = default;
 
 void Partition::set_hypercall_sink(HypercallSink* sink) { m_sink.store(sink, std::memory_order_release); }
+void Partition::set_memory_hint_sink(MemoryHintSink* sink) { m_hint_sink.store(sink, std::memory_order_release); }
 
 void Partition::set_platform_sink(PlatformSink* sink) { m_platform.store(sink, std::memory_order_release); }
 
@@ -449,7 +450,8 @@ void Partition::hypercall(std::uint32_t vp, HypercallRegs& regs)
         return;
     }
     m_hypercalls.fetch_add(1, std::memory_order_relaxed);
-    regs.rax = m_dispatcher->dispatch(vp, regs, m_sink.load(std::memory_order_acquire));
+    regs.rax = m_dispatcher->dispatch(vp, regs, m_sink.load(std::memory_order_acquire),
+        m_hint_sink.load(std::memory_order_acquire));
     if ((regs.rax & HV_HYPERCALL_CODE_MASK) != HV_STATUS_SUCCESS)
         m_hypercall_failures.fetch_add(1, std::memory_order_relaxed);
 }

@@ -27,6 +27,7 @@
 #include "devices/vmbus/synic_port.hpp"
 #include "mem/guest_memory.hpp"
 #include "vmm/hyperv/enlightenments.hpp"
+#include "vmm/hyperv/memory_hint_sink.hpp"
 #include "vmm/hyperv/reference_time.hpp"
 
 namespace vmm::hyperv {
@@ -136,6 +137,8 @@ public:
     Partition& operator=(Partition const&) = delete;
 
     void set_hypercall_sink(HypercallSink*);
+    // Free page reporting (memory_hint_sink.hpp); null withdraws it. Before the vCPUs start.
+    void set_memory_hint_sink(MemoryHintSink*);
     void set_platform_sink(PlatformSink*); // Before the vCPUs start.
     // 0x40000000..0x4000000A; the VMM drops every KVM leaf (0x40000000+) and installs these.
     std::vector<CpuidLeaf> cpuid_leaves() const;
@@ -187,6 +190,7 @@ private:
     mem::GuestMemory const& m_memory;
     PartitionConfig const m_config;
     std::atomic<HypercallSink*> m_sink { nullptr };
+    std::atomic<MemoryHintSink*> m_hint_sink { nullptr };
     std::atomic<PlatformSink*> m_platform { nullptr };
     InterruptSink& m_interrupts;
     std::unique_ptr<Synic> m_synic;

@@ -77,6 +77,14 @@ void check_rules(Config const& config)
         broken("vsock without Hyper-V or with an over-long path");
     if (config.dynamic_memory.enabled && !config.hyperv.enabled)
         broken("Dynamic Memory without Hyper-V");
+    auto const& dm = config.dynamic_memory;
+    if (dm.min_mib > machine.memory_mib || dm.max_mib < machine.memory_mib || dm.max_mib > machine.max_memory_mib
+        || dm.buffer_percent > 2000 || dm.weight > 100 || dm.hysteresis_percent > 50 || dm.min_step_mib == 0)
+        broken("dynamic memory policy out of bounds");
+    if (dm.auto_mode && !dm.enabled)
+        broken("auto mode without Dynamic Memory");
+    if (dm.free_page_reporting && (!dm.enabled || !config.hyperv.enlightenments.extended_hypercalls))
+        broken("free page reporting without Dynamic Memory or extended hypercalls");
 }
 
 // The Config as a TOML document (every key explicit, so no default is involved). A key added to
@@ -105,7 +113,17 @@ std::string to_toml(Config const& config)
                 { "balloon_reply_timeout_ms", i64_of(config.dynamic_memory.balloon_reply_timeout_ms) },
                 { "unballoon_reply_timeout_ms", i64_of(config.dynamic_memory.unballoon_reply_timeout_ms) },
                 { "hot_add_reply_timeout_ms", i64_of(config.dynamic_memory.hot_add_reply_timeout_ms) },
-                { "hot_add_reply_timeout_per_block_ms", i64_of(config.dynamic_memory.hot_add_reply_timeout_per_block_ms) } } },
+                { "hot_add_reply_timeout_per_block_ms", i64_of(config.dynamic_memory.hot_add_reply_timeout_per_block_ms) },
+                { "mode", config.dynamic_memory.auto_mode ? "auto" : "manual" },
+                { "on_reboot_size", config.dynamic_memory.reboot_last_size ? "last" : "boot" },
+                { "min_mib", i64_of(config.dynamic_memory.min_mib) }, { "max_mib", i64_of(config.dynamic_memory.max_mib) },
+                { "buffer_percent", i64_of(config.dynamic_memory.buffer_percent) },
+                { "weight", i64_of(config.dynamic_memory.weight) },
+                { "min_step_mib", i64_of(config.dynamic_memory.min_step_mib) },
+                { "min_interval_ms", i64_of(config.dynamic_memory.min_interval_ms) },
+                { "hysteresis_percent", i64_of(config.dynamic_memory.hysteresis_percent) },
+                { "shrink_delay_ms", i64_of(config.dynamic_memory.shrink_delay_ms) },
+                { "free_page_reporting", config.dynamic_memory.free_page_reporting } } },
         { "hyperv", toml::table { { "enabled", config.hyperv.enabled } } } };
     if (config.api.socket)
         root.insert("api", toml::table { { "socket", config.api.socket->string() } });
@@ -141,6 +159,16 @@ bool same(Config const& a, Config const& b)
         && a.dynamic_memory.unballoon_reply_timeout_ms == b.dynamic_memory.unballoon_reply_timeout_ms
         && a.dynamic_memory.hot_add_reply_timeout_ms == b.dynamic_memory.hot_add_reply_timeout_ms
         && a.dynamic_memory.hot_add_reply_timeout_per_block_ms == b.dynamic_memory.hot_add_reply_timeout_per_block_ms
+        && a.dynamic_memory.auto_mode == b.dynamic_memory.auto_mode
+        && a.dynamic_memory.reboot_last_size == b.dynamic_memory.reboot_last_size
+        && a.dynamic_memory.min_mib == b.dynamic_memory.min_mib && a.dynamic_memory.max_mib == b.dynamic_memory.max_mib
+        && a.dynamic_memory.buffer_percent == b.dynamic_memory.buffer_percent
+        && a.dynamic_memory.weight == b.dynamic_memory.weight
+        && a.dynamic_memory.min_step_mib == b.dynamic_memory.min_step_mib
+        && a.dynamic_memory.min_interval_ms == b.dynamic_memory.min_interval_ms
+        && a.dynamic_memory.hysteresis_percent == b.dynamic_memory.hysteresis_percent
+        && a.dynamic_memory.shrink_delay_ms == b.dynamic_memory.shrink_delay_ms
+        && a.dynamic_memory.free_page_reporting == b.dynamic_memory.free_page_reporting
         && a.hyperv.enabled == b.hyperv.enabled && a.vsock.uds_path == b.vsock.uds_path
         && a.integration.enabled == b.integration.enabled
         && a.integration.shutdown_timeout_ms == b.integration.shutdown_timeout_ms

@@ -86,6 +86,33 @@ TEST(ApiJson, FaultBodyEscapesAndSurvivesInvalidUtf8)
     EXPECT_TRUE(body["fault_message"].get<std::string>().starts_with("bad \"quote\""));
 }
 
+TEST(PolicyUpdate, ReadsEveryFieldAndNamesTheBadOne)
+{
+    auto update = parse_policy_update(R"({"mode": "auto", "min_mib": 256, "max_mib": 2048, "buffer_percent": 30,
+        "weight": 70, "min_step_mib": 8, "min_interval_ms": 1000, "hysteresis_percent": 4, "shrink_delay_ms": 5000,
+        "on_reboot_size": "last"})");
+    ASSERT_TRUE(update.has_value()) << update.error();
+    EXPECT_EQ(update->mode, "auto");
+    EXPECT_EQ(update->min_mib, 256u);
+    EXPECT_EQ(update->max_mib, 2048u);
+    EXPECT_EQ(update->buffer_percent, 30u);
+    EXPECT_EQ(update->weight, 70u);
+    EXPECT_EQ(update->min_step_mib, 8u);
+    EXPECT_EQ(update->min_interval_ms, 1000u);
+    EXPECT_EQ(update->hysteresis_percent, 4u);
+    EXPECT_EQ(update->shrink_delay_ms, 5000u);
+    EXPECT_EQ(update->on_reboot_size, "last");
+    EXPECT_FALSE(parse_policy_update(R"({"weight": 5})")->mode.has_value());
+    EXPECT_EQ(parse_policy_update(R"({"mode": 1})").error(), "field 'mode' must be \"manual\" or \"auto\"");
+    EXPECT_EQ(parse_policy_update(R"({"on_reboot_size": "first"})").error(),
+        "field 'on_reboot_size' must be \"boot\" or \"last\"");
+    EXPECT_EQ(parse_policy_update(R"({"min_mib": -1})").error(), "field 'min_mib' must be an unsigned integer");
+    EXPECT_EQ(parse_policy_update(R"({"weight": 1.5})").error(), "field 'weight' must be an unsigned integer");
+    EXPECT_EQ(parse_policy_update(R"({"mod": "auto"})").error(), "unknown field 'mod'");
+    EXPECT_EQ(parse_policy_update("[]").error(), "request body must be a JSON object");
+    EXPECT_EQ(parse_policy_update("{}").error(), "request body names no policy field");
+}
+
 TEST(ApiJson, GuestInfoNamesTheIntrinsicPairsAndSplitsAddresses)
 {
     GuestHealth guest;

@@ -76,6 +76,27 @@ TEST_F(ApiServerTest, GetMemoryReturnsEveryFieldWithNullsWhenUnknown)
     EXPECT_EQ(body["target_mib"], 512);
 }
 
+TEST_F(ApiServerTest, PolicyEndpointSwitchesModeAndAutoRefusesManualTargets)
+{
+    start();
+    auto body = json::parse(request("GET", "/api/v1/memory")->body);
+    EXPECT_EQ(body["policy"]["mode"], "manual");
+    EXPECT_TRUE(body["last_decision"].is_null());
+    expect_fault(request("POST", "/api/v1/memory/policy", R"({"mode": "auto"})"), 405, "method not allowed; use GET, PUT");
+    expect_fault(request("PUT", "/api/v1/memory/policy", R"({"mode": "automatic"})"), 400,
+        "field 'mode' must be \"manual\" or \"auto\"");
+    expect_fault(request("PUT", "/api/v1/memory/policy", R"({})"), 400, "request body names no policy field");
+    expect_fault(request("PUT", "/api/v1/memory/policy", R"({"weight": 101})"), 400, "field 'weight' must be 0..100");
+    auto response = request("PUT", "/api/v1/memory/policy", R"({"mode": "auto", "weight": 80})");
+    ASSERT_EQ(response->status, 200u);
+    EXPECT_EQ(json::parse(response->body)["mode"], "auto");
+    EXPECT_EQ(json::parse(request("GET", "/api/v1/memory/policy")->body)["weight"], 80);
+    expect_fault(request("PUT", "/api/v1/memory/target", R"({"target_mib": 512})"), 409,
+        "the memory policy is \"auto\": it sets the target; PUT /api/v1/memory/policy {\"mode\": \"manual\"} first");
+    ASSERT_EQ(request("PUT", "/api/v1/memory/policy", R"({"mode": "manual"})")->status, 200u);
+    EXPECT_EQ(request("PUT", "/api/v1/memory/target", R"({"target_mib": 512})")->status, 202u);
+}
+
 TEST_F(ApiServerTest, PutTargetAnswers202WithTheRunningOperation)
 {
     start();

@@ -57,6 +57,8 @@ public:
     {
         std::lock_guard lock(m_mutex);
         ++m_set_calls;
+        if (m_memory.policy.mode == "auto")
+            return std::unexpected(SetTargetError::AutoMode);
         if (!m_memory.dm_connected)
             return std::unexpected(SetTargetError::NotConnected);
         if (target_mib > m_memory.max_mib)
@@ -94,6 +96,19 @@ public:
     {
         std::lock_guard lock(m_mutex);
         return m_counters;
+    }
+
+    // Mode and weight only; a weight above 100 is refused as the real backend does.
+    std::expected<MemoryPolicy, std::string> set_policy(PolicyUpdate const& update) override
+    {
+        std::lock_guard lock(m_mutex);
+        if (update.weight && *update.weight > 100)
+            return std::unexpected(std::string("field 'weight' must be 0..100"));
+        if (update.mode)
+            m_memory.policy.mode = *update.mode;
+        if (update.weight)
+            m_memory.policy.weight = *update.weight;
+        return m_memory.policy;
     }
 
     std::string extra_metrics() override { return "# HELP fake_extra x\n# TYPE fake_extra gauge\nfake_extra 7\n"; }

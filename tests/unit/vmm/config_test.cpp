@@ -123,6 +123,54 @@ TEST_F(ConfigTest, DmReplyTimeoutsAreReadAndBounded)
         "dynamic_memory.hot_add_reply_timeout_per_block_ms");
 }
 
+TEST_F(ConfigTest, AutoPolicyKeysAreReadDefaultedAndBounded)
+{
+    // memory_mib 512, max_memory_mib 1024 (with()).
+    auto config = load(with("", "[dynamic_memory]\nenabled = true\n"));
+    ASSERT_TRUE(config) << config.error().what();
+    EXPECT_FALSE(config->dynamic_memory.auto_mode);
+    EXPECT_EQ(config->dynamic_memory.min_mib, 128u); // max(128, 512 / 4).
+    EXPECT_EQ(config->dynamic_memory.max_mib, 1024u);
+    EXPECT_FALSE(config->dynamic_memory.reboot_last_size);
+    config = load(with("", "[dynamic_memory]\nenabled = true\nmode = \"auto\"\nmin_mib = 200\nmax_mib = 900\n"
+                           "buffer_percent = 50\nweight = 80\nmin_step_mib = 8\nmin_interval_ms = 500\n"
+                           "hysteresis_percent = 3\nshrink_delay_ms = 4000\non_reboot_size = \"last\"\n"));
+    ASSERT_TRUE(config) << config.error().what();
+    auto const& dm = config->dynamic_memory;
+    EXPECT_TRUE(dm.auto_mode);
+    EXPECT_TRUE(dm.reboot_last_size);
+    EXPECT_EQ(dm.min_mib, 200u);
+    EXPECT_EQ(dm.max_mib, 900u);
+    EXPECT_EQ(dm.buffer_percent, 50u);
+    EXPECT_EQ(dm.weight, 80u);
+    EXPECT_EQ(dm.min_step_mib, 8u);
+    EXPECT_EQ(dm.min_interval_ms, 500u);
+    EXPECT_EQ(dm.hysteresis_percent, 3u);
+    EXPECT_EQ(dm.shrink_delay_ms, 4000u);
+    auto const dm_with = [](std::string const& keys) { return with("", "[dynamic_memory]\nenabled = true\n" + keys); };
+    expect_error(dm_with("mode = \"automatic\"\n"), "dynamic_memory.mode");
+    expect_error(with("", "[dynamic_memory]\nmode = \"auto\"\n"), "dynamic_memory.mode");
+    expect_error(dm_with("on_reboot_size = \"first\"\n"), "dynamic_memory.on_reboot_size");
+    expect_error(dm_with("min_mib = 0\n"), "dynamic_memory.min_mib");
+    expect_error(dm_with("min_mib = 513\n"), "dynamic_memory.min_mib");
+    expect_error(dm_with("max_mib = 511\n"), "dynamic_memory.max_mib");
+    expect_error(dm_with("max_mib = 1025\n"), "dynamic_memory.max_mib");
+    expect_error(dm_with("buffer_percent = 2001\n"), "dynamic_memory.buffer_percent");
+    expect_error(dm_with("weight = 101\n"), "dynamic_memory.weight");
+    expect_error(dm_with("weight = -1\n"), "dynamic_memory.weight");
+    expect_error(dm_with("min_step_mib = 0\n"), "dynamic_memory.min_step_mib");
+    expect_error(dm_with("hysteresis_percent = 51\n"), "dynamic_memory.hysteresis_percent");
+    expect_error(dm_with("shrink_delay_ms = 86400001\n"), "dynamic_memory.shrink_delay_ms");
+    expect_error(dm_with("min_interval_ms = \"2s\"\n"), "dynamic_memory.min_interval_ms");
+    EXPECT_FALSE(config->dynamic_memory.free_page_reporting);
+    config = load(with("", "[dynamic_memory]\nenabled = true\nfree_page_reporting = true\n"));
+    ASSERT_TRUE(config) << config.error().what();
+    EXPECT_TRUE(config->dynamic_memory.free_page_reporting);
+    expect_error(with("", "[dynamic_memory]\nfree_page_reporting = true\n"), "dynamic_memory.free_page_reporting");
+    expect_error(dm_with("free_page_reporting = true\n[hyperv]\nextended_hypercalls = false\n"),
+        "dynamic_memory.free_page_reporting");
+}
+
 // fuzz_config found that toml++ 3.3 asserted (aborting microvmm) on a table header whose key
 // starts with a character no key may start with (meson.build, tomlpp_dep); each is a syntax error.
 TEST_F(ConfigTest, BadTableHeaderKeysAreSyntaxErrors)

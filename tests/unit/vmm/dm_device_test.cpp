@@ -183,6 +183,109 @@ TEST(DmApiBackend, TargetsReachTheGuestAndStatusOutlivesTheBoot)
     EXPECT_TRUE(rig.offers().empty());
 }
 
+TEST(DmApiBackend, PolicySwitchesAtRunTimeAndAutoRefusesManualTargets)
+{
+    Rig rig;
+    auto device = rig.backend.make_device(rig.setup());
+    ASSERT_TRUE(device.has_value()) << device.error().what();
+    rig.backend.attach_device(std::move(*device), nullptr, 1);
+    rig.connect_dm();
+    EXPECT_EQ(rig.backend.memory_info().policy.mode, "manual");
+    EXPECT_EQ(rig.backend.memory_info().policy.min_mib, 0u); // dm_config() never ran the config checks.
+
+    api::PolicyUpdate update;
+    update.mode = "auto";
+    update.min_mib = 256;
+    update.max_mib = 1024;
+    auto policy = rig.backend.set_policy(update);
+    ASSERT_TRUE(policy.has_value()) << policy.error();
+    EXPECT_EQ(policy->mode, "auto");
+    EXPECT_EQ(policy->min_mib, 256u);
+    auto info = rig.backend.memory_info();
+    EXPECT_EQ(info.policy.mode, "auto");
+    ASSERT_TRUE(info.last_decision.has_value()); // Switching evaluated the last report at once.
+    EXPECT_FALSE(info.last_decision->reason.empty());
+    EXPECT_EQ(rig.backend.set_target(300).error(), api::SetTargetError::AutoMode);
+
+    // One clear error per bad field; the policy in force is unchanged.
+    api::PolicyUpdate bad;
+    bad.min_mib = 600; // Above memory_mib 512.
+    EXPECT_NE(rig.backend.set_policy(bad).error().find("min_mib"), std::string::npos);
+    bad = {};
+    bad.weight = 101;
+    EXPECT_NE(rig.backend.set_policy(bad).error().find("'weight'"), std::string::npos);
+    bad = {};
+    bad.max_mib = 2048; // Above max_memory_mib 1024.
+    EXPECT_NE(rig.backend.set_policy(bad).error().find("max_mib"), std::string::npos);
+    bad = {};
+    bad.min_step_mib = 0;
+    EXPECT_NE(rig.backend.set_policy(bad).error().find("'min_step_mib'"), std::string::npos);
+    EXPECT_EQ(rig.backend.memory_info().policy.min_mib, 256u);
+
+    api::PolicyUpdate manual;
+    manual.mode = "manual";
+    ASSERT_TRUE(rig.backend.set_policy(manual).has_value());
+    EXPECT_TRUE(rig.backend.set_target(384).has_value());
+}
+
+TEST(DmApiBackend, RebootWithLastSizeDrivesTheNextBootToIt)
+{
+    Rig rig;
+    api::PolicyUpdate last;
+    last.on_reboot_size = "last";
+    last.min_mib = 128;
+    ASSERT_TRUE(rig.backend.set_policy(last).has_value());
+    auto device = rig.backend.make_device(rig.setup());
+    ASSERT_TRUE(device.has_value()) << device.error().what();
+    rig.backend.attach_device(std::move(*device), nullptr, 1);
+    rig.connect_dm();
+    ASSERT_TRUE(rig.backend.set_target(384).has_value());
+    ASSERT_EQ(rig.next_host_message(), DmMessageType::DM_BALLOON_REQUEST);
+    // The guest gives 128 MiB from [128 MiB, 256 MiB).
+    std::array ranges { hv_balloon::DmPageRange::make(0x8000, 0x8000) };
+    ASSERT_TRUE(rig.guest.write_packet(test::dm_balloon_response(4, false, ranges)));
+    EXPECT_EQ(rig.backend.memory_info().current_mib, 384u);
+
+    rig.backend.detach_device(true); // The guest reboots at 384 MiB.
+    auto next = rig.backend.make_device(rig.setup());
+    ASSERT_TRUE(next.has_value()) << next.error().what();
+    rig.backend.attach_device(std::move(*next), nullptr, 2);
+    auto info = rig.backend.memory_info();
+    EXPECT_EQ(info.current_mib, 512u); // The boot size until the driver connects...
+    EXPECT_EQ(info.target_mib, 384u);  // ...then driven to the last size.
+    ASSERT_TRUE(info.operation.has_value());
+    EXPECT_EQ(info.operation->state, "running");
+
+    // With "boot" the next boot is left at its boot size.
+    api::PolicyUpdate boot;
+    boot.on_reboot_size = "boot";
+    ASSERT_TRUE(rig.backend.set_policy(boot).has_value());
+    rig.backend.detach_device(true);
+    auto third = rig.backend.make_device(rig.setup());
+    ASSERT_TRUE(third.has_value());
+    rig.backend.attach_device(std::move(*third), nullptr, 3);
+    EXPECT_FALSE(rig.backend.memory_info().operation.has_value());
+}
+
+TEST(DmDevice, ColdDiscardHintsReachTheEngineAndItsCounters)
+{
+    Rig rig;
+    auto device = rig.backend.make_device(rig.setup());
+    ASSERT_TRUE(device.has_value()) << device.error().what();
+    DmDevice* raw = device->get();
+    rig.backend.attach_device(std::move(*device), nullptr, 1);
+    rig.connect_dm();
+    // Linux's form (hv_balloon.c:1618-1629): one 2 MiB block at 128 MiB, then one in the MMIO hole.
+    std::uint64_t const owned = (1ull << 11) | (64ull << 21);
+    std::uint64_t const hole = (1ull << 11) | (2000ull << 21);
+    EXPECT_EQ(raw->cold_discard(std::array { owned, hole, owned }), 1u);
+    auto counters = rig.backend.counters();
+    EXPECT_EQ(counters.reported_pages_total, 512u);
+    EXPECT_EQ(counters.reporting_refused, 1u);
+    EXPECT_TRUE(rig.discard.discarded.contains_all(mem::PageRange { mem::Gpn { 64 * 512 }, mem::PageCount { 512 } }));
+    rig.backend.detach_device(false);
+}
+
 TEST(DmApiBackend, WithoutDeviceReportsTheBootLayout)
 {
     Rig rig;
