@@ -587,9 +587,10 @@ Result<Config> parse_config(std::string_view text, fs::path const& base_dir)
     Draft draft;
     draft.base_dir = base_dir;
     toml::table root;
-    VMM_TRY(check_toml_text(text)); // Inputs toml++ 3.3 must not see (vmm/toml_text_guard.hpp).
+    // The same document in ASCII: toml++ 3.3 must never see a non-ASCII character (vmm/toml_text_guard.hpp).
+    auto const ascii = VMM_TRY(ascii_toml_text(text));
     try {
-        root = toml::parse(text);
+        root = toml::parse(ascii);
     } catch (toml::parse_error const& error) { // toml++ is built with exceptions: caught right here.
         return config_error(fmt::format("TOML syntax error at line {}, column {}: {}", error.source().begin.line,
             error.source().begin.column, error.description()));

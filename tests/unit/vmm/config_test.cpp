@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
 
 #include <gtest/gtest.h>
 
@@ -179,8 +180,9 @@ TEST_F(ConfigTest, BadTableHeaderKeysAreSyntaxErrors)
         expect_error(std::string("[") + first + "machine]\nvcpus = 1\n", "TOML syntax error at line 1");
 }
 
-// fuzz_config (UBSan) found toml++ 3.3 reaching __builtin_unreachable on a non-ASCII character
-// where whitespace may stand (vmm/toml_text_guard.hpp): each is refused with its line and column.
+// fuzz_config (UBSan) found toml++ 3.3 reaching __builtin_unreachable on non-ASCII characters
+// (vmm/toml_text_guard.hpp): outside strings they are refused with their place, and a string
+// after a malformed value reaches toml++ escaped, so it reports the malformed value.
 TEST_F(ConfigTest, NonAsciiOutsideStringsIsASyntaxErrorWithItsPlace)
 {
     expect_error(with("", "[\xc3\xa9]\n"), "TOML syntax error at line 10, column 2: a non-ASCII character outside");
@@ -188,20 +190,29 @@ TEST_F(ConfigTest, NonAsciiOutsideStringsIsASyntaxErrorWithItsPlace)
     expect_error(with("", "x = \"y\" \xc3\xa9\n"), "line 10, column 9");
     expect_error(with("", "x = '''y''' \xc3\xa9\n"), "line 10, column 13");
     expect_error(with("", "x = [ 1, \xd0\x96 ]\n"), "line 10, column 10");
-    expect_error(with("", "x = \"\"\"a\\  \n  \xc3\xa9\"\"\"\n"), "after a multi-line string's backslash");
-    expect_error(with("", "x = \"\"\"\\\xc3\xa9\"\"\"\n"), "after a multi-line string's backslash");
+    expect_error(with("", "x = \"\\\xc3\xa9\"\n"), "unknown escape sequence");
+    expect_error(with("", "x = \"\xc3\x28\"\n"), "invalid UTF-8");
+    for (std::string const& bad : { "x = 1\"\xc2\xa7\"\n", "x = 040068\"ex\xc2\xa7\"\n", "x = 0x'\xc2\xa7'\n",
+             "x = 1979-05-27\"\xc2\xa7\"\n", "x = +inf\"\xc2\xa7\"\n", "x = \"\"\"a\\ \xc3\xa9\"\"\"\n" })
+        expect_error(with("", bad), "TOML syntax error at line 10");
 }
 
-TEST_F(ConfigTest, NonAsciiInsideStringsAndCommentsIsNotTheGuardsBusiness)
+TEST_F(ConfigTest, NonAsciiInStringsAndCommentsKeepsItsValue)
 {
-    for (std::string const& rest : { std::string("# caf\xc3\xa9 \xd0\x96\n"), std::string("# x = \"\n"),
-             std::string("[hyperv]\nenabled = true\n[guest_info]\nowner = \"jos\xc3\xa9 \\\" \xc3\xa9\"\n"),
-             std::string("[hyperv]\nenabled = true\n[guest_info]\n\"k\xc3\xa9y\" = 'lit\xc3\xa9ral'\n"),
-             std::string("[hyperv]\nenabled = true\n[guest_info]\nlong = \"\"\"multi\n\xc3\xa9 \\\"\"\" \xc3\xa9\"\"\"\n"),
-             std::string("[hyperv]\nenabled = true\n[guest_info]\nlit = '''multi\n\xc3\xa9'''\n") }) {
-        auto config = load(with("", rest));
-        ASSERT_TRUE(config) << rest << ": " << config.error().what();
-    }
+    auto const info = [&](std::string const& pairs) -> std::map<std::string, std::string> {
+        auto config = load(with("", "# caf\xc3\xa9 \xd0\x96 x = \"\n[hyperv]\nenabled = true\n[guest_info]\n" + pairs));
+        EXPECT_TRUE(config) << pairs << ": " << config.error().what();
+        if (!config)
+            return {};
+        return { config->guest_info.pairs.begin(), config->guest_info.pairs.end() };
+    };
+    using Map = std::map<std::string, std::string>;
+    EXPECT_EQ(info("a = \"jos\xc3\xa9 \\\" \xf0\x9f\x98\x80\"\n"), (Map { { "a", "jos\xc3\xa9 \" \xf0\x9f\x98\x80" } }));
+    EXPECT_EQ(info("\"k\xc3\xa9y\" = 'C:\\dir \"q\" \xc3\xa9'\n"), (Map { { "k\xc3\xa9y", "C:\\dir \"q\" \xc3\xa9" } }));
+    EXPECT_EQ(info("m = \"\"\"\nl1 \xc3\xa9\nl2 \\\n   \xc3\xa9\"\"\"\n"), (Map { { "m", "l1 \xc3\xa9\nl2 \xc3\xa9" } }));
+    EXPECT_EQ(info("l = '''\n\xc3\xa9 \\ \"x\"\n'''\n"), (Map { { "l", "\xc3\xa9 \\ \"x\"\n" } }));
+    EXPECT_EQ(info("q = '''x''''' \n"), (Map { { "q", "x''" } }));
+    EXPECT_EQ(info("r = \"\"\"x\"\"\"\"\"\n"), (Map { { "r", "x\"\"" } }));
 }
 
 TEST_F(ConfigTest, MissingFileNamesTheFile)
