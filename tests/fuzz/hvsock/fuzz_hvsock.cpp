@@ -188,7 +188,7 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
             buffer.resize(in.u16());
             std::size_t const got = connection.take_from_guest(buffer);
             CHECK(taken + got <= from_guest.size());
-            CHECK(std::memcmp(buffer.data(), from_guest.data() + taken, got) == 0);
+            CHECK(got == 0 || std::memcmp(buffer.data(), from_guest.data() + taken, got) == 0);
             taken += got;
             break;
         }
