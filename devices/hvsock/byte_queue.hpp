@@ -26,6 +26,8 @@ public:
     std::size_t push(std::span<std::byte const> in)
     {
         std::size_t n = std::min(in.size(), room());
+        if (n == 0)
+            return 0; // An empty span may have no data pointer, which memcpy must not get.
         std::size_t tail = (m_head + m_size) % m_bytes.size();
         std::size_t first = std::min(n, m_bytes.size() - tail);
         std::memcpy(m_bytes.data() + tail, in.data(), first);
@@ -37,6 +39,8 @@ public:
     std::size_t peek(std::span<std::byte> out) const
     {
         std::size_t n = std::min(out.size(), m_size);
+        if (n == 0)
+            return 0; // As in push().
         std::size_t first = std::min(n, m_bytes.size() - m_head);
         std::memcpy(out.data(), m_bytes.data() + m_head, first);
         std::memcpy(out.data() + first, m_bytes.data(), n - first);
