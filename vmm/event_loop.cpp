@@ -111,7 +111,8 @@ void EventLoop::unwatch(u64 id)
     auto it = m_entries.find(id);
     if (it == m_entries.end())
         return;
-    // Fails only if the fd was closed already, which removed it from epoll anyway.
+    // Every owner leaves epoll before closing its fd (Registration, Timer), so this names an fd
+    // that is still the one registered; an error would mean it was closed early.
     ::epoll_ctl(m_epoll.get(), EPOLL_CTL_DEL, it->second.fd, nullptr);
     m_entries.erase(it);
 }

@@ -54,6 +54,19 @@ public:
     class Timer {
     public:
         Timer() = default;
+        Timer(Timer&&) noexcept = default;
+        // Not the member-wise default: that would close m_fd before m_registration leaves
+        // epoll, so the EPOLL_CTL_DEL named an fd number another thread may already have been
+        // given again (ThreadSanitizer saw the API thread's accept() reuse it, e2e-stress).
+        Timer& operator=(Timer&& other) noexcept
+        {
+            if (this != &other) {
+                m_registration.reset();
+                m_fd = std::move(other.m_fd);
+                m_registration = std::move(other.m_registration);
+            }
+            return *this;
+        }
         // Re-arms: fires once after `delay`, then every `period` if non-zero.
         Result<void> arm(std::chrono::nanoseconds delay, std::chrono::nanoseconds period = {});
         Result<void> disarm();

@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -74,6 +75,38 @@ TEST(EventLoop, TimerFiresAfterItsDelay)
     ASSERT_TRUE((*loop)->run_until_stopped());
     EXPECT_TRUE(fired);
     EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds { 20 });
+}
+
+// A timer replaced by move assignment leaves epoll before its fd closes: another thread that
+// opens fds meanwhile may be given the same number, and the old order (close, then
+// EPOLL_CTL_DEL on that number) raced with it. Seen by ThreadSanitizer, which this test is
+// for (make check SANITIZE=thread); the plain build checks that replaced timers still fire.
+TEST(EventLoop, ReplacedTimersLeaveEpollBeforeTheirFdCloses)
+{
+    auto loop = EventLoop::create();
+    ASSERT_TRUE(loop);
+    std::atomic<bool> done { false };
+    std::thread opener { [&] {
+        while (!done.load()) {
+            int fd = ::eventfd(0, EFD_CLOEXEC);
+            if (fd >= 0)
+                ::close(fd);
+        }
+    } };
+    int fired = 0;
+    EventLoop::Timer timer;
+    for (int i = 0; i < 200; ++i) {
+        auto next = (*loop)->create_timer([&] { ++fired; });
+        ASSERT_TRUE(next);
+        timer = std::move(*next);
+    }
+    done = true;
+    opener.join();
+    ASSERT_TRUE(timer.arm(std::chrono::milliseconds { 1 }));
+    auto stopper = (*loop)->create_timer([&] { (*loop)->stop(); });
+    ASSERT_TRUE(stopper && stopper->arm(std::chrono::milliseconds { 50 }));
+    ASSERT_TRUE((*loop)->run_until_stopped());
+    EXPECT_EQ(fired, 1);
 }
 
 } // namespace
