@@ -28,7 +28,8 @@ void put_text(std::span<std::byte> field, std::string_view text)
 {
     auto units = *utf16_from_utf8(text);
     std::memset(field.data(), 0, field.size());
-    std::memcpy(field.data(), units.data(), std::min(field.size(), units.size() * 2));
+    if (!units.empty()) // An empty vector may have no data pointer, which memcpy must not get.
+        std::memcpy(field.data(), units.data(), std::min(field.size(), units.size() * 2));
 }
 
 // hv_kvp_daemon's pools as the guest kernel relays them (key/value sizes as kvp_respond_to_host
