@@ -21,29 +21,13 @@
 
 #include "base/log.hpp"
 #include "devices/hvsock/hvsock_connection.hpp"
+#include "tests/support/fuzz_script.hpp"
 
 using namespace vmm;
 using hvsock::HvSockConnection;
 using hvsock::HvSockState;
 
 namespace {
-
-#define CHECK(condition)                                                                           \
-    do {                                                                                           \
-        if (!(condition)) {                                                                        \
-            std::fprintf(stderr, "invariant failed: %s (%s:%d)\n", #condition, __FILE__, __LINE__); \
-            std::abort();                                                                          \
-        }                                                                                          \
-    } while (0)
-
-struct Input {
-    std::uint8_t const* data;
-    std::size_t size;
-    std::size_t at = 0;
-    std::uint8_t byte() { return at < size ? data[at++] : 0; }
-    std::uint32_t u16() { return byte() | (std::uint32_t { byte() } << 8); }
-    bool done() const { return at >= size; }
-};
 
 // The byte the host's stream carries at `offset`: a pattern, so order is checked too.
 std::byte host_byte(std::uint64_t offset) { return static_cast<std::byte>((offset * 131 + (offset >> 8)) & 0xFF); }
@@ -60,34 +44,34 @@ public:
 
     Result<void> send_packet(std::span<std::byte const> payload, std::uint64_t) override
     {
-        CHECK(open);
-        CHECK(!fin);
-        CHECK(payload.size() >= hvsock::PIPE_HEADER_BYTES);
+        FUZZ_CHECK(open);
+        FUZZ_CHECK(!fin);
+        FUZZ_CHECK(payload.size() >= hvsock::PIPE_HEADER_BYTES);
         std::uint32_t header[2];
         std::memcpy(header, payload.data(), sizeof header);
-        CHECK(header[0] == hvsock::PIPE_PKT_TYPE_DATA);
-        CHECK(header[1] == payload.size() - hvsock::PIPE_HEADER_BYTES);
-        CHECK(header[1] <= hvsock::HVS_MTU_BYTES);
+        FUZZ_CHECK(header[0] == hvsock::PIPE_PKT_TYPE_DATA);
+        FUZZ_CHECK(header[1] == payload.size() - hvsock::PIPE_HEADER_BYTES);
+        FUZZ_CHECK(header[1] <= hvsock::HVS_MTU_BYTES);
         // A VMBus inband packet: 16-byte descriptor, payload padded to 8, 8-byte trailer.
         std::uint64_t const ring_bytes = 16 + ((payload.size() + 7) & ~std::uint64_t { 7 }) + 8;
         if (ring_bytes > space)
             return fail(Errc::Busy, "fake ring full");
         space -= ring_bytes;
         if (header[1] == 0) {
-            CHECK(fin_requested);
-            CHECK(received == accepted_by_host);
+            FUZZ_CHECK(fin_requested);
+            FUZZ_CHECK(received == accepted_by_host);
             fin = true;
             return {};
         }
         for (std::size_t i = 0; i < header[1]; ++i)
-            CHECK(payload[hvsock::PIPE_HEADER_BYTES + i] == host_byte(received + i));
+            FUZZ_CHECK(payload[hvsock::PIPE_HEADER_BYTES + i] == host_byte(received + i));
         received += header[1];
-        CHECK(received <= accepted_by_host);
+        FUZZ_CHECK(received <= accepted_by_host);
         return {};
     }
     Result<void> send(vmbus::OutboundPacket const&) override
     {
-        CHECK(false); // hv_sock sends only plain inband packets.
+        FUZZ_CHECK(false); // hv_sock sends only plain inband packets.
         return {};
     }
     std::uint64_t send_space_bytes() const override { return space > 24 ? space - 24 : 0; }
@@ -104,7 +88,7 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
 {
     static bool const quiet = (log::set_level(log::Level::Off), true);
     (void)quiet;
-    Input in { data, size };
+    vmm::test::FuzzScript in { data, size };
     vmbus::Guid service {};
     vmbus::Guid instance {};
     service.bytes[0] = in.byte();
@@ -152,11 +136,11 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
             if (!was_open)
                 break;
             if (!valid) {
-                CHECK(connection.failed() && connection.state() == HvSockState::Closed);
+                FUZZ_CHECK(connection.failed() && connection.state() == HvSockState::Closed);
                 port.open = false;
                 break;
             }
-            CHECK(!connection.failed());
+            FUZZ_CHECK(!connection.failed());
             if (header[1] == 0)
                 guest_fin = true;
             else
@@ -177,7 +161,7 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
             // accepted_by_host must cover what pump() sends inside send_to_guest.
             port.accepted_by_host += std::min(want, room);
             std::size_t const accepted = connection.send_to_guest(buffer);
-            CHECK(accepted == std::min(want, room));
+            FUZZ_CHECK(accepted == std::min(want, room));
             break;
         }
         case 6: // The host owner ends its stream.
@@ -187,20 +171,20 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
         case 7: { // The host owner takes guest bytes.
             buffer.resize(in.u16());
             std::size_t const got = connection.take_from_guest(buffer);
-            CHECK(taken + got <= from_guest.size());
-            CHECK(got == 0 || std::memcmp(buffer.data(), from_guest.data() + taken, got) == 0);
+            FUZZ_CHECK(taken + got <= from_guest.size());
+            FUZZ_CHECK(got == 0 || std::memcmp(buffer.data(), from_guest.data() + taken, got) == 0);
             taken += got;
             break;
         }
         }
         auto const& stats = connection.stats();
-        CHECK(stats.bytes_to_guest == port.received);
-        CHECK(stats.bytes_from_guest == from_guest.size());
-        CHECK(connection.fin_sent() == port.fin);
-        CHECK(connection.has_from_guest() == (taken < from_guest.size()));
-        CHECK(connection.guest_finished() == (guest_fin && taken == from_guest.size()));
+        FUZZ_CHECK(stats.bytes_to_guest == port.received);
+        FUZZ_CHECK(stats.bytes_from_guest == from_guest.size());
+        FUZZ_CHECK(connection.fin_sent() == port.fin);
+        FUZZ_CHECK(connection.has_from_guest() == (taken < from_guest.size()));
+        FUZZ_CHECK(connection.guest_finished() == (guest_fin && taken == from_guest.size()));
         if (connection.failed())
-            CHECK(connection.state() == HvSockState::Closed);
+            FUZZ_CHECK(connection.state() == HvSockState::Closed);
     }
     return 0;
 }

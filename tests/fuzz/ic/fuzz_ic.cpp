@@ -17,27 +17,12 @@
 #include "devices/ic/kvp_ic.hpp"
 #include "devices/ic/shutdown_ic.hpp"
 #include "devices/ic/timesync_ic.hpp"
+#include "tests/support/fuzz_script.hpp"
 #include "tests/support/ic_fake_guest.hpp"
 
 using namespace vmm;
 
 namespace {
-
-#define CHECK(condition)                                                                           \
-    do {                                                                                           \
-        if (!(condition)) {                                                                        \
-            std::fprintf(stderr, "invariant failed: %s (%s:%d)\n", #condition, __FILE__, __LINE__); \
-            std::abort();                                                                          \
-        }                                                                                          \
-    } while (0)
-
-struct Input {
-    std::uint8_t const* data;
-    std::size_t size;
-    std::size_t at = 0;
-    std::uint8_t byte() { return at < size ? data[at++] : 0; }
-    bool done() const { return at >= size; }
-};
 
 struct Subject {
     Subject(ic::IcChannel& device, std::vector<ic::IcVersion> versions, std::uint64_t const& clock)
@@ -56,15 +41,15 @@ struct Subject {
 void check_sent(Subject& s)
 {
     for (auto const& sent : s.port.sent) {
-        CHECK(sent.payload.size() >= ic::ICMSG_HEADER_BYTES);
-        CHECK(sent.payload.size() <= ic::IcChannel::MAX_PACKET_BYTES);
+        FUZZ_CHECK(sent.payload.size() >= ic::ICMSG_HEADER_BYTES);
+        FUZZ_CHECK(sent.payload.size() <= ic::IcChannel::MAX_PACKET_BYTES);
         auto header = test::IcFakeGuest::header_of(sent.payload);
-        CHECK((header.flags & ic::ICMSGHDRFLAG_REQUEST) != 0);
-        CHECK(header.size == sent.payload.size() - ic::ICMSG_HEADER_BYTES);
+        FUZZ_CHECK((header.flags & ic::ICMSGHDRFLAG_REQUEST) != 0);
+        FUZZ_CHECK(header.size == sent.payload.size() - ic::ICMSG_HEADER_BYTES);
     }
 }
 
-void step(Subject& s, Input& in, std::uint64_t& clock)
+void step(Subject& s, vmm::test::FuzzScript& in, std::uint64_t& clock)
 {
     switch (in.byte() % 9) {
     case 0:
@@ -117,7 +102,7 @@ void step(Subject& s, Input& in, std::uint64_t& clock)
         if (auto deadline = s.device.next_deadline(); deadline && *deadline <= clock) {
             s.device.on_timer();
             auto next = s.device.next_deadline();
-            CHECK(!next || *next > clock);
+            FUZZ_CHECK(!next || *next > clock);
         }
         break;
     case 6:
@@ -133,9 +118,9 @@ void step(Subject& s, Input& in, std::uint64_t& clock)
         break;
     }
     auto const& counters = s.device.counters();
-    CHECK(counters.responses <= counters.requests_sent);
+    FUZZ_CHECK(counters.responses <= counters.requests_sent);
     if (s.device.state() == ic::IcState::Closed)
-        CHECK(!s.device.request_in_flight());
+        FUZZ_CHECK(!s.device.request_in_flight());
     check_sent(s);
 }
 
@@ -143,7 +128,7 @@ void step(Subject& s, Input& in, std::uint64_t& clock)
 
 extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size)
 {
-    Input in { data, size };
+    vmm::test::FuzzScript in { data, size };
     std::uint64_t clock = 1'000'000'000;
     ic::ShutdownIc shutdown { vmbus::Guid { { 1 } } };
     ic::HeartbeatIc heartbeat { vmbus::Guid { { 2 } }, ic::HeartbeatConfig { 1'000'000'000, 3'000'000'000 } };
@@ -156,11 +141,11 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
         auto& s = subjects[in.byte() % 4];
         step(s, in, clock);
         if (heartbeat.status(clock) == ic::HeartbeatStatus::None)
-            CHECK(heartbeat.beats() == 0);
-        CHECK(kvp.snapshot().intrinsic.size() <= ic::KvpIc::MAX_PAIRS_PER_POOL);
-        CHECK(kvp.snapshot().guest.size() <= ic::KvpIc::MAX_PAIRS_PER_POOL);
+            FUZZ_CHECK(heartbeat.beats() == 0);
+        FUZZ_CHECK(kvp.snapshot().intrinsic.size() <= ic::KvpIc::MAX_PAIRS_PER_POOL);
+        FUZZ_CHECK(kvp.snapshot().guest.size() <= ic::KvpIc::MAX_PAIRS_PER_POOL);
         if (timesync.synced())
-            CHECK(timesync.time_counters().syncs_acknowledged > 0);
+            FUZZ_CHECK(timesync.time_counters().syncs_acknowledged > 0);
     }
     return 0;
 }
