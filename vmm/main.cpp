@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 #include "vmm/backends/hvsock_backend.hpp"
 #include "vmm/ic_integration.hpp"
+#include "vmm/sandbox/thread_sandbox.hpp"
 
 namespace {
 
@@ -42,8 +43,15 @@ Result<log::Level> parse_level(std::string const& name)
     return fail(Errc::Config, "--log-level: expected debug, info, warn or error");
 }
 
-int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point start)
+int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point start, bool seccomp)
 {
+    // Before any thread exists (SECURITY.md): no new privileges, the SIGSYS reporter.
+    if (auto sandboxed = sandbox::configure(sandbox::SandboxOptions { .seccomp = seccomp }); !sandboxed) {
+        log::error("sandbox", "{}", sandboxed.error());
+        return EXIT_FAILURE_HOST;
+    }
+    if (!seccomp)
+        log::warn("sandbox", "--no-seccomp: the threads run without seccomp filters (unsafe: for debugging only)");
     // Before any thread exists, so every thread inherits the mask and only the event loop's
     // signalfd sees SIGTERM/SIGINT.
     if (auto blocked = block_termination_signals(); !blocked) {
@@ -119,6 +127,9 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
         server = std::move(*started);
         log::info("api", "REST API on {}", dm_config.api.socket->string());
     }
+    // /dev/kvm, the API and vsock sockets, the serial output are open: the loop thread drops its
+    // capabilities and loads its filter before the first boot (vmm/sandbox/thread_sandbox.hpp).
+    runner.on_started([] { sandbox::enter_thread(sandbox::ThreadKind::EventLoop); });
     startup::mark(startup::Phase::LoopReady);
     int const status = runner.run();
     if (server)
@@ -137,6 +148,8 @@ int main(int argc, char** argv)
     std::string level_name = "info";
     app.add_option("-c,--config", config_path, "TOML machine configuration (see configs/README.md)");
     app.add_option("--log-level", level_name, "debug, info, warn or error")->capture_default_str();
+    bool no_seccomp = false;
+    app.add_flag("--no-seccomp", no_seccomp, "UNSAFE, debugging only: run without the per-thread seccomp filters (SECURITY.md)");
     app.set_version_flag("--version", std::string("microvmm ") + MICROVMM_VERSION);
     // Subcommands hook in here; without one, --config is required.
     CLI::App* ctl = api::add_ctl_subcommand(app);
@@ -165,5 +178,5 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "microvmm: --config FILE is required (see --help)\n");
         return EXIT_CONFIG;
     }
-    return run_vm(config_path, start);
+    return run_vm(config_path, start, !no_seccomp);
 }

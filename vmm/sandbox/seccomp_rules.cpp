@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: MIT
+// The allow-lists. Found by running, not guessing: `strace -f -ff` of the e2e suite (a Linux
+// guest with Hyper-V, VMBus, DM balloon and hot-add, ICs, hv_sock and REST clients, rebooting)
+// gave each thread's calls; SECURITY.md has the table. Each call is here because of a named
+// user; anything else ends the process (seccomp_filter.cpp). glibc 2.36 (static) is what
+// issues many of them: clone3 and rseq/set_robust_list for threads, mmap/mprotect/munmap/
+// madvise from malloc arenas and thread stacks, newfstatat for fstat, futex for every lock.
+#include "vmm/sandbox/seccomp_rules.hpp"
+
+#include <asm/ioctls.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <linux/memfd.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
+#include <initializer_list>
+
+#include "vmm/kvm/kvm_abi.hpp"
+
+namespace vmm::sandbox {
+
+namespace {
+
+using Rules = std::vector<SyscallRule>;
+
+// The arguments compared here are C ints or the kernel's `unsigned int cmd` of ioctl: only the low
+// 32 bits are meaningful (x86-64 leaves the upper half of a 32-bit argument register undefined).
+ArgCheck eq(unsigned index, std::uint64_t value) { return ArgCheck { index, ArgCheck::Op::MaskedEq, 0xffff'ffff, value }; }
+ArgCheck ne(unsigned index, std::uint64_t value) { return ArgCheck { index, ArgCheck::Op::Ne, 0, value }; }
+// (arg & mask) == 0: none of `bits` set.
+ArgCheck none_of(unsigned index, std::uint64_t bits) { return ArgCheck { index, ArgCheck::Op::MaskedEq, bits, 0 }; }
+
+void any(Rules& rules, std::initializer_list<int> nrs)
+{
+    for (int nr : nrs)
+        rules.push_back(SyscallRule { nr, {} });
+}
+// One rule per allowed value of argument `index`.
+void one_of(Rules& rules, int nr, unsigned index, std::initializer_list<std::uint64_t> values)
+{
+    for (auto value : values)
+        rules.push_back(SyscallRule { nr, { eq(index, value) } });
+}
+
+// Every thread: locks, memory from malloc and the C++ runtime, logging, thread exit, signals
+// (the vCPU kick, the SIGSYS reporter's own kill), clocks without the vDSO.
+void common(Rules& rules)
+{
+    any(rules, { SYS_futex, SYS_write, SYS_writev, SYS_read, SYS_close, SYS_exit, SYS_exit_group, SYS_munmap,
+                   SYS_brk, SYS_rt_sigreturn, SYS_rt_sigprocmask, SYS_restart_syscall, SYS_sched_yield,
+                   SYS_clock_gettime, SYS_clock_nanosleep, SYS_nanosleep, SYS_gettid, SYS_getpid, SYS_tgkill,
+                   SYS_newfstatat, SYS_fstat, SYS_mremap, SYS_getrandom,
+                   // vmm/sandbox/least_privilege.cpp: every thread checks it holds no capabilities.
+                   SYS_capget });
+    // Never executable memory: a guest-driven bug cannot map or make code (mmap/mprotect arg 2).
+    rules.push_back(SyscallRule { SYS_mmap, { none_of(2, PROT_EXEC) } });
+    rules.push_back(SyscallRule { SYS_mprotect, { none_of(2, PROT_EXEC) } });
+    // malloc trimming and thread stacks (glibc advise_stack_range): MADV_DONTNEED; guest RAM
+    // discard (vmm/guest_ram_backends.cpp, the hot-add window): MADV_DONTNEED too.
+    one_of(rules, SYS_madvise, 2, { MADV_DONTNEED });
+    // Any handler but SIGSYS's: the reporter (seccomp_filter.cpp) cannot be replaced (abort()
+    // resets SIGABRT through here).
+    rules.push_back(SyscallRule { SYS_rt_sigaction, { ne(0, SIGSYS) } });
+    // Naming oneself (pthread_setname_np on the calling thread) and nothing else of prctl.
+    one_of(rules, SYS_prctl, 0, { PR_SET_NAME, PR_GET_NAME });
+    // fcntl: only the descriptor/status flags (asio, O_NONBLOCK, FD_CLOEXEC).
+    one_of(rules, SYS_fcntl, 1, { F_GETFD, F_SETFD, F_GETFL, F_SETFL });
+}
+
+// KVM_RUN and the vCPU ioctls a running vCPU issues (vmm/vcpu_thread.cpp: hypercalls read and
+// write registers), plus the VM ioctls of device work that runs on vCPU threads: UART and SynIC
+// interrupts, hot-add memslots (vmm/guest_ram_backends.cpp).
+constexpr std::uint64_t VCPU_RUNTIME_IOCTLS[] = { KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS,
+    KVM_IRQ_LINE, KVM_SIGNAL_MSI, KVM_SET_USER_MEMORY_REGION };
+
+void vcpu_own(Rules& rules)
+{
+    common(rules);
+    for (auto request : VCPU_RUNTIME_IOCTLS)
+        rules.push_back(SyscallRule { SYS_ioctl, { eq(1, request) } });
+    // Boot RAM discard (mem/boot_ram.cpp): FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE only.
+    one_of(rules, SYS_fallocate, 1, { 0x02 | 0x01 });
+    // Posting to the loop (eventfd write: common), arming its timers (SynIC kick).
+    any(rules, { SYS_timerfd_settime });
+}
+
+void timers_own(Rules& rules)
+{
+    common(rules);
+    // Direct-mode STIMER delivery and SynIC interrupts (vmm/hyperv/timer_thread.cpp).
+    one_of(rules, SYS_ioctl, 1, { KVM_SIGNAL_MSI, KVM_IRQ_LINE });
+    any(rules, { SYS_timerfd_settime });
+}
+
+void api_own(Rules& rules)
+{
+    common(rules);
+    // Boost.Asio's reactor: epoll, its eventfd interrupter and timerfd, non-blocking sockets.
+    any(rules, { SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl, SYS_timerfd_settime, SYS_recvfrom, SYS_recvmsg,
+                   SYS_sendmsg, SYS_sendto, SYS_shutdown, SYS_getsockopt, SYS_accept, SYS_accept4 });
+    one_of(rules, SYS_ioctl, 1, { FIONBIO });
+    // GET /api/v1/memory's host figures (vmm/host_memory_use.cpp: /proc/self/smaps, read-only).
+    rules.push_back(SyscallRule { SYS_openat, { none_of(2, O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND) } });
+    // Sockets are only accepted (the listener was bound before), never created or connected.
+}
+
+void loop_own(Rules& rules)
+{
+    common(rules);
+    any(rules, { SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl, SYS_timerfd_create, SYS_timerfd_settime,
+                   SYS_eventfd2, SYS_pread64, SYS_lseek, SYS_ftruncate, SYS_memfd_create, SYS_recvfrom,
+                   SYS_recvmsg, SYS_sendmsg, SYS_sendto, SYS_shutdown, SYS_getsockopt, SYS_connect, SYS_accept4,
+                   SYS_unlink, SYS_getdents64,
+                   // Starting the vCPU and timer threads of each boot (std::thread: glibc 2.36 tries
+                   // clone3 first, then clone), and what a new thread does first.
+                   SYS_clone3, SYS_clone, SYS_set_robust_list, SYS_rseq, SYS_sched_getaffinity,
+                   // Children stack their own filter (seccomp_filter.cpp) on top of this one.
+                   SYS_seccomp });
+    rules.push_back(SyscallRule { SYS_prctl, { eq(0, PR_SET_NO_NEW_PRIVS) } });
+    rules.push_back(SyscallRule { SYS_prctl, { eq(0, PR_GET_SECCOMP) } });
+    // Kernel and initrd of every boot (vmm/guest_images.cpp): read-only opens.
+    rules.push_back(SyscallRule { SYS_openat, { none_of(2, O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND) } });
+    // hv_sock host side (vmm/backends/hvsock_backend.cpp): Unix sockets only.
+    rules.push_back(SyscallRule { SYS_socket, { eq(0, AF_UNIX) } });
+    // Building a Machine on every boot: /dev/kvm, VM and vCPU set-up ioctls.
+    for (std::uint64_t request : { std::uint64_t { KVM_GET_API_VERSION }, std::uint64_t { KVM_CHECK_EXTENSION },
+             std::uint64_t { KVM_GET_VCPU_MMAP_SIZE }, std::uint64_t { KVM_CREATE_VM }, kvm::abi::GET_SUPPORTED_CPUID,
+             std::uint64_t { KVM_SET_TSS_ADDR }, std::uint64_t { KVM_SET_IDENTITY_MAP_ADDR },
+             std::uint64_t { KVM_CREATE_IRQCHIP }, std::uint64_t { KVM_CREATE_PIT2 }, std::uint64_t { KVM_ENABLE_CAP },
+             std::uint64_t { KVM_X86_SET_MSR_FILTER }, std::uint64_t { KVM_CREATE_VCPU }, kvm::abi::SET_CPUID2,
+             kvm::abi::SET_MSRS, kvm::abi::GET_MSRS, std::uint64_t { KVM_SET_MP_STATE }, std::uint64_t { KVM_GET_MP_STATE },
+             std::uint64_t { KVM_GET_TSC_KHZ }, std::uint64_t { KVM_GET_DEVICE_ATTR } })
+        rules.push_back(SyscallRule { SYS_ioctl, { eq(1, request) } });
+}
+
+} // namespace
+
+std::vector<SyscallRule> own_rules(ThreadKind kind)
+{
+    Rules rules;
+    switch (kind) {
+    case ThreadKind::EventLoop: loop_own(rules); break;
+    case ThreadKind::Vcpu: vcpu_own(rules); break;
+    case ThreadKind::Api: api_own(rules); break;
+    case ThreadKind::HvTimers: timers_own(rules); break;
+    }
+    return rules;
+}
+
+std::vector<SyscallRule> rules_for(ThreadKind kind)
+{
+    Rules rules = own_rules(kind);
+    if (kind == ThreadKind::EventLoop)
+        for (ThreadKind child : { ThreadKind::Vcpu, ThreadKind::HvTimers })
+            for (auto& rule : own_rules(child))
+                rules.push_back(std::move(rule));
+#ifdef MICROVMM_SANITIZER_BUILD
+    for (auto& rule : sanitizer_rules())
+        rules.push_back(std::move(rule));
+#endif
+    return rules;
+}
+
+std::vector<SyscallRule> sanitizer_rules()
+{
+    Rules rules;
+    // Filled from runs of the sanitizer builds (make check SANITIZE=thread / address,undefined).
+    return rules;
+}
+
+} // namespace vmm::sandbox
