@@ -16,6 +16,7 @@
 #include <toml++/toml.h>
 
 #include "base/fd.hpp"
+#include "base/read_text_file.hpp"
 #include "devices/ic/kvp_ic.hpp"
 #include "vmm/cpuid.hpp"
 #include "vmm/toml_text_guard.hpp"
@@ -622,15 +623,11 @@ Result<void> validate_config(Config const& config, ConfigLimits limits)
 
 Result<Config> load_config(fs::path const& path, ConfigLimits limits)
 {
-    std::ifstream file { path, std::ios::binary };
-    if (!file)
-        return config_error(fmt::format("config file {}: {}", path.string(), std::strerror(errno)));
-    std::stringstream text;
-    text << file.rdbuf();
-    if (file.bad())
-        return config_error(fmt::format("config file {}: read error", path.string()));
+    auto text = read_text_file(path);
+    if (!text)
+        return config_error(fmt::format("config file {}", text.error().message()));
     fs::path const absolute = fs::absolute(path);
-    auto config = parse_config(text.str(), absolute.parent_path());
+    auto config = parse_config(*text, absolute.parent_path());
     if (!config)
         return config_error(fmt::format("{}: {}", path.string(), config.error().what()));
     config->source = absolute;
