@@ -102,8 +102,8 @@ void api_own(Rules& rules)
 {
     common(rules);
     // Boost.Asio's reactor: epoll, its eventfd interrupter and timerfd, non-blocking sockets.
-    any(rules, { SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl, SYS_timerfd_settime, SYS_recvfrom, SYS_recvmsg,
-                   SYS_sendmsg, SYS_sendto, SYS_shutdown, SYS_getsockopt, SYS_accept, SYS_accept4 });
+    any(rules, { SYS_epoll_wait, SYS_epoll_ctl, SYS_timerfd_settime, SYS_accept, SYS_recvfrom, SYS_recvmsg, SYS_sendmsg,
+                   SYS_shutdown });
     one_of(rules, SYS_ioctl, 1, { FIONBIO });
     // GET /api/v1/memory's host figures (vmm/host_memory_use.cpp: /proc/self/smaps, read-only).
     rules.push_back(SyscallRule { SYS_openat, { none_of(2, O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND) } });
@@ -113,13 +113,15 @@ void api_own(Rules& rules)
 void loop_own(Rules& rules)
 {
     common(rules);
-    any(rules, { SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl, SYS_timerfd_create, SYS_timerfd_settime,
-                   SYS_eventfd2, SYS_pread64, SYS_lseek, SYS_ftruncate, SYS_memfd_create, SYS_recvfrom,
-                   SYS_recvmsg, SYS_sendmsg, SYS_sendto, SYS_shutdown, SYS_getsockopt, SYS_connect, SYS_accept4,
-                   SYS_unlink, SYS_getdents64,
-                   // Starting the vCPU and timer threads of each boot (std::thread: glibc 2.36 tries
-                   // clone3 first, then clone), and what a new thread does first.
-                   SYS_clone3, SYS_clone, SYS_set_robust_list, SYS_rseq, SYS_sched_getaffinity,
+    any(rules, { SYS_epoll_wait, SYS_epoll_ctl, SYS_timerfd_create, SYS_timerfd_settime, SYS_eventfd2, SYS_pread64,
+                   SYS_ftruncate, SYS_memfd_create,
+                   // hv_sock connections (recv/send/shutdown/accept4/connect) and the sockets'
+                   // files at exit (unlink: the API's and the vsock listener's).
+                   SYS_recvfrom, SYS_sendto, SYS_shutdown, SYS_connect, SYS_accept4, SYS_unlink,
+                   // Starting the vCPU and timer threads of each boot (std::thread: glibc 2.36
+                   // clone3; clone's flags are in memory, not filterable), and what a new thread
+                   // does first.
+                   SYS_clone3, SYS_set_robust_list, SYS_rseq,
                    // Children stack their own filter (seccomp_filter.cpp) on top of this one.
                    SYS_seccomp });
     rules.push_back(SyscallRule { SYS_prctl, { eq(0, PR_SET_NO_NEW_PRIVS) } });
