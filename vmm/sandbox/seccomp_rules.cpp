@@ -13,6 +13,7 @@
 #include <linux/memfd.h>
 #include <linux/seccomp.h>
 #include <sched.h>
+#include <sys/epoll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -88,6 +89,10 @@ void vcpu_own(Rules& rules)
     one_of(rules, SYS_fallocate, 1, { 0x02 | 0x01 });
     // Posting to the loop (eventfd write: common), arming its timers (SynIC kick).
     any(rules, { SYS_timerfd_settime });
+    // Publishing an API event (DM, IC, guest crash) wakes the API thread through asio::post,
+    // whose reactor re-arms its interrupter with epoll_ctl(EPOLL_CTL_MOD)
+    // (boost/asio/detail/impl/epoll_reactor.ipp epoll_reactor::interrupt).
+    one_of(rules, SYS_epoll_ctl, 1, { EPOLL_CTL_MOD });
 }
 
 void timers_own(Rules& rules)
