@@ -74,25 +74,30 @@ void common(Rules& rules)
     one_of(rules, SYS_fcntl, 1, { F_GETFD, F_SETFD, F_GETFL, F_SETFL });
 }
 
-// KVM_RUN and the vCPU ioctls a running vCPU issues (vmm/vcpu_thread.cpp: hypercalls read and
-// write registers), plus the VM ioctls of device work that runs on vCPU threads: UART and SynIC
-// interrupts, hot-add memslots (vmm/guest_ram_backends.cpp).
-constexpr std::uint64_t VCPU_RUNTIME_IOCTLS[] = { KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS,
-    KVM_IRQ_LINE, KVM_SIGNAL_MSI, KVM_SET_USER_MEMORY_REGION };
+// VMBus device work (the DM engine, ICs, hv_sock, under the VMBus glue lock) runs on whichever
+// thread brought its input: a vCPU (guest messages), the API thread (PUT .../target,
+// /vm/shutdown run the engine there: vmm/dm_api_backend.cpp with_engine) and the loop (timers).
+// It signals the guest (SynIC: KVM_SIGNAL_MSI), adds and removes hot-add memslots
+// (vmm/guest_ram_backends.cpp: KVM_SET_USER_MEMORY_REGION, mprotect RW/none, MADV_DONTNEED),
+// discards boot RAM (mem/boot_ram.cpp: fallocate PUNCH_HOLE|KEEP_SIZE only), posts to the loop
+// (eventfd write) and arms its timers (timerfd_settime), and publishes API events: asio::post
+// wakes the API thread by re-arming its reactor's interrupter with epoll_ctl(EPOLL_CTL_MOD)
+// (boost/asio/detail/impl/epoll_reactor.ipp epoll_reactor::interrupt).
+void device_work(Rules& rules)
+{
+    one_of(rules, SYS_ioctl, 1, { KVM_SIGNAL_MSI, KVM_SET_USER_MEMORY_REGION });
+    one_of(rules, SYS_fallocate, 1, { 0x02 | 0x01 }); // FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+    any(rules, { SYS_timerfd_settime });
+    one_of(rules, SYS_epoll_ctl, 1, { EPOLL_CTL_MOD });
+}
 
+// KVM_RUN and the vCPU ioctls a running vCPU issues (vmm/vcpu_thread.cpp: hypercalls read and
+// write registers), the UART's interrupt line, and device work.
 void vcpu_own(Rules& rules)
 {
     common(rules);
-    for (auto request : VCPU_RUNTIME_IOCTLS)
-        rules.push_back(SyscallRule { SYS_ioctl, { eq(1, request) } });
-    // Boot RAM discard (mem/boot_ram.cpp): FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE only.
-    one_of(rules, SYS_fallocate, 1, { 0x02 | 0x01 });
-    // Posting to the loop (eventfd write: common), arming its timers (SynIC kick).
-    any(rules, { SYS_timerfd_settime });
-    // Publishing an API event (DM, IC, guest crash) wakes the API thread through asio::post,
-    // whose reactor re-arms its interrupter with epoll_ctl(EPOLL_CTL_MOD)
-    // (boost/asio/detail/impl/epoll_reactor.ipp epoll_reactor::interrupt).
-    one_of(rules, SYS_epoll_ctl, 1, { EPOLL_CTL_MOD });
+    one_of(rules, SYS_ioctl, 1, { KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS, KVM_IRQ_LINE });
+    device_work(rules);
 }
 
 void timers_own(Rules& rules)
@@ -110,6 +115,7 @@ void api_own(Rules& rules)
     any(rules, { SYS_epoll_wait, SYS_epoll_ctl, SYS_timerfd_settime, SYS_accept, SYS_recvfrom, SYS_recvmsg, SYS_sendmsg,
                    SYS_shutdown });
     one_of(rules, SYS_ioctl, 1, { FIONBIO });
+    device_work(rules);
     // GET /api/v1/memory's host figures (vmm/host_memory_use.cpp: /proc/self/smaps, read-only).
     rules.push_back(SyscallRule { SYS_openat, { none_of(2, O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND) } });
     // Sockets are only accepted (the listener was bound before), never created or connected.
