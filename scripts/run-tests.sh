@@ -15,7 +15,8 @@ if [[ -n ${MICROVMM_SANITIZE:-} ]]; then
   meson test -C "$build" --print-errorlogs --num-processes 2 --timeout-multiplier 2 --suite unit --logbase unit
   status=$?
   meson test -C "$build" --print-errorlogs --num-processes 1 --timeout-multiplier 2 --logbase e2e \
-    e2e-tiny-poweroff e2e-tiny-reset e2e-stress e2e-api-tiny e2e-vmbus-1vcpu
+    e2e-tiny-poweroff e2e-tiny-reset e2e-stress e2e-api-tiny e2e-vmbus-1vcpu e2e-sandbox \
+    e2e-seccomp-hook-loop e2e-seccomp-hook-vcpu e2e-seccomp-hook-api e2e-seccomp-hook-hv-timers
   e2e_status=$?
   [[ $status -eq 0 ]] && status=$e2e_status
   logs=("$build/meson-logs/unit.json" "$build/meson-logs/e2e.json")

@@ -197,6 +197,15 @@ std::vector<SyscallRule> sanitizer_rules()
     any(rules, { SYS_sigaltstack, SYS_gettimeofday, SYS_stat, SYS_lstat, SYS_access, SYS_readlink, SYS_readlinkat,
                    SYS_getrlimit, SYS_sched_getaffinity, SYS_lseek, SYS_pread64, SYS_uname, SYS_getppid, SYS_getuid,
                    SYS_pipe2, SYS_wait4 });
+#if defined(__SANITIZE_ADDRESS__)
+    // LeakSanitizer's check at exit (ASAN_OPTIONS detect_leaks=1, on the main thread under the
+    // loop's filter) stops the world: a tracer clone (exactly these flags) that lists
+    // /proc/self/task, ptrace-attaches each thread to read its registers and detaches
+    // (libsanitizer sanitizer_stoptheworld_linux_libcdep.cpp StopTheWorld, TracerThread).
+    one_of(rules, SYS_clone, 0, { CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_UNTRACED });
+    one_of(rules, SYS_prctl, 0, { PR_SET_PTRACER, PR_SET_PDEATHSIG, PR_GET_DUMPABLE, PR_SET_DUMPABLE });
+    any(rules, { SYS_ptrace, SYS_getdents64, SYS_kill });
+#endif
     return rules;
 }
 
