@@ -130,7 +130,7 @@ Result<void> prepare_seccomp()
     // libseccomp probes the kernel's seccomp API once per process (cached): do it here, before
     // any filter, so no thread's filter has to allow the probes.
     if (seccomp_api_get() < 2)
-        return fail(Errc::Unsupported, "seccomp: the kernel lacks seccomp(2) with SECCOMP_FILTER_FLAG_TSYNC (Linux >= 3.17)");
+        return fail(Errc::Unsupported, "seccomp: the kernel lacks the seccomp(2) system call (Linux >= 3.17)");
 #ifdef MICROVMM_SECCOMP_TEST_HOOK
     if (char const* violate = std::getenv("MICROVMM_SECCOMP_TEST_VIOLATE"))
         g_violate = violate;

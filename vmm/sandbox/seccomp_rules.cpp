@@ -132,11 +132,11 @@ void loop_own(Rules& rules)
                    // Starting the vCPU and timer threads of each boot (std::thread: glibc 2.36
                    // clone3; clone's flags are in memory, not filterable), and what a new thread
                    // does first.
-                   SYS_clone3, SYS_set_robust_list, SYS_rseq,
-                   // Children stack their own filter (seccomp_filter.cpp) on top of this one.
-                   SYS_seccomp });
-    rules.push_back(SyscallRule { SYS_prctl, { eq(0, PR_SET_NO_NEW_PRIVS) } });
-    rules.push_back(SyscallRule { SYS_prctl, { eq(0, PR_GET_SECCOMP) } });
+                   SYS_clone3, SYS_set_robust_list, SYS_rseq });
+    // Children stack their own filter on top of this one (libseccomp's seccomp_load: no new
+    // privileges, then seccomp(SECCOMP_SET_MODE_FILTER); its API probe ran before any filter).
+    one_of(rules, SYS_seccomp, 0, { SECCOMP_SET_MODE_FILTER });
+    one_of(rules, SYS_prctl, 0, { PR_SET_NO_NEW_PRIVS });
     // Kernel and initrd of every boot (vmm/guest_images.cpp): read-only opens.
     rules.push_back(SyscallRule { SYS_openat, { none_of(2, O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND) } });
     // hv_sock host side (vmm/backends/hvsock_backend.cpp): Unix sockets only.

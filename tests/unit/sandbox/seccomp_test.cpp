@@ -21,6 +21,7 @@
 #include <functional>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include <gtest/gtest.h>
@@ -159,6 +160,34 @@ TEST(Seccomp, NobodyReplacesTheSigsysReporterOrExecs)
             (void)::execve("/bin/true", const_cast<char* const*>(argv), nullptr);
         }))) << thread_kind_name(kind);
     }
+}
+
+// The real order: the loop's filter first, then a thread it starts stacks its own on top (the
+// loop's list must let it load one) and is held to both.
+TEST(Seccomp, ThreadsStartedByTheFilteredLoopStackTheirOwnFilter)
+{
+    auto const clean = run_filtered(ThreadKind::EventLoop, [] {
+        std::thread vcpu([] {
+            if (!load_filter(ThreadKind::Vcpu, rules_for(ThreadKind::Vcpu)))
+                ::_exit(4);
+            if (::ioctl(-1, KVM_RUN, 0) != -1 || errno != EBADF)
+                ::_exit(5);
+        });
+        vcpu.join();
+    });
+    EXPECT_TRUE(exited_cleanly(clean)) << clean.stderr_text;
+    // memfd_create is the loop's, not the vCPU's: the stacked filter refuses it.
+    auto const refused = run_filtered(ThreadKind::EventLoop, [] {
+        std::thread vcpu([] {
+            if (!load_filter(ThreadKind::Vcpu, rules_for(ThreadKind::Vcpu)))
+                ::_exit(4);
+            (void)::syscall(SYS_memfd_create, "x", 0);
+        });
+        vcpu.join();
+    });
+    EXPECT_TRUE(killed_by_sigsys(refused)) << refused.status;
+    EXPECT_NE(refused.stderr_text.find("vcpu thread made a forbidden system call: memfd_create"), std::string::npos)
+        << refused.stderr_text;
 }
 
 // Filters stack and are inherited: the vCPU and timer threads are created by the filtered loop,
