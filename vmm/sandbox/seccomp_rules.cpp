@@ -111,9 +111,11 @@ void timers_own(Rules& rules)
 void api_own(Rules& rules)
 {
     common(rules);
-    // Boost.Asio's reactor: epoll, its eventfd interrupter and timerfd, non-blocking sockets.
-    any(rules, { SYS_epoll_wait, SYS_epoll_ctl, SYS_timerfd_settime, SYS_accept, SYS_recvfrom, SYS_recvmsg, SYS_sendmsg,
-                   SYS_shutdown });
+    // Boost.Asio's reactor: epoll, its eventfd interrupter and timerfd, non-blocking sockets
+    // (one buffer: recv/send, i.e. recvfrom/sendto; several: recvmsg/sendmsg; the event stream
+    // sends with sendto: found by e2e-ic-shutdown).
+    any(rules, { SYS_epoll_wait, SYS_epoll_ctl, SYS_timerfd_settime, SYS_accept, SYS_recvfrom, SYS_recvmsg, SYS_sendto,
+                   SYS_sendmsg, SYS_shutdown });
     one_of(rules, SYS_ioctl, 1, { FIONBIO });
     device_work(rules);
     // GET /api/v1/memory's host figures (vmm/host_memory_use.cpp: /proc/self/smaps, read-only).
