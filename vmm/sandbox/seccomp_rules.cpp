@@ -10,7 +10,6 @@
 #include <asm/ioctls.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
-#include <linux/memfd.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <sys/epoll.h>
