@@ -7,6 +7,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "vmm/jail/cgroup_limits.hpp"
+
 namespace vmm::jail {
 
 namespace fs = std::filesystem;
@@ -107,6 +109,23 @@ Result<JailOptions> parse_jail_args(std::vector<std::string> const& args)
                                               "and a few more)", *pids));
     options.pids_max = pids;
     return options;
+}
+
+u64 default_memory_overhead_mib(u64 guest_max_mib)
+{
+    return MEMORY_OVERHEAD_FIXED_MIB + MEMORY_OVERHEAD_PER_GIB_MIB * ((guest_max_mib + 1023) / 1024);
+}
+
+CgroupLimits jail_limits(u32 vcpus, u64 memory_mib, u64 max_memory_mib, JailOptions const& options)
+{
+    u64 const guest_mib = std::max(memory_mib, max_memory_mib); // max_memory_mib 0 = no hot-add.
+    CgroupLimits limits;
+    limits.memory_bytes = (guest_mib + options.memory_overhead_mib.value_or(default_memory_overhead_mib(guest_mib))) << 20;
+    double const cpus = options.cpus.value_or(vcpus + 1.0);
+    // The kernel's minimum quota is 1 ms (Documentation/scheduler/sched-bwc.rst).
+    limits.cpu_quota_us = std::max<u64>(static_cast<u64>(std::llround(cpus * static_cast<double>(limits.cpu_period_us))), 1000);
+    limits.pids_max = options.pids_max.value_or(vcpus + DEFAULT_PIDS_BEYOND_VCPUS);
+    return limits;
 }
 
 fs::path jail_vm_dir(JailOptions const& options)

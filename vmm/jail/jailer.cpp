@@ -343,23 +343,14 @@ int jail_main(std::vector<std::string> const& args)
         } else {
             version = options.cgroup_version == "1" ? CgroupVersion::V1 : CgroupVersion::V2;
         }
-        u64 const guest_mib = std::max(config->machine.memory_mib, config->machine.max_memory_mib);
-        CgroupLimits limits;
-        limits.memory_bytes = (guest_mib + options.memory_overhead_mib) << 20;
-        double const cpus = options.cpus.value_or(config->machine.vcpus + 1.0);
-        limits.cpu_quota_us = static_cast<u64>(std::llround(cpus * static_cast<double>(limits.cpu_period_us)));
-        // The kernel's minimum quota is 1 ms (sched-bwc.rst).
-        limits.cpu_quota_us = std::max<u64>(limits.cpu_quota_us, 1000);
-        limits.pids_max = options.pids_max.value_or(config->machine.vcpus + DEFAULT_PIDS_BEYOND_VCPUS);
+        auto const limits = jail_limits(config->machine.vcpus, config->machine.memory_mib,
+                                        config->machine.max_memory_mib, options);
         auto created = JailCgroup::create(options.cgroup_root, version, options.id, limits);
         if (!created)
             return error(created.error().code() == Errc::Config ? EXIT_CONFIG : EXIT_FAILURE_HOST, created.error());
         cgroup.emplace(std::move(*created));
-        std::fprintf(stderr, "microvmm jail: cgroup v%d memory %llu MiB (guest %llu + overhead %llu), cpu %llu/%llu us, "
-                     "pids %llu\n", version == CgroupVersion::V1 ? 1 : 2,
-                     static_cast<unsigned long long>(limits.memory_bytes >> 20),
-                     static_cast<unsigned long long>(guest_mib),
-                     static_cast<unsigned long long>(options.memory_overhead_mib),
+        std::fprintf(stderr, "microvmm jail: cgroup v%d memory %llu MiB, cpu %llu/%llu us, pids %llu\n",
+                     version == CgroupVersion::V1 ? 1 : 2, static_cast<unsigned long long>(limits.memory_bytes >> 20),
                      static_cast<unsigned long long>(limits.cpu_quota_us),
                      static_cast<unsigned long long>(limits.cpu_period_us),
                      static_cast<unsigned long long>(limits.pids_max));
