@@ -7,6 +7,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "devices/hvsock/hvsock_connection.hpp"
+#include "vmm/backends/hvsock_backend.hpp"
 #include "vmm/jail/cgroup_limits.hpp"
 
 namespace vmm::jail {
@@ -111,16 +113,17 @@ Result<JailOptions> parse_jail_args(std::vector<std::string> const& args)
     return options;
 }
 
-u64 default_memory_overhead_mib(u64 guest_max_mib)
+u64 default_memory_overhead_mib(u64 guest_max_mib, bool vsock)
 {
-    return MEMORY_OVERHEAD_FIXED_MIB + MEMORY_OVERHEAD_PER_GIB_MIB * ((guest_max_mib + 1023) / 1024);
+    u64 const vsock_mib = vsock ? (HvSockBackend::MAX_CONNECTIONS * 2 * hvsock::DEFAULT_BUFFER_BYTES) >> 20 : 0;
+    return MEMORY_OVERHEAD_FIXED_MIB + MEMORY_OVERHEAD_PER_GIB_MIB * ((guest_max_mib + 1023) / 1024) + vsock_mib;
 }
 
-CgroupLimits jail_limits(u32 vcpus, u64 memory_mib, u64 max_memory_mib, JailOptions const& options)
+CgroupLimits jail_limits(u32 vcpus, u64 memory_mib, u64 max_memory_mib, bool vsock, JailOptions const& options)
 {
     u64 const guest_mib = std::max(memory_mib, max_memory_mib); // max_memory_mib 0 = no hot-add.
     CgroupLimits limits;
-    limits.memory_bytes = (guest_mib + options.memory_overhead_mib.value_or(default_memory_overhead_mib(guest_mib))) << 20;
+    limits.memory_bytes = (guest_mib + options.memory_overhead_mib.value_or(default_memory_overhead_mib(guest_mib, vsock))) << 20;
     double const cpus = options.cpus.value_or(vcpus + 1.0);
     // The kernel's minimum quota is 1 ms (Documentation/scheduler/sched-bwc.rst).
     limits.cpu_quota_us = std::max<u64>(static_cast<u64>(std::llround(cpus * static_cast<double>(limits.cpu_period_us))), 1000);

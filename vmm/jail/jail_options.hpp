@@ -66,13 +66,16 @@ Result<JailOptions> parse_jail_args(std::vector<std::string> const& args);
 Result<u32> parse_id_number(std::string const& text, char const* option);
 Result<void> check_jail_id(std::string const& id);
 
-u64 default_memory_overhead_mib(u64 guest_max_mib);
+// With hv_sock on (`vsock = true`), plus every connection's buffers at their limits
+// (HvSockBackend::MAX_CONNECTIONS x 2 x DEFAULT_BUFFER_BYTES = 256 MiB, allocated when a
+// connection opens): the guest decides how many connections it opens.
+u64 default_memory_overhead_mib(u64 guest_max_mib, bool vsock);
 
 struct CgroupLimits;
 // The cgroup limits for a machine: memory = the guest's maximum RAM (max_memory_mib: boot RAM
 // plus the hot-add window, so a DM hot-add never meets the limit) + the overhead; CPU quota =
 // --cpus (default vCPUs + 1: the guest's CPUs plus one for device emulation); pids.
-CgroupLimits jail_limits(u32 vcpus, u64 memory_mib, u64 max_memory_mib, JailOptions const&);
+CgroupLimits jail_limits(u32 vcpus, u64 memory_mib, u64 max_memory_mib, bool vsock, JailOptions const&);
 
 // The jail's directories: <base>/microvmm/<id> and its root/.
 std::filesystem::path jail_vm_dir(JailOptions const&);

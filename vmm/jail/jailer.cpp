@@ -344,7 +344,7 @@ int jail_main(std::vector<std::string> const& args)
             version = options.cgroup_version == "1" ? CgroupVersion::V1 : CgroupVersion::V2;
         }
         auto const limits = jail_limits(config->machine.vcpus, config->machine.memory_mib,
-                                        config->machine.max_memory_mib, options);
+                                        config->machine.max_memory_mib, config->vsock.uds_path.has_value(), options);
         auto created = JailCgroup::create(options.cgroup_root, version, options.id, limits);
         if (!created)
             return error(created.error().code() == Errc::Config ? EXIT_CONFIG : EXIT_FAILURE_HOST, created.error());

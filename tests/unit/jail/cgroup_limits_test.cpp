@@ -142,22 +142,24 @@ TEST(JailLimits, MemoryCoversBootRamPlusHotAddPlusOverhead)
 {
     JailOptions options;
     // 256 MiB boot, 512 MiB maximum (256 MiB hot-add window): 512 + 32 + 4 * 1 GiB.
-    auto limits = jail_limits(1, 256, 512, options);
+    auto limits = jail_limits(1, 256, 512, false, options);
     EXPECT_EQ(limits.memory_bytes, (512ull + 32 + 4) << 20);
     EXPECT_EQ(limits.cpu_quota_us, 200'000u); // vCPUs + 1.
     EXPECT_EQ(limits.cpu_period_us, 100'000u);
     EXPECT_EQ(limits.pids_max, 1 + DEFAULT_PIDS_BEYOND_VCPUS);
     // No hot-add window (max_memory_mib 0): the boot RAM; 4 GiB -> 16 MiB of KVM metadata.
-    EXPECT_EQ(jail_limits(2, 4096, 0, options).memory_bytes, (4096ull + 32 + 16) << 20);
+    EXPECT_EQ(jail_limits(2, 4096, 0, false, options).memory_bytes, (4096ull + 32 + 16) << 20);
+    // hv_sock on: 512 connections x 2 x 256 KiB of buffers more.
+    EXPECT_EQ(jail_limits(1, 256, 512, true, options).memory_bytes, (512ull + 36 + 256) << 20);
     options.memory_overhead_mib = 100;
     options.cpus = 0.5;
     options.pids_max = 20;
-    limits = jail_limits(4, 1024, 2048, options);
+    limits = jail_limits(4, 1024, 2048, true, options);
     EXPECT_EQ(limits.memory_bytes, (2048ull + 100) << 20);
     EXPECT_EQ(limits.cpu_quota_us, 50'000u);
     EXPECT_EQ(limits.pids_max, 20u);
     options.cpus = 0.001; // Below the kernel's 1 ms minimum quota.
-    EXPECT_EQ(jail_limits(1, 1, 1, options).cpu_quota_us, 1000u);
+    EXPECT_EQ(jail_limits(1, 1, 1, false, options).cpu_quota_us, 1000u);
 }
 
 } // namespace
