@@ -52,10 +52,16 @@ Result<JailPlan> plan_jail(std::string_view text, fs::path const& base_dir)
     plan.devices.push_back("/dev/kvm");
 
     auto* boot = table_at(root, "boot");
-    if (!boot || !boot->contains("kernel"))
-        return fail(Errc::Config, "boot.kernel: missing");
-    plan.mounts.push_back({ VMM_TRY(host_path(boot->get("kernel"), "boot.kernel", base_dir)), "/boot/kernel" });
-    boot->insert_or_assign("kernel", "/boot/kernel");
+    if (!boot)
+        return fail(Errc::Config, "boot: missing");
+    // firmware = "uefi" boots no kernel file (and microvmm refuses it until UEFI exists).
+    bool const uefi = boot->get("firmware") && boot->get("firmware")->value_or(std::string {}) == "uefi";
+    if (boot->contains("kernel") || !uefi) {
+        if (!boot->contains("kernel"))
+            return fail(Errc::Config, "boot.kernel: missing");
+        plan.mounts.push_back({ VMM_TRY(host_path(boot->get("kernel"), "boot.kernel", base_dir)), "/boot/kernel" });
+        boot->insert_or_assign("kernel", "/boot/kernel");
+    }
     if (boot->contains("initrd")) {
         plan.mounts.push_back({ VMM_TRY(host_path(boot->get("initrd"), "boot.initrd", base_dir)), "/boot/initrd" });
         boot->insert_or_assign("initrd", "/boot/initrd");
@@ -88,12 +94,12 @@ Result<JailPlan> plan_jail(std::string_view text, fs::path const& base_dir)
 
     // Serial output: the host file is bind-mounted read-write (created if missing), so the log
     // outlives the jail.
-    if (auto* serial = table_at(root, "serial"); serial && serial->contains("output_file")) {
-        auto const* value = serial->get("output_file")->as_string();
+    if (auto* serial = table_at(root, "serial"); serial && serial->contains("output")) {
+        auto const* value = serial->get("output")->as_string();
         if (value && value->get() != "stdout") { // config.cpp: "stdout" means the console.
-            plan.mounts.push_back({ VMM_TRY(host_path(value, "serial.output_file", base_dir)), "/run/serial.out",
+            plan.mounts.push_back({ VMM_TRY(host_path(value, "serial.output", base_dir)), "/run/serial.out",
                                     false, true });
-            serial->insert_or_assign("output_file", "/run/serial.out");
+            serial->insert_or_assign("output", "/run/serial.out");
         }
     }
 

@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -105,7 +106,6 @@ void bind(fs::path const& source, fs::path const& target, unsigned long flags)
     char go = 0;
     if (::read(s.sync_fd, &go, 1) != 1) // The parent closes without writing when it gives up.
         ::_exit(EXIT_FAILURE_HOST);
-    ::close(s.sync_fd);
     // Its own session: a terminal's Ctrl-C reaches only the jailer, which forwards it once.
     ::setsid();
     int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
@@ -172,6 +172,14 @@ void bind(fs::path const& source, fs::path const& target, unsigned long flags)
         die("verifying the uid");
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         die("PR_SET_NO_NEW_PRIVS");
+    // If the jailer dies (SIGKILL), the VM dies with it rather than run on unsupervised; set
+    // after the uid change, which clears it (prctl(2) PR_SET_PDEATHSIG). The parent holds the
+    // sync pipe's write end until the VMM exits, so a hang-up here means it died before this.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+        die("PR_SET_PDEATHSIG");
+    pollfd parent_alive { s.sync_fd, POLLIN, 0 };
+    if (::poll(&parent_alive, 1, 0) != 0)
+        ::_exit(EXIT_FAILURE_HOST);
     ::syscall(SYS_close_range, 3u, ~0u, 0u); // Nothing of the jailer's leaks into the VMM.
     sigset_t none;
     sigemptyset(&none);
@@ -394,7 +402,7 @@ int jail_main(std::vector<std::string> const& args)
         ::waitpid(child, nullptr, 0);
         return error(EXIT_FAILURE_HOST, "starting the jailed VMM: " + std::string(std::strerror(errno)));
     }
-    sync_write.reset();
+    // sync_write stays open until the VMM exits: the child's check that the jailer lives.
     int const status = wait_and_forward(child, signals);
     // The cgroup and jail directory go (their destructors, in this order: the cgroup first).
     cgroup.reset();

@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include <toml++/toml.h>
+
+#include "vmm/config.hpp"
 
 #include "vmm/jail/jail_plan.hpp"
 
@@ -48,7 +53,7 @@ socket = "/var/run/vm.sock"
 [vsock]
 uds_path = "/tmp/v.sock"
 [serial]
-output_file = "/var/log/vm.log"
+output = "/var/log/vm.log"
 [[disk]]
 path = "/images/root.img"
 read_only = true
@@ -62,7 +67,7 @@ tap = "tap0"
     EXPECT_EQ(rewritten["api"]["socket"].value_or(std::string {}), "/run/api.sock");
     EXPECT_EQ(rewritten["vsock"]["uds_path"].value_or(std::string {}), "/run/vsock.sock");
     EXPECT_EQ(plan->vsock_socket, std::filesystem::path("/run/vsock.sock"));
-    EXPECT_EQ(rewritten["serial"]["output_file"].value_or(std::string {}), "/run/serial.out");
+    EXPECT_EQ(rewritten["serial"]["output"].value_or(std::string {}), "/run/serial.out");
     EXPECT_EQ(rewritten["disk"][0]["path"].value_or(std::string {}), "/disk/0");
     EXPECT_EQ(rewritten["disk"][1]["path"].value_or(std::string {}), "/disk/1");
     EXPECT_EQ(rewritten["disk"][0]["read_only"].value_or(false), true);
@@ -84,7 +89,7 @@ tap = "tap0"
 
 TEST(JailPlan, SerialOnStdoutStaysThere)
 {
-    auto plan = plan_jail("[boot]\nkernel = \"/k\"\n[serial]\noutput_file = \"stdout\"\n", "/");
+    auto plan = plan_jail("[boot]\nkernel = \"/k\"\n[serial]\noutput = \"stdout\"\n", "/");
     ASSERT_TRUE(plan);
     EXPECT_EQ(plan->mounts.size(), 1u);
     EXPECT_NE(plan->config_text.find("stdout"), std::string::npos);
@@ -96,7 +101,8 @@ TEST(JailPlan, MalformedInputsNameTheKey)
         char const* text;
         char const* key;
     } const cases[] = {
-        { "[machine]\n", "boot.kernel" },
+        { "[machine]\n", "boot" },
+        { "[boot]\ncmdline = \"x\"\n", "boot.kernel" },
         { "[boot]\nkernel = \"\"\n", "boot.kernel" },
         { "[boot]\nkernel = 3\n", "boot.kernel" },
         { "[boot]\nkernel = \"/k\"\ninitrd = false\n", "boot.initrd" },
@@ -111,6 +117,50 @@ TEST(JailPlan, MalformedInputsNameTheKey)
         EXPECT_EQ(plan.error().code(), vmm::Errc::Config);
         EXPECT_NE(plan.error().message().find(c.key), std::string::npos) << plan.error().message();
     }
+}
+
+} // namespace
+
+namespace {
+
+// Every example configuration survives the rewrite: what the jailed VMM parses is the same
+// machine, with the jail's paths.
+TEST(JailPlan, EveryExampleConfigParsesTheSameAfterTheRewrite)
+{
+    namespace fs = std::filesystem;
+    fs::path const dir = fs::path(MICROVMM_SOURCE_ROOT) / "configs";
+    int seen = 0;
+    for (auto const& entry : fs::directory_iterator(dir)) {
+        if (entry.path().extension() != ".toml")
+            continue;
+        ++seen;
+        std::ifstream file { entry.path() };
+        std::string const text { std::istreambuf_iterator<char> { file }, std::istreambuf_iterator<char> {} };
+        auto original = vmm::parse_config(text, dir);
+        ASSERT_TRUE(original) << entry.path() << ": " << original.error().message();
+        auto plan = plan_jail(text, dir);
+        ASSERT_TRUE(plan) << entry.path() << ": " << plan.error().message();
+        auto jailed = vmm::parse_config(plan->config_text, "/");
+        ASSERT_TRUE(jailed) << entry.path() << ": " << jailed.error().message() << "\n" << plan->config_text;
+        if (original->boot.firmware == vmm::BootFirmware::Direct) {
+            EXPECT_EQ(jailed->boot.kernel, "/boot/kernel");
+            EXPECT_EQ(plan->mounts[0].source, original->boot.kernel);
+        }
+        EXPECT_EQ(jailed->boot.firmware, original->boot.firmware);
+        if (original->serial.output_file)
+            EXPECT_EQ(jailed->serial.output_file, std::filesystem::path("/run/serial.out"));
+        EXPECT_EQ(jailed->boot.cmdline, original->boot.cmdline);
+        EXPECT_EQ(jailed->machine.vcpus, original->machine.vcpus);
+        EXPECT_EQ(jailed->machine.memory_mib, original->machine.memory_mib);
+        EXPECT_EQ(jailed->machine.max_memory_mib, original->machine.max_memory_mib);
+        EXPECT_EQ(jailed->dynamic_memory.enabled, original->dynamic_memory.enabled);
+        EXPECT_EQ(jailed->dynamic_memory.auto_mode, original->dynamic_memory.auto_mode);
+        EXPECT_EQ(jailed->hyperv.enabled, original->hyperv.enabled);
+        EXPECT_EQ(jailed->integration.enabled, original->integration.enabled);
+        EXPECT_EQ(jailed->guest_info.pairs, original->guest_info.pairs);
+        EXPECT_EQ(jailed->api.socket, std::filesystem::path("/run/api.sock"));
+    }
+    EXPECT_GE(seen, 2);
 }
 
 } // namespace
