@@ -234,11 +234,29 @@ def bad_options(args) -> None:
         (["--id", "a", "--uid", "-3", "--gid", "1", "--config", "x"], "--uid"),
         (["--id", "a", "--uid", "1", "--gid", "1", "--config", "/nonexistent.toml"], "/nonexistent.toml"),
     ]
+    if os.geteuid() == 0:
+        # Checks that need root: run only as root (the jailer refuses anything else first).
+        tiny = Path(tempfile.mkdtemp(prefix="jail-bad-"))
+        subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "tiny_pvh_kernel.py"),
+                        str(tiny / "k.elf"), "TINY: x", "poweroff"], check=True)
+        (tiny / "vm.toml").write_text('[machine]\nmemory_mib = 64\n[boot]\nkernel = "k.elf"\n')
+        common = ["--uid", "1", "--gid", "1", "--config", str(tiny / "vm.toml"), "--chroot-base-dir", str(tiny / "j")]
+        cases += [
+            (["--id", "a", *common, "--netns", "/etc/passwd"], "not a network namespace"),
+            (["--id", "a", *common, "--netns", "/nonexistent"], "--netns"),
+            (["--id", "a", *common, "--cgroup-root", str(tiny)], "--no-cgroup"),
+            (["--id", "a", "--uid", "1", "--gid", "1", "--config", str(tiny / "vm.toml"), "--chroot-base-dir",
+              "/" + "x" * 100], "--chroot-base-dir"),
+        ]
     for words, needle in cases:
         result = subprocess.run([args.microvmm, "jail", *words], capture_output=True, text=True, timeout=30)
         print(f"{words}: {result.returncode} {result.stderr.strip()}", flush=True)
         if result.returncode != 2 or needle not in result.stderr or len(result.stderr.strip().splitlines()) != 1:
             fail(f"`microvmm jail {' '.join(words)}` should exit 2 with one line naming {needle}")
+    if os.geteuid() == 0:
+        if (tiny / "j").exists() and any((tiny / "j").rglob("*")):
+            fail(f"a refused jail left files: {list((tiny / 'j').rglob('*'))}")
+        subprocess.run(["rm", "-rf", str(tiny)], check=True)
 
 
 CASES = {"jail": jail, "jail-bad-options": bad_options}

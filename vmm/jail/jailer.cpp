@@ -9,9 +9,11 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/nsfs.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -320,6 +322,10 @@ int jail_main(std::vector<std::string> const& args)
         netns.emplace(::open(options.netns->c_str(), O_RDONLY | O_CLOEXEC));
         if (!netns->is_open())
             return error(EXIT_CONFIG, fmt::format("--netns {}: {}", options.netns->string(), std::strerror(errno)));
+        // Only a network namespace file will do (ioctl_ns(2) NS_GET_NSTYPE).
+        if (::ioctl(netns->get(), NS_GET_NSTYPE) != CLONE_NEWNET)
+            return error(EXIT_CONFIG, fmt::format("--netns {}: not a network namespace (e.g. /var/run/netns/NAME "
+                                                  "from `ip netns add NAME`)", options.netns->string()));
     }
     if (auto checked = check_sources(*plan, options); !checked)
         return error(EXIT_CONFIG, checked.error());
@@ -329,6 +335,13 @@ int jail_main(std::vector<std::string> const& args)
         return error(EXIT_FAILURE_HOST, "readlink /proc/self/exe: " + std::string(std::strerror(errno)));
     fs::path const exe { std::string(exe_buf, static_cast<std::size_t>(exe_len)) };
 
+    CgroupVersion version = options.cgroup_version == "2" ? CgroupVersion::V2 : CgroupVersion::V1;
+    if (!options.no_cgroup && options.cgroup_version == "auto") {
+        auto detected = detect_cgroup_version(options.cgroup_root);
+        if (!detected)
+            return error(EXIT_CONFIG, detected.error());
+        version = *detected;
+    }
     std::error_code ec;
     if (fs::exists(vm_dir, ec))
         return error(EXIT_CONFIG, fmt::format("{} exists: a VM with id {} is running, or a leftover (remove it)",
@@ -342,15 +355,6 @@ int jail_main(std::vector<std::string> const& args)
 
     std::optional<JailCgroup> cgroup;
     if (!options.no_cgroup) {
-        CgroupVersion version;
-        if (options.cgroup_version == "auto") {
-            auto detected = detect_cgroup_version(options.cgroup_root);
-            if (!detected)
-                return error(EXIT_CONFIG, detected.error());
-            version = *detected;
-        } else {
-            version = options.cgroup_version == "1" ? CgroupVersion::V1 : CgroupVersion::V2;
-        }
         auto const limits = jail_limits(config->machine.vcpus, config->machine.memory_mib,
                                         config->machine.max_memory_mib, config->vsock.uds_path.has_value(), options);
         auto created = JailCgroup::create(options.cgroup_root, version, options.id, limits);
