@@ -125,8 +125,14 @@ void bind(fs::path const& source, fs::path const& target, unsigned long flags)
         die("bind-mounting the jail root", s.root);
     unsigned long const data_flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
     bind(s.root / "run", s.root / "run", data_flags);
-    for (auto const& m : s.plan->mounts)
-        bind(m.source, s.root / m.target.relative_path(), data_flags | (m.read_only ? MS_RDONLY : 0));
+    for (auto const& m : s.plan->mounts) {
+        // A disk may be a block device: its bind must allow device access (nodev would refuse
+        // the open); it is that one node, so nothing else is opened up.
+        struct stat st {};
+        bool const block = ::stat(m.source.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
+        unsigned long const flags = (block ? data_flags & ~MS_NODEV : data_flags) | (m.read_only ? MS_RDONLY : 0);
+        bind(m.source, s.root / m.target.relative_path(), flags);
+    }
     bind(s.exe, s.root / fs::path(JAIL_BINARY).relative_path(), MS_RDONLY | MS_NOSUID | MS_NODEV);
     // Device nodes on a small tmpfs of the child's own, so none is ever on the host's disk.
     auto const dev = s.root / "dev";
