@@ -32,6 +32,12 @@ struct BlockRequest {
     std::span<std::span<std::byte> const> buffers;
 };
 
+// What a back-end hands back per request (NvmeController::on_io_complete(tag, result)).
+struct BlockCompletion {
+    u64 tag;
+    i32 result; // 0 or a negative errno.
+};
+
 class BlockBackend {
 public:
     virtual ~BlockBackend() = default;
