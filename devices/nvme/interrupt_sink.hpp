@@ -12,6 +12,11 @@ class NvmeInterrupts {
 public:
     virtual ~NvmeInterrupts() = default;
     virtual void raise(u16 vector) = 0;
+    // The guest configured (true) or a reset dropped (false) shadow doorbells (Doorbell Buffer
+    // Config). Only while they are on may the wiring turn I/O queue doorbell writes into
+    // value-less ioeventfd kicks (NvmeController::doorbell_kick): the engine then reads the
+    // values from the shadow buffer. Without them the written value is the only copy.
+    virtual void shadow_doorbells(bool) { }
 };
 
 } // namespace vmm::nvme

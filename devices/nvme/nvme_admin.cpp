@@ -41,6 +41,7 @@ void NvmeController::admin_command(SubmissionEntry const& entry)
             // DW0 bit 0 set = "command not aborted"; the command completes normally.
             done.dw0 = 1;
             break;
+        case AdminOpcode::DoorbellBufferConfig: done = doorbell_buffer_config(entry); break;
         case AdminOpcode::AsyncEventRequest:
             if (m_aer_cids.size() >= AER_LIMIT) {
                 done.status = Status::AsyncEventLimitExceeded;
@@ -145,6 +146,33 @@ bool NvmeController::delete_io_sq(SubmissionEntry const& entry, Completion& done
     m_cqs[sq.cqid].sq_refs -= 1;
     sq = SubmissionQueue {};
     return true;
+}
+
+NvmeController::Completion NvmeController::doorbell_buffer_config(SubmissionEntry const& entry)
+{
+    // NVMe 1.4 §5.8: PRP1 the shadow doorbell page, PRP2 the EventIdx page, both page aligned
+    // RAM; they cover every queue's doorbell index (2 * max queue id + 1 < 1024 words).
+    if ((entry.prp1 & (HOST_PAGE - 1)) != 0 || (entry.prp2 & (HOST_PAGE - 1)) != 0 || entry.prp1 == entry.prp2
+        || !m_memory.is_ram(mem::Gpa { entry.prp1 }, HOST_PAGE) || !m_memory.is_ram(mem::Gpa { entry.prp2 }, HOST_PAGE))
+        return { .status = Status::InvalidField };
+    bool const was = m_shadow_doorbells != 0;
+    m_shadow_doorbells = entry.prp1;
+    m_event_indexes = entry.prp2;
+    // Queues that already exist continue from the controller's view (what QEMU's nvme does):
+    // the guest reads its old value back from the shadow page.
+    for (u16 qid = 1; qid < m_sqs.size(); ++qid) {
+        if (m_sqs[qid].live) {
+            static_cast<void>(m_memory.write_obj<u32>(mem::Gpa { m_shadow_doorbells + 2u * qid * DOORBELL_STRIDE }, m_sqs[qid].tail));
+            write_event_index(2u * qid, m_sqs[qid].tail);
+        }
+        if (m_cqs[qid].live) {
+            static_cast<void>(m_memory.write_obj<u32>(mem::Gpa { m_shadow_doorbells + (2u * qid + 1) * DOORBELL_STRIDE }, m_cqs[qid].head));
+            write_event_index(2u * qid + 1, m_cqs[qid].head);
+        }
+    }
+    if (!was)
+        m_interrupts.shadow_doorbells(true);
+    return {};
 }
 
 NvmeController::Completion NvmeController::send_to_guest(SubmissionEntry const& entry, std::span<std::byte const> data)

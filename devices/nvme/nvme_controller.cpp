@@ -242,6 +242,11 @@ void NvmeController::begin_reset()
     m_aer_cids.clear();
     m_pending_events.clear();
     m_event_masked = {};
+    if (m_shadow_doorbells != 0) {
+        m_shadow_doorbells = 0;
+        m_event_indexes = 0;
+        m_interrupts.shadow_doorbells(false);
+    }
     m_resetting = true;
     finish_reset_if_drained();
 }
@@ -290,19 +295,44 @@ void NvmeController::doorbell(u64 offset, u32 value)
         return guest_error("doorbell while the controller is not ready", offset);
     u64 const index = (offset - REG_DOORBELL_BASE) / DOORBELL_STRIDE;
     u64 const qid = index / 2;
-    bool const completion = (index & 1) != 0;
     if (qid >= m_sqs.size())
         return invalid_doorbell(AEN_ERROR_INVALID_DOORBELL, offset, value);
-    if (!completion) {
-        auto& sq = m_sqs[qid];
-        if (!sq.live || sq.deleting)
-            return invalid_doorbell(AEN_ERROR_INVALID_DOORBELL, offset, value);
-        if (value >= sq.size)
-            return invalid_doorbell(AEN_ERROR_INVALID_DOORBELL_VALUE, offset, value);
-        sq.tail = value;
-        process_sq(static_cast<u16>(qid));
-        return;
+    if ((index & 1) == 0)
+        sq_tail_written(static_cast<u16>(qid), value, offset);
+    else
+        cq_head_written(static_cast<u16>(qid), value, offset);
+}
+
+void NvmeController::doorbell_kick(u64 offset)
+{
+    VMM_ASSERT(!m_in_process);
+    m_in_process = true;
+    u64 const index = offset >= REG_DOORBELL_BASE ? (offset - REG_DOORBELL_BASE) / DOORBELL_STRIDE : 0;
+    if (offset < REG_DOORBELL_BASE || offset >= BAR0_BYTES || (offset & 3) != 0) {
+        guest_error("doorbell kick outside the doorbells", offset);
+    } else if (m_shadow_doorbells == 0 || index < 2) {
+        // The admin queue has no shadow doorbells (Linux pci.c nvme_dbbuf_init skips qid 0).
+        guest_error("doorbell kick without a shadow doorbell value", offset);
+    } else if (auto value = shadow_value(index)) {
+        doorbell(offset, *value);
     }
+    raise_due_interrupts();
+    m_in_process = false;
+}
+
+void NvmeController::sq_tail_written(u16 qid, u32 value, u64 offset)
+{
+    auto& sq = m_sqs[qid];
+    if (!sq.live || sq.deleting)
+        return invalid_doorbell(AEN_ERROR_INVALID_DOORBELL, offset, value);
+    if (value >= sq.size)
+        return invalid_doorbell(AEN_ERROR_INVALID_DOORBELL_VALUE, offset, value);
+    sq.tail = value;
+    process_sq(qid);
+}
+
+void NvmeController::cq_head_written(u16 qid, u32 value, u64 offset)
+{
     auto& cq = m_cqs[qid];
     if (!cq.live)
         return invalid_doorbell(AEN_ERROR_INVALID_DOORBELL, offset, value);
@@ -312,7 +342,49 @@ void NvmeController::doorbell(u64 offset, u32 value)
     if (value >= cq.size || consumed > posted)
         return invalid_doorbell(AEN_ERROR_INVALID_DOORBELL_VALUE, offset, value);
     cq.head = value;
-    drain_backlog(static_cast<u16>(qid));
+    drain_backlog(qid);
+}
+
+std::optional<u32> NvmeController::shadow_value(u64 index)
+{
+    // The guest writes these words while we read them: one atomic load each (a 4-byte aligned
+    // word inside a checked page), then the value is validated like a doorbell write.
+    auto view = m_memory.contiguous(mem::Gpa { m_shadow_doorbells + index * DOORBELL_STRIDE }, 4);
+    if (!view.has_value()) {
+        fail_controller("shadow doorbell page no longer in guest RAM", m_shadow_doorbells);
+        return std::nullopt;
+    }
+    return std::atomic_ref<u32>(*reinterpret_cast<u32*>(view->data())).load(std::memory_order_acquire);
+}
+
+void NvmeController::write_event_index(u64 index, u32 value)
+{
+    auto view = m_memory.contiguous(mem::Gpa { m_event_indexes + index * DOORBELL_STRIDE }, 4);
+    if (!view.has_value())
+        return fail_controller("EventIdx page no longer in guest RAM", m_event_indexes);
+    std::atomic_ref<u32>(*reinterpret_cast<u32*>(view->data())).store(value, std::memory_order_release);
+}
+
+bool NvmeController::refresh_cq_head(u16 cqid)
+{
+    // With shadow doorbells the guest moves the CQ head in memory and rings only past EventIdx;
+    // a full CQ looks there before giving up. False if the shadow value is invalid.
+    if (m_shadow_doorbells == 0 || cqid == 0)
+        return true;
+    u64 const index = 2u * cqid + 1;
+    auto value = shadow_value(index);
+    if (!value)
+        return false;
+    auto& cq = m_cqs[cqid];
+    u32 const posted = (cq.tail + cq.size - cq.head) % cq.size;
+    u32 const consumed = (*value + cq.size - cq.head) % cq.size;
+    if (*value >= cq.size || consumed > posted) {
+        invalid_doorbell(AEN_ERROR_INVALID_DOORBELL_VALUE, REG_DOORBELL_BASE + index * DOORBELL_STRIDE, *value);
+        return false;
+    }
+    cq.head = *value;
+    write_event_index(index, cq.head);
+    return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -321,18 +393,42 @@ void NvmeController::doorbell(u64 offset, u32 value)
 void NvmeController::process_sq(u16 sqid)
 {
     auto& sq = m_sqs[sqid];
-    // Bound what one SQ has fetched but not completed to its size, so completions waiting for
-    // CQ space (backlog) stay bounded however the guest drives its doorbells.
-    while (sq.live && !sq.deleting && sq.head != sq.tail && sq.in_flight < sq.size && !(m_csts & CSTS_CFS)) {
-        auto entry = m_memory.read_obj<SubmissionEntry>(mem::Gpa { sq.base + u64 { sq.head } * SQ_ENTRY_BYTES });
-        if (!entry.has_value())
-            return fail_controller("submission queue entry not in guest RAM", sq.base);
-        sq.head = (sq.head + 1) % sq.size;
-        ++sq.in_flight;
-        if (sqid == 0)
-            admin_command(*entry);
-        else
-            io_command(sqid, *entry);
+    bool const shadowed = m_shadow_doorbells != 0 && sqid != 0;
+    u64 const index = 2u * sqid;
+    for (;;) {
+        if (shadowed) {
+            // The shadow tail may be ahead of the last doorbell write (Linux pci.c
+            // nvme_dbbuf_update_and_check_event rings only past EventIdx).
+            auto tail = shadow_value(index);
+            if (!tail)
+                return;
+            if (*tail >= sq.size)
+                return invalid_doorbell(AEN_ERROR_INVALID_DOORBELL_VALUE, REG_DOORBELL_BASE + index * DOORBELL_STRIDE, *tail);
+            sq.tail = *tail;
+        }
+        // Bound what one SQ has fetched but not completed to its size, so completions waiting
+        // for CQ space (backlog) stay bounded however the guest drives its doorbells.
+        while (sq.live && !sq.deleting && sq.head != sq.tail && sq.in_flight < sq.size && !(m_csts & CSTS_CFS)) {
+            auto entry = m_memory.read_obj<SubmissionEntry>(mem::Gpa { sq.base + u64 { sq.head } * SQ_ENTRY_BYTES });
+            if (!entry.has_value())
+                return fail_controller("submission queue entry not in guest RAM", sq.base);
+            sq.head = (sq.head + 1) % sq.size;
+            ++sq.in_flight;
+            if (sqid == 0)
+                admin_command(*entry);
+            else
+                io_command(sqid, *entry);
+        }
+        if (!shadowed || !sq.live || sq.deleting)
+            return;
+        // Ask for a doorbell once the guest moves past what we have seen, then look again: the
+        // guest stores its tail before reading EventIdx, we store EventIdx before re-reading the
+        // tail (full fences on both sides), so no submission is missed.
+        write_event_index(index, sq.tail);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        auto again = shadow_value(index);
+        if (!again || *again == sq.tail || sq.in_flight >= sq.size)
+            return;
     }
 }
 
@@ -362,8 +458,11 @@ void NvmeController::post_entry(u16 cqid, CompletionEntry const& entry)
 
 bool NvmeController::write_cqe(CompletionQueue& cq, CompletionEntry const& entry)
 {
-    if ((cq.tail + 1) % cq.size == cq.head)
-        return false; // Full (§4.1.2): wait for the guest's head doorbell.
+    if ((cq.tail + 1) % cq.size == cq.head) {
+        u16 const cqid = static_cast<u16>(&cq - m_cqs.data());
+        if (!refresh_cq_head(cqid) || (cq.tail + 1) % cq.size == cq.head)
+            return false; // Full (§4.1.2): wait for the guest's head doorbell.
+    }
     auto view = m_memory.contiguous(mem::Gpa { cq.base + u64 { cq.tail } * CQ_ENTRY_BYTES }, CQ_ENTRY_BYTES);
     if (!view.has_value()) {
         fail_controller("completion queue entry not in guest RAM", cq.base);

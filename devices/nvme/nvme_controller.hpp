@@ -74,11 +74,17 @@ public:
     // lo_hi_writeq and readq). Anything else reads as zeroes / is ignored with a log.
     void mmio_read(u64 offset, std::span<std::byte> data);
     void mmio_write(u64 offset, std::span<std::byte const> data);
+    // An ioeventfd fired for the doorbell at `offset` (the value was not kept): with shadow
+    // doorbells on, the engine reads the value the guest stored in the shadow buffer; otherwise
+    // the kick is ignored with a log (the wiring must not route doorbells through value-less
+    // ioeventfds then; see NvmeInterrupts::shadow_doorbells).
+    void doorbell_kick(u64 offset);
     // A back-end finished the request submitted with `tag`: 0 or a negative errno.
     void on_io_complete(u64 tag, i32 result);
 
     // For the owner and tests.
     bool enabled() const { return (m_csts & CSTS_RDY) != 0; }
+    bool shadow_doorbells_enabled() const { return m_shadow_doorbells != 0; }
     bool fatal() const { return (m_csts & CSTS_CFS) != 0; }
     u32 backend_in_flight() const { return m_backend_outstanding; }
     NvmeStats const& stats() const { return m_stats; }
@@ -141,6 +147,11 @@ private:
     void finish_reset_if_drained();
     void progress_shutdown();
     void doorbell(u64 offset, u32 value);
+    void sq_tail_written(u16 qid, u32 value, u64 offset);
+    void cq_head_written(u16 qid, u32 value, u64 offset);
+    std::optional<u32> shadow_value(u64 index);
+    void write_event_index(u64 index, u32 value);
+    bool refresh_cq_head(u16 cqid);
     void invalid_doorbell(u32 info, u64 offset, u32 value);
 
     // Queues (nvme_controller.cpp).
@@ -163,6 +174,7 @@ private:
     Completion get_log_page(SubmissionEntry const&);
     Completion set_features(SubmissionEntry const&);
     Completion get_features(SubmissionEntry const&);
+    Completion doorbell_buffer_config(SubmissionEntry const&);
     Completion send_to_guest(SubmissionEntry const&, std::span<std::byte const>);
     void queue_event(u32 type, u32 info, u8 log_page);
     void deliver_events();
@@ -219,6 +231,8 @@ private:
     u32 m_interrupt_coalescing { 0 };
     u32 m_write_atomicity { 0 };
     u32 m_async_event_config { 0 };
+    u64 m_shadow_doorbells { 0 }; // Doorbell Buffer Config: shadow page GPA (0 = off).
+    u64 m_event_indexes { 0 };    // Its EventIdx page.
     std::vector<u16> m_aer_cids;
     std::deque<u32> m_pending_events;
     std::array<bool, 8> m_event_masked {};

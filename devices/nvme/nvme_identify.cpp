@@ -58,7 +58,7 @@ IdentifyPage identify_controller(NvmeControllerConfig const& config, ControllerL
     put<u32>(p, 80, VERSION_1_4);                    // VER
     put<u32>(p, 92, 0);                              // OAES: no notices sent
     put<u8>(p, 111, 1);                              // CNTRLTYPE: I/O controller
-    put<u16>(p, 256, 0);                             // OACS: no optional admin commands
+    put<u16>(p, 256, 1u << 8);                       // OACS: Doorbell Buffer Config only
     put<u8>(p, 258, 3);                              // ACL: 4 Aborts (0-based)
     put<u8>(p, 259, static_cast<u8>(limits.aer_limit - 1)); // AERL (0-based)
     put<u8>(p, 260, 0x03);                           // FRMW: slot 1 read-only, 1 slot

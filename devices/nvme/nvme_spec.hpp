@@ -131,6 +131,7 @@ enum class AdminOpcode : u8 {
     SetFeatures = 0x09,
     GetFeatures = 0x0A,
     AsyncEventRequest = 0x0C,
+    DoorbellBufferConfig = 0x7C, // NVMe 1.3 §5.7 (1.4 §5.8): shadow doorbells for emulated controllers.
 };
 // NVM command set opcodes (§6, Figure 346).
 enum class IoOpcode : u8 {

@@ -92,7 +92,9 @@ private:
 class FakeNvmeInterrupts final : public nvme::NvmeInterrupts {
 public:
     void raise(u16 vector) override { raised.push_back(vector); }
+    void shadow_doorbells(bool on) override { shadow_changes.push_back(on); }
     std::vector<u16> raised;
+    std::vector<bool> shadow_changes;
 };
 
 // The guest side: queue memory and doorbells.

@@ -339,5 +339,57 @@ TEST(NvmeIo, ShutdownCompletesAfterIoAndAFlush)
     EXPECT_EQ(rig.driver.read32(nvme::REG_CSTS), 0u);
 }
 
+TEST(NvmeIo, ShadowDoorbellsLetIoeventfdKicksCarryNoValue)
+{
+    NvmeRig rig;
+    rig.bring_up();
+    // Before Doorbell Buffer Config a value-less kick is refused: the value would be lost.
+    rig.driver.submit(1, NvmeRig::rw(false, 0, 1, DATA_GPA), false);
+    rig.controller.doorbell_kick(nvme::REG_DOORBELL_BASE + 2 * 4);
+    EXPECT_TRUE(rig.backend.pending().empty());
+    rig.driver.ring_sq(1, rig.driver.queue(1).sq_tail);
+    rig.backend.complete_all(rig.controller);
+    ASSERT_TRUE(rig.driver.reap(1).has_value());
+
+    u64 const shadow = 0x70000, events = 0x71000;
+    auto config = NvmeTestDriver::command(0x7C);
+    config.prp1 = shadow;
+    config.prp2 = HOLE_GPA; // Not RAM.
+    EXPECT_EQ(NvmeTestDriver::status_of(rig.driver.admin(config)), sc(Status::InvalidField));
+    config.prp2 = events + 8; // Not page aligned.
+    EXPECT_EQ(NvmeTestDriver::status_of(rig.driver.admin(config)), sc(Status::InvalidField));
+    config.prp2 = events;
+    ASSERT_EQ(NvmeTestDriver::status_of(rig.driver.admin(config)), 0);
+    EXPECT_TRUE(rig.controller.shadow_doorbells_enabled());
+    EXPECT_EQ(rig.interrupts.shadow_changes, std::vector<bool> { true });
+    // The existing queue's state was published: SQ 1 tail 1, CQ 1 head 1.
+    EXPECT_EQ(rig.ram.read<u32>(shadow + 2 * 4), 1u);
+    EXPECT_EQ(rig.ram.read<u32>(shadow + 3 * 4), 1u);
+
+    // Three submissions, the shadow tail moved, one kick: all three run.
+    for (int i = 0; i < 3; ++i)
+        rig.driver.submit(1, NvmeRig::rw(false, 0, 1, DATA_GPA), false);
+    rig.ram.write<u32>(shadow + 2 * 4, rig.driver.queue(1).sq_tail);
+    rig.controller.doorbell_kick(nvme::REG_DOORBELL_BASE + 2 * 4);
+    EXPECT_EQ(rig.backend.pending().size(), 3u);
+    EXPECT_EQ(rig.ram.read<u32>(events + 2 * 4), 4u); // EventIdx = the tail it saw.
+    rig.backend.complete_all(rig.controller);
+    int reaped = 0;
+    while (rig.driver.reap(1, false))
+        ++reaped;
+    EXPECT_EQ(reaped, 3);
+    rig.ram.write<u32>(shadow + 3 * 4, rig.driver.queue(1).cq_head);
+    // A hostile shadow tail (past the queue) is an invalid doorbell value, not a crash.
+    rig.ram.write<u32>(shadow + 2 * 4, 999);
+    rig.controller.doorbell_kick(nvme::REG_DOORBELL_BASE + 2 * 4);
+    EXPECT_TRUE(rig.backend.pending().empty());
+    EXPECT_FALSE(rig.controller.fatal());
+    // The admin queue has no shadow: its kick is refused; a reset turns shadows off.
+    rig.controller.doorbell_kick(nvme::REG_DOORBELL_BASE);
+    rig.driver.write32(nvme::REG_CC, 0);
+    EXPECT_FALSE(rig.controller.shadow_doorbells_enabled());
+    EXPECT_EQ(rig.interrupts.shadow_changes, (std::vector<bool> { true, false }));
+}
+
 } // namespace
 } // namespace vmm::test
