@@ -12,7 +12,6 @@ namespace vmm::nvme {
 namespace {
 
 constexpr u32 NSID = 1;
-constexpr u32 NSID_ALL = 0xFFFF'FFFF;
 constexpr u32 SET_FEATURES_SAVE = 1u << 31; // CDW10 SV (§5.21).
 
 } // namespace

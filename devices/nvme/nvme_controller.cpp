@@ -395,7 +395,9 @@ void NvmeController::process_sq(u16 sqid)
     auto& sq = m_sqs[sqid];
     bool const shadowed = m_shadow_doorbells != 0 && sqid != 0;
     u64 const index = 2u * sqid;
-    for (;;) {
+    // A guest that keeps moving its shadow tail could keep this thread here; a few rounds, then
+    // its next submission rings the doorbell again (EventIdx equals what was seen).
+    for (int round = 0; round < 8; ++round) {
         if (shadowed) {
             // The shadow tail may be ahead of the last doorbell write (Linux pci.c
             // nvme_dbbuf_update_and_check_event rings only past EventIdx).

@@ -62,7 +62,7 @@ u64 address(FuzzScript& s)
 nvme::SubmissionEntry command(FuzzScript& s)
 {
     nvme::SubmissionEntry e {};
-    e.cdw0 = s.byte() | (u32 { s.byte() & 0xC3 } << 8) | (s.u16() << 16);
+    e.cdw0 = s.byte() | (static_cast<u32>(s.byte() & 0xC3) << 8) | (s.u16() << 16);
     e.nsid = s.byte() < 200 ? 1 : s.u16() | (s.u16() << 16);
     e.prp1 = address(s);
     e.prp2 = address(s);
