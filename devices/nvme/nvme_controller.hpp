@@ -81,6 +81,8 @@ public:
     void doorbell_kick(u64 offset);
     // A back-end finished the request submitted with `tag`: 0 or a negative errno.
     void on_io_complete(u64 tag, i32 result);
+    // A batch from one back-end wake-up: one interrupt per CQ for all of them.
+    void on_io_complete(std::span<BlockCompletion const> batch);
 
     // For the owner and tests.
     bool enabled() const { return (m_csts & CSTS_RDY) != 0; }
@@ -162,6 +164,7 @@ private:
     void drain_backlog(u16 cqid);
     void raise_due_interrupts();
     void sq_entry_retired(u16 sqid);
+    void complete_part(u64 tag, i32 result);
     void fail_controller(std::string_view why, u64 detail);
 
     // Admin commands (nvme_admin.cpp).

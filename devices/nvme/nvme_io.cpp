@@ -203,8 +203,24 @@ std::optional<NvmeController::Completion> NvmeController::start_dataset_manageme
 
 void NvmeController::on_io_complete(u64 tag, i32 result)
 {
+    BlockCompletion const one { .tag = tag, .result = result };
+    on_io_complete(std::span { &one, 1 });
+}
+
+void NvmeController::on_io_complete(std::span<BlockCompletion const> batch)
+{
     VMM_ASSERT(!m_in_process); // Never from inside BlockBackend::submit (block_backend.hpp).
     m_in_process = true;
+    for (auto const& completion : batch)
+        complete_part(completion.tag, completion.result);
+    finish_reset_if_drained();
+    progress_shutdown();
+    raise_due_interrupts();
+    m_in_process = false;
+}
+
+void NvmeController::complete_part(u64 tag, i32 result)
+{
     u32 const index = static_cast<u32>(tag);
     VMM_ASSERT(index < m_slots.size());
     auto& slot = m_slots[index];
@@ -252,10 +268,6 @@ void NvmeController::on_io_complete(u64 tag, i32 result)
                 process_sq(sqid);
         }
     }
-    finish_reset_if_drained();
-    progress_shutdown();
-    raise_due_interrupts();
-    m_in_process = false;
 }
 
 } // namespace vmm::nvme

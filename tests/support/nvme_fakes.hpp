@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -109,26 +110,36 @@ public:
         bool phase { true };
     };
 
-    NvmeTestDriver(FakeGuestMemory const& ram, nvme::NvmeController& controller)
+    using Read = std::function<void(u64, std::span<std::byte>)>;
+    using Write = std::function<void(u64, std::span<std::byte const>)>;
+    // BAR0 through any owner (the engine itself, or vmm::NvmeDisk with its lock).
+    NvmeTestDriver(FakeGuestMemory const& ram, Read read, Write write)
         : m_ram(ram)
-        , m_controller(controller)
+        , m_read(std::move(read))
+        , m_write(std::move(write))
+    {
+    }
+    NvmeTestDriver(FakeGuestMemory const& ram, nvme::NvmeController& controller)
+        : NvmeTestDriver(
+            ram, [&controller](u64 o, std::span<std::byte> d) { controller.mmio_read(o, d); },
+            [&controller](u64 o, std::span<std::byte const> d) { controller.mmio_write(o, d); })
     {
     }
 
     u32 read32(u64 offset)
     {
         u32 value = 0;
-        m_controller.mmio_read(offset, std::as_writable_bytes(std::span { &value, 1 }));
+        m_read(offset, std::as_writable_bytes(std::span { &value, 1 }));
         return value;
     }
     u64 read64(u64 offset)
     {
         u64 value = 0;
-        m_controller.mmio_read(offset, std::as_writable_bytes(std::span { &value, 1 }));
+        m_read(offset, std::as_writable_bytes(std::span { &value, 1 }));
         return value;
     }
-    void write32(u64 offset, u32 value) { m_controller.mmio_write(offset, std::as_bytes(std::span { &value, 1 })); }
-    void write64(u64 offset, u64 value) { m_controller.mmio_write(offset, std::as_bytes(std::span { &value, 1 })); }
+    void write32(u64 offset, u32 value) { m_write(offset, std::as_bytes(std::span { &value, 1 })); }
+    void write64(u64 offset, u64 value) { m_write(offset, std::as_bytes(std::span { &value, 1 })); }
 
     // Admin queue at asq/acq, then CC.EN with IOSQES 6, IOCQES 4 (Linux nvme_enable_ctrl).
     void enable(u64 asq = 0x10000, u64 acq = 0x11000, u32 entries = 32)
@@ -217,7 +228,8 @@ public:
 
 private:
     FakeGuestMemory const& m_ram;
-    nvme::NvmeController& m_controller;
+    Read m_read;
+    Write m_write;
     std::vector<Queue> m_queues;
     u16 m_next_cid { 0 };
 };
