@@ -133,6 +133,11 @@ void NvmeController::write_register32(u64 offset, u32 value)
     case REG_INTMC: m_intms &= ~value; return;
     case REG_CC: write_cc(value); return;
     case REG_NSSR: return; // CAP.NSSRS is 0: NVM subsystem reset is not supported (§3.1.7).
+    case REG_CMBMSC:
+    case REG_CMBMSC + 4:
+        // No controller memory buffer (CMBSZ reads 0), but Linux 6.1 writes CMBMSC.CRE on every
+        // 1.4 controller before reading CMBSZ (drivers/nvme/host/pci.c nvme_map_cmb): expected.
+        return;
     case REG_AQA:
     case REG_ASQ:
     case REG_ASQ + 4:

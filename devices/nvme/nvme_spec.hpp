@@ -23,6 +23,7 @@ inline constexpr u64 REG_NSSR = 0x20;
 inline constexpr u64 REG_AQA = 0x24;
 inline constexpr u64 REG_ASQ = 0x28;   // 64-bit.
 inline constexpr u64 REG_ACQ = 0x30;   // 64-bit.
+inline constexpr u64 REG_CMBMSC = 0x50; // 64-bit CMB Memory Space Control (1.4).
 inline constexpr u64 REG_DOORBELL_BASE = 0x1000;
 // With CAP.DSTRD = 0 doorbells are 4 bytes apart: SQ y tail at 0x1000 + 2y*4, CQ y head at
 // 0x1000 + (2y+1)*4 (§3.1.24, §3.1.25).

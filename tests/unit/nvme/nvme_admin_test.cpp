@@ -33,6 +33,11 @@ TEST(NvmeRegisters, CapVersionAndEnable)
     rig.driver.write32(nvme::REG_INTMS, 0x5);
     rig.driver.write32(nvme::REG_INTMC, 0x1);
     EXPECT_EQ(rig.driver.read32(nvme::REG_INTMS), 0x4u);
+    u64 const errors = rig.controller.stats().guest_errors;
+    rig.driver.write32(nvme::REG_CMBMSC, 1); // Linux nvme_map_cmb: not a guest error.
+    EXPECT_EQ(rig.driver.read32(0x38), 0u);  // CMBLOC/CMBSZ: no CMB.
+    EXPECT_EQ(rig.driver.read32(0x3C), 0u);
+    EXPECT_EQ(rig.controller.stats().guest_errors, errors);
     // Odd sizes and offsets past BAR0 are ignored, never fatal.
     std::byte one[1] {};
     rig.controller.mmio_read(nvme::REG_CSTS, one);
