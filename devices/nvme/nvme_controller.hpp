@@ -39,6 +39,12 @@ struct NvmeControllerConfig {
     u16 max_io_queues { 64 };                      // I/O SQ/CQ pairs the guest may create.
     u16 msix_vectors { 65 };                       // MSI-X table size: a CQ's IV must be below it.
     u32 max_queue_entries { 1024 };                // CAP.MQES + 1, for I/O queues.
+    // Identify VID/SSVID must equal the PCI function's vendor and subsystem vendor IDs (NVMe 1.4
+    // Figure 247); the PCI wiring sets them. Not 1b36:0010 as a device: Linux applies QEMU's
+    // NVME_QUIRK_BOGUS_NID to that ID (drivers/nvme/host/pci.c nvme_id_table) and would ignore
+    // the NGUID.
+    u16 pci_vendor_id { 0x1B36 };
+    u16 pci_subsystem_vendor_id { 0x1B36 };
 };
 
 // Counters since construction (read under the owner's lock).

@@ -35,10 +35,6 @@ u64 fnv1a(std::string_view text, u64 seed)
     return hash;
 }
 
-// PCI vendor 0x1B36 is Red Hat's virtual-device range that QEMU's NVMe uses too; no vendor
-// driver keys on it, and stornvme/Linux/OVMF match NVMe by class code, not vendor.
-constexpr u16 VENDOR_ID = 0x1B36;
-
 } // namespace
 
 IdentifyPage identify_controller(NvmeControllerConfig const& config, ControllerLimits limits)
@@ -46,8 +42,8 @@ IdentifyPage identify_controller(NvmeControllerConfig const& config, ControllerL
     IdentifyPage page {};
     std::span<std::byte> p { page };
     // §5.15.2.1, Figure 247.
-    put<u16>(p, 0, VENDOR_ID);                       // VID
-    put<u16>(p, 2, VENDOR_ID);                       // SSVID
+    put<u16>(p, 0, config.pci_vendor_id);            // VID
+    put<u16>(p, 2, config.pci_subsystem_vendor_id);  // SSVID
     put_ascii(p, 4, 20, config.serial);              // SN
     put_ascii(p, 24, 40, config.model);              // MN
     put_ascii(p, 64, 8, config.firmware);            // FR
