@@ -120,6 +120,12 @@ struct VsockSection {
 // the path leaves room for "_4294967295".
 inline constexpr std::size_t MAX_VSOCK_UDS_PATH_BYTES = 108 - 1 - 11;
 
+// Keys of [pci]: the PCI root (devices/pci/, vmm/pci_glue.*): host bridge 0:0.0, ECAM + MCFG,
+// 0xCF8/0xCFC, BAR windows in the 32-bit MMIO hole. PCI devices ([[disk]] NVMe) need it.
+struct PciSection {
+    bool enabled { false };
+};
+
 struct Config {
     std::filesystem::path source; // The file it came from (empty for text).
     MachineSection machine;
@@ -132,6 +138,7 @@ struct Config {
     IntegrationSection integration;
     GuestInfoSection guest_info;
     VsockSection vsock;
+    PciSection pci;
 };
 
 struct ConfigLimits {
