@@ -275,10 +275,10 @@ def silent_guest(args) -> None:
 
 
 CASES = {
-    "linux-vmlinux-1vcpu": lambda a: linux_boot(a, "vmlinux", 1, 256),
-    "linux-vmlinux-2vcpu": lambda a: linux_boot(a, "vmlinux", 2, 512),
     # With [pci] enabled: the host bridge enumerated through ECAM (check_pci_root).
-    "linux-bzimage-1vcpu": lambda a: linux_boot(a, "bzImage", 1, 256, pci=True),
+    "linux-vmlinux-1vcpu": lambda a: linux_boot(a, "vmlinux", 1, 256, pci=True),
+    "linux-vmlinux-2vcpu": lambda a: linux_boot(a, "vmlinux", 2, 512),
+    "linux-bzimage-1vcpu": lambda a: linux_boot(a, "bzImage", 1, 256),
     "tiny-poweroff": tiny_poweroff,
     "tiny-reset": tiny_reset,
     "bad-config": bad_config,
