@@ -17,6 +17,7 @@ std::string_view lock_rank_name(LockRank rank)
 {
     switch (rank) {
     case LockRank::BusDevice: return "BusDevice";
+    case LockRank::PciRoot: return "PciRoot";
     case LockRank::NvmeController: return "NvmeController";
     case LockRank::DmBackend: return "DmBackend";
     case LockRank::HostMemory: return "HostMemory";
@@ -29,6 +30,7 @@ std::string_view lock_rank_name(LockRank rank)
     case LockRank::SyntheticTimers: return "SyntheticTimers";
     case LockRank::Synic: return "Synic";
     case LockRank::Partition: return "Partition";
+    case LockRank::PciMsix: return "PciMsix";
     case LockRank::VcpuThread: return "VcpuThread";
     case LockRank::EventLoopQueue: return "EventLoopQueue";
     case LockRank::Count: break;

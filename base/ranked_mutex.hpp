@@ -14,6 +14,7 @@ namespace vmm {
 // Outermost first. Keep in step with the table in ARCHITECTURE.md.
 enum class LockRank : std::uint8_t {
     BusDevice,       // vmm/bus: one port/MMIO device's state (vCPU threads).
+    PciRoot,         // devices/pci/pci_root: config space, BAR placement, dispatch to PciFunctions.
     NvmeController,  // vmm/devices/nvme_disk: one disk's NVMe engine (vCPUs, its nvme-io thread).
     DmBackend,       // vmm/dm_api_backend: the published DmDevice, boot count, last status.
     HostMemory,      // vmm/dm_api_backend: the booted Machine for /proc reads; nests nothing.
@@ -26,6 +27,7 @@ enum class LockRank : std::uint8_t {
     SyntheticTimers, // vmm/hyperv/synthetic_timers: STIMER0-3 of every VP (delivers into Synic).
     Synic,           // vmm/hyperv/synic: SynIC registers and message slots.
     Partition,       // vmm/hyperv/partition: partition-wide and per-VP registers.
+    PciMsix,         // devices/pci/msix_vectors: one function's MSI-X table and PBA (raise() from any thread).
     VcpuThread,      // vmm/vcpu_thread: a vCPU thread's handle while it may be signalled.
     EventLoopQueue,  // vmm/event_loop: the cross-thread task queue.
     Count,

@@ -59,7 +59,7 @@ Result<BootCpuState> write_boot_info(mem::GuestMemory const& memory, KernelImage
                 .context("writing the initrd ({} bytes) at GPA {:#x}", initrd->size_bytes, initrd->gpa));
     }
 
-    std::vector<E820Entry> e820 = build_e820(request.ram_bytes);
+    std::vector<E820Entry> e820 = build_e820(request.ram_bytes, request.pci_ecam);
     BootLayout layout { .cmdline_gpa = CMDLINE_GPA, .initrd = initrd, .rsdp_gpa = request.rsdp_gpa, .e820 = e820 };
     VMM_TRY(write_boot_gdt(memory).context("writing the boot GDT"));
 

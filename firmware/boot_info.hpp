@@ -21,6 +21,7 @@ struct BootRequest {
     ByteSource const* initrd;          // Null or empty: no initrd. Read straight into guest RAM.
     std::uint64_t ram_bytes;           // Boot RAM (as given to build_e820/ram_ranges).
     std::uint64_t rsdp_gpa;            // From write_acpi_tables(); 0 = none.
+    bool pci_ecam { false };           // Reserve the PCI ECAM range in e820 (build_e820).
 };
 
 // Where write_boot_info() put the initrd (for logging and tests).

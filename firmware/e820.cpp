@@ -30,7 +30,7 @@ Result<void> check_ram_bytes(u64 ram_bytes)
     return {};
 }
 
-std::vector<E820Entry> build_e820(std::uint64_t ram_bytes)
+std::vector<E820Entry> build_e820(std::uint64_t ram_bytes, bool pci_ecam)
 {
     std::vector<E820Entry> map;
     // A size check_ram_bytes() refuses still yields a consistent (clamped) map.
@@ -39,6 +39,8 @@ std::vector<E820Entry> build_e820(std::uint64_t ram_bytes)
     u64 below_hole = low_ram_end(ram_bytes);
     if (below_hole > HIGH_RAM_START)
         map.push_back({ HIGH_RAM_START, below_hole - HIGH_RAM_START, E820_RAM });
+    if (pci_ecam)
+        map.push_back({ PCI_ECAM_BASE, PCI_ECAM_SIZE, E820_RESERVED });
     if (u64 high = high_ram_bytes(ram_bytes); high > 0)
         map.push_back({ HIGH_RAM_RELOCATED_START, high, E820_RAM });
     return map;

@@ -41,7 +41,9 @@ Result<void> check_ram_bytes(u64 ram_bytes);
 // RAM [0, 0x9FC00), reserved [0x9FC00, 1 MiB) (EBDA, BIOS area, ACPI tables), RAM [1 MiB,
 // min(ram, 3 GiB)), and RAM above 4 GiB for whatever does not fit below the MMIO hole.
 // Hot-add space is not listed: the guest learns it through DM hot-add.
-std::vector<E820Entry> build_e820(std::uint64_t ram_bytes);
+// With `pci_ecam`, the ECAM range (PCI_ECAM_BASE) is listed as reserved: Linux uses MMCONFIG
+// early only for e820-reserved ranges (arch/x86/pci/mmconfig-shared.c is_mmconf_reserved()).
+std::vector<E820Entry> build_e820(std::uint64_t ram_bytes, bool pci_ecam = false);
 
 // [0, min(ram, 3 GiB)) and, if ram > 3 GiB, [4 GiB, 4 GiB + ram - 3 GiB). The reserved area
 // below 1 MiB is backed too: the ACPI tables and boot structures live there.

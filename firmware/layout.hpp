@@ -38,6 +38,27 @@ inline constexpr u8 IOAPIC_ID = 0;
 // KVM_IOAPIC_NUM_PINS (arch/x86/include/asm/kvm_host.h): GSIs 0..23 are IOAPIC pins.
 inline constexpr u32 IOAPIC_PINS = 24;
 
+// --- PCI (devices/pci/) in the 32-bit MMIO hole, only with [pci] enabled -------------------------
+// BAR window [3 GiB, 3.5 GiB): 32-bit memory BARs (and 64-bit ones: there is no 64-bit window
+// yet) are placed and may be moved by the guest only here; the host bridge's _CRS says so.
+inline constexpr u64 PCI_MMIO32_BASE = MMIO_HOLE_START;
+inline constexpr u64 PCI_MMIO32_SIZE = 0x2000'0000;
+// ECAM (PCIe 4.0 §7.2.2) for bus 0 only: 32 devices x 8 functions x 4 KiB = 1 MiB, named by the
+// MCFG and reserved in e820 and as a PNP0C02 motherboard resource, which Linux requires before
+// it uses it (arch/x86/pci/mmconfig-shared.c pci_mmcfg_check_reserved()).
+inline constexpr u64 PCI_ECAM_BASE = 0xE000'0000;
+inline constexpr u64 PCI_ECAM_SIZE = 0x10'0000;
+// I/O BAR window [0xC000, 0x10000): clear of every legacy port below (QEMU's PIIX/Q35 put
+// their PCI I/O window above 0x1000 too).
+inline constexpr u16 PCI_IO_BASE = 0xC000;
+inline constexpr u32 PCI_IO_SIZE = 0x4000;
+// Configuration mechanism #1 (PCI 3.0 §3.2.2.3.2): CONFIG_ADDRESS 0xCF8, CONFIG_DATA 0xCFC.
+inline constexpr u16 PCI_CONFIG_PORT = 0xCF8;
+inline constexpr u16 PCI_CONFIG_PORT_COUNT = 8;
+static_assert(PCI_MMIO32_BASE + PCI_MMIO32_SIZE <= PCI_ECAM_BASE && PCI_ECAM_BASE + PCI_ECAM_SIZE <= 0xFEC0'0000,
+    "the PCI windows stay below the IOAPIC, LAPIC and the TSS pages in the hole");
+static_assert(PCI_MMIO32_BASE >= MMIO_HOLE_START && PCI_ECAM_BASE % PCI_ECAM_SIZE == 0);
+
 // --- CMOS RTC (PC/AT I/O map; MC146818A) -------------------------------------------------------
 // Index port 0x70, data port 0x71 (include/linux/mc146818rtc.h RTC_PORT(x) = 0x70 + x).
 inline constexpr u16 CMOS_PORT = 0x70;

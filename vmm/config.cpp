@@ -418,6 +418,13 @@ std::vector<TableSpec> const& schema()
                      return {};
                  } },
             } },
+        { "pci",
+            {
+                { "enabled", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
+                     d.config.pci.enabled = VMM_TRY(as_bool(n, k));
+                     return {};
+                 } },
+            } },
         { "vsock",
             {
                 { "uds_path", [](auto const& n, auto const& k, Draft& d) -> Result<void> {

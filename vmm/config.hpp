@@ -120,6 +120,12 @@ struct VsockSection {
 // the path leaves room for "_4294967295".
 inline constexpr std::size_t MAX_VSOCK_UDS_PATH_BYTES = 108 - 1 - 11;
 
+// Keys of [pci]: the PCI root (devices/pci/, vmm/pci_glue.*): host bridge 0:0.0, ECAM + MCFG,
+// 0xCF8/0xCFC, BAR windows in the 32-bit MMIO hole. PCI devices ([[disk]] NVMe) need it.
+struct PciSection {
+    bool enabled { false };
+};
+
 // One [[disk]]: a raw image file behind its own NVMe controller (one namespace each; why:
 // configs/README.md "Disks"). The image must exist; it is opened and locked at start-up
 // (vmm/backends/image_file_backend.*).
@@ -144,6 +150,7 @@ struct Config {
     GuestInfoSection guest_info;
     VsockSection vsock;
     std::vector<DiskSection> disks;
+    PciSection pci;
 };
 
 struct ConfigLimits {

@@ -32,10 +32,10 @@ Result<firmware::BootCpuState> load_guest_images(mem::GuestMemory const& memory,
     if (boot.initrd)
         initrd = VMM_TRY(open_image(*boot.initrd, "boot.initrd"));
     u64 const rsdp_gpa = VMM_TRY(
-        firmware::write_acpi_tables(memory, firmware::AcpiConfig { params.vcpus, params.vmbus })
+        firmware::write_acpi_tables(memory, firmware::AcpiConfig { params.vcpus, params.vmbus, params.pci })
             .context("writing the ACPI tables"));
     auto state = firmware::write_boot_info(memory, kernel,
-        firmware::BootRequest { boot.cmdline, initrd ? &*initrd : nullptr, params.ram_bytes, rsdp_gpa });
+        firmware::BootRequest { boot.cmdline, initrd ? &*initrd : nullptr, params.ram_bytes, rsdp_gpa, params.pci });
     if (!state && initrd)
         return std::move(state).context("placing boot.initrd {} ({} bytes, {} MiB) with {} MiB of RAM",
             boot.initrd->string(), initrd->size(), initrd->size() / MIB, ram_mib);

@@ -22,6 +22,7 @@ struct GuestImageParams {
     std::uint64_t ram_bytes; // Boot RAM, as planned by plan_memory().
     std::uint32_t vcpus;
     bool vmbus;              // Describe the VMBus device in the DSDT.
+    bool pci { false };      // MCFG, the PCI root in the DSDT and the ECAM reserved in e820.
 };
 
 // Reads a whole file; `what` names the config key ("boot.kernel") in the error.

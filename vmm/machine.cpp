@@ -144,6 +144,10 @@ Result<void> Machine::create_devices()
     VMM_TRY(m_pio_bus.attach({ I8042_COMMAND_PORT, 1 }, *m_i8042));
     VMM_TRY(m_pio_bus.attach({ POST_CODE_PORT, 1 }, *m_post_code));
     VMM_TRY(m_pio_bus.attach({ firmware::CMOS_PORT, firmware::CMOS_PORT_COUNT }, *m_rtc));
+    if (m_config.pci.enabled) {
+        m_pci = std::make_unique<PciGlue>(m_vm);
+        VMM_TRY(m_pci->create(m_config, m_pio_bus, m_mmio_bus).context("creating the PCI root"));
+    }
     m_pio_bus.freeze();
     m_mmio_bus.freeze(); // LAPIC and IOAPIC MMIO are handled in the kernel.
     return {};
@@ -233,7 +237,7 @@ Result<void> Machine::load_guest()
         return fail(Errc::Unsupported, "UEFI boot is not implemented; Windows guests need it");
     bool const vmbus = m_config.dynamic_memory.enabled || m_config.hyperv.enabled;
     auto state = VMM_TRY(load_guest_images(m_memory, boot,
-        GuestImageParams { m_layout.ram_bytes, m_config.machine.vcpus, vmbus }));
+        GuestImageParams { m_layout.ram_bytes, m_config.machine.vcpus, vmbus, m_config.pci.enabled }));
     return setup_boot_cpu(state).context("setting up the boot vCPU");
 }
 

@@ -23,6 +23,7 @@
 #include "vmm/host_memory_use.hpp"
 #include "vmm/hyperv/timer_thread.hpp"
 #include "vmm/hyperv_glue.hpp"
+#include "vmm/pci_glue.hpp"
 #include "vmm/vmbus_glue.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/kvm/kvm_vcpu.hpp"
@@ -87,6 +88,8 @@ public:
     Bus& pio_bus() { return m_pio_bus; }
     Bus& mmio_bus() { return m_mmio_bus; }
     u32 vcpu_count() const { return static_cast<u32>(m_vcpus.size()); }
+    // The PCI root with [pci] enabled, else null.
+    pci::PciRoot* pci_root() { return m_pci ? &m_pci->root() : nullptr; }
 
     // KVM slots for the hot-add window (for mem::OnDemandMemslots, slots from
     // FIRST_HOT_ADD_SLOT) and page discard for ballooned pages (boot RAM and window).
@@ -136,6 +139,7 @@ private:
     std::unique_ptr<devices::I8042ResetPort> m_i8042;
     std::unique_ptr<devices::PostCodePort> m_post_code;
     std::unique_ptr<devices::CmosRtc> m_rtc;
+    std::unique_ptr<PciGlue> m_pci; // [pci] enabled: the root, its devices and bus faces.
     Bus m_pio_bus { "pio" };    // After the devices: holds references to them.
     Bus m_mmio_bus { "mmio" };
 

@@ -151,4 +151,16 @@ struct MadtLocalX2Apic {
 };
 static_assert(sizeof(MadtLocalX2Apic) == 16 && Wire<MadtLocalX2Apic>);
 
+// MCFG (PCI Firmware Specification 3.2 §4.1.2; Linux include/acpi/actbl1.h acpi_table_mcfg):
+// the header, 8 reserved bytes, then one allocation per ECAM range.
+inline constexpr u8 MCFG_REVISION = 1;
+struct McfgAllocation {
+    u64 address;       //  0: ECAM base of bus start_bus.
+    u16 pci_segment;   //  8
+    u8 start_bus;      // 10
+    u8 end_bus;        // 11
+    u32 reserved;      // 12
+};
+static_assert(sizeof(McfgAllocation) == 16 && Wire<McfgAllocation>);
+
 } // namespace vmm::firmware::acpi

@@ -111,6 +111,21 @@ std::vector<std::byte> build_madt(AcpiConfig const& config)
     return table.finish();
 }
 
+std::vector<std::byte> build_mcfg()
+{
+    // One allocation: segment 0, bus 0 only (PciRoot has one bus), at the ECAM base.
+    TableBuilder table { "MCFG", MCFG_REVISION };
+    table.append(wire_bytes(u64 { 0 })); // Reserved.
+    table.append_obj(McfgAllocation {
+        .address = PCI_ECAM_BASE,
+        .pci_segment = 0,
+        .start_bus = 0,
+        .end_bus = static_cast<u8>(PCI_ECAM_SIZE / (1 * MIB) - 1),
+        .reserved = 0,
+    });
+    return table.finish();
+}
+
 std::vector<std::byte> build_xsdt(std::span<std::uint64_t const> table_gpas)
 {
     TableBuilder table { "XSDT", XSDT_REVISION };
@@ -158,7 +173,9 @@ Result<std::uint64_t> write_acpi_tables(mem::GuestMemory const& memory, AcpiConf
     u64 dsdt = VMM_TRY(place(build_dsdt(config)));
     u64 fadt = VMM_TRY(place(build_fadt(dsdt)));
     u64 madt = VMM_TRY(place(build_madt(config)));
-    std::array<u64, 2> const tables { fadt, madt };
+    std::vector<u64> tables { fadt, madt };
+    if (config.pci)
+        tables.push_back(VMM_TRY(place(build_mcfg())));
     u64 xsdt = VMM_TRY(place(build_xsdt(tables)));
     VMM_TRY(memory.write(mem::Gpa { ACPI_RSDP_GPA }, build_rsdp(xsdt)));
     return ACPI_RSDP_GPA;

@@ -4,7 +4,8 @@
 //
 // Spec:    ACPI 6.5 §5.2; Linux 6.1 drivers/acpi/acpica/tbfadt.c, arch/x86/kernel/acpi/boot.c.
 // Done:    hardware-reduced FADT with sleep/reset registers, MADT (LAPIC/x2APIC per vCPU,
-//          IOAPIC), DSDT (COM1, optional VMBus, \_S5).
+//          IOAPIC), DSDT (COM1, optional VMBus, \_S5), with PCI: MCFG and the \_SB.PCI0 host
+//          bridge (PNP0A08, _CRS windows) plus a PNP0C02 reserving the ECAM.
 // Missing: CPU/memory hotplug objects (memory grows through Hyper-V DM hot-add, not ACPI).
 #pragma once
 
@@ -21,6 +22,7 @@ namespace vmm::firmware::acpi {
 struct AcpiConfig {
     std::uint32_t vcpus; // APIC IDs 0..vcpus-1 (vCPU index == APIC ID == ACPI processor UID).
     bool vmbus;          // Add the \_SB.VMBS device Linux's hv_vmbus binds to.
+    bool pci { false };  // Add the MCFG and the \_SB.PCI0 host bridge with its windows (layout.hpp).
 };
 
 // Local x2APIC structures carry 32-bit IDs; 4096 bounds the MADT to 64 KiB.
@@ -34,6 +36,7 @@ Result<std::uint64_t> write_acpi_tables(mem::GuestMemory const&, AcpiConfig cons
 std::vector<std::byte> build_dsdt(AcpiConfig const&);
 std::vector<std::byte> build_fadt(std::uint64_t dsdt_gpa);
 std::vector<std::byte> build_madt(AcpiConfig const&);
+std::vector<std::byte> build_mcfg();
 std::vector<std::byte> build_xsdt(std::span<std::uint64_t const> table_gpas);
 std::vector<std::byte> build_rsdp(std::uint64_t xsdt_gpa);
 

@@ -244,6 +244,68 @@ Bytes irq_no_flags(u8 irq)
     return out;
 }
 
+namespace {
+
+// Address space descriptor common part (ACPI 6.5 §6.4.3.5.2-6.4.3.5.4): tag, length, resource
+// type (0 memory, 1 I/O, 2 bus number), general flags (bit 3 _MAF, bit 2 _MIF, bit 1 _DEC
+// subtractive, bit 0 consumer; producer + MinFixed + MaxFixed = 0x0C), type-specific flags,
+// then granularity, minimum, maximum, translation offset and length, each `width` bytes.
+Bytes address_space(u8 tag, u8 type, u8 type_flags, unsigned width, u64 minimum, u64 maximum)
+{
+    Bytes out;
+    append_u8(out, tag);
+    append_le(out, 3 + 5 * width, 2);
+    append_u8(out, type);
+    append_u8(out, 0x0C);
+    append_u8(out, type_flags);
+    append_le(out, 0, width);                     // Granularity.
+    append_le(out, minimum, width);
+    append_le(out, maximum, width);
+    append_le(out, 0, width);                     // Translation offset.
+    append_le(out, maximum - minimum + 1, width); // Length.
+    return out;
+}
+
+constexpr u8 WORD_ADDRESS_TAG = 0x88;      // Word Address Space Descriptor (§6.4.3.5.3).
+constexpr u8 DWORD_ADDRESS_TAG = 0x87;     // DWord Address Space Descriptor (§6.4.3.5.2).
+constexpr u8 MEMORY32_FIXED_TAG = 0x86;    // 32-Bit Fixed Memory Range Descriptor (§6.4.3.4).
+constexpr u8 RESOURCE_MEMORY = 0;
+constexpr u8 RESOURCE_IO = 1;
+constexpr u8 RESOURCE_BUS = 2;
+constexpr u8 IO_ENTIRE_RANGE = 0x03;       // _RNG = 3 (§6.4.3.5.5 I/O type-specific flags).
+constexpr u8 MEMORY_READ_WRITE = 0x01;     // _RW = 1, _MEM = 0 non-cacheable (§6.4.3.5.5).
+
+} // namespace
+
+Bytes word_bus_number(u16 minimum, u16 maximum)
+{
+    VMM_ASSERT(minimum <= maximum);
+    return address_space(WORD_ADDRESS_TAG, RESOURCE_BUS, 0, 2, minimum, maximum);
+}
+
+Bytes word_io(u16 minimum, u16 maximum)
+{
+    VMM_ASSERT(minimum <= maximum && maximum - minimum < 0xFFFF);
+    return address_space(WORD_ADDRESS_TAG, RESOURCE_IO, IO_ENTIRE_RANGE, 2, minimum, maximum);
+}
+
+Bytes dword_memory(u32 minimum, u32 maximum)
+{
+    VMM_ASSERT(minimum <= maximum && maximum - minimum < 0xFFFF'FFFF);
+    return address_space(DWORD_ADDRESS_TAG, RESOURCE_MEMORY, MEMORY_READ_WRITE, 4, minimum, maximum);
+}
+
+Bytes memory32_fixed(u32 base, u32 length)
+{
+    Bytes out;
+    append_u8(out, MEMORY32_FIXED_TAG);
+    append_le(out, 9, 2);
+    append_u8(out, 0x01); // Read-write.
+    append_le(out, base, 4);
+    append_le(out, length, 4);
+    return out;
+}
+
 Bytes resource_template(std::vector<Bytes> const& descriptors)
 {
     Bytes contents = concat(descriptors);

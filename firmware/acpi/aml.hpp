@@ -78,6 +78,14 @@ Bytes io_port(u16 minimum, u16 maximum, u8 alignment, u8 length);
 // IRQ Descriptor without the information byte: IRQNoFlags(){irq} (edge, active-high,
 // exclusive, as for ISA IRQs). irq < 16.
 Bytes irq_no_flags(u8 irq);
+// Large resource descriptors (ACPI 6.5 §6.4.3). The address space descriptors are what a
+// host bridge's _CRS uses for the windows it produces (ResourceProducer, MinFixed, MaxFixed,
+// PosDecode, granularity 0, no translation): WordBusNumber, WordIO (EntireRange) and
+// DWordMemory (NonCacheable, ReadWrite). Memory32Fixed(ReadWrite) is a consumed range.
+Bytes word_bus_number(u16 minimum, u16 maximum);
+Bytes word_io(u16 minimum, u16 maximum);
+Bytes dword_memory(u32 minimum, u32 maximum);
+Bytes memory32_fixed(u32 base, u32 length);
 // Buffer holding the descriptors followed by an End Tag (checksum 0 = "treat as valid",
 // ACPI 6.5 §6.4.2.9), as ASL ResourceTemplate() produces.
 Bytes resource_template(std::vector<Bytes> const& descriptors);

@@ -64,6 +64,46 @@ aml::Bytes vmbus_device()
     });
 }
 
+aml::Bytes pci_root_device()
+{
+    // The host bridge of segment 0, bus 0 (devices/pci/pci_root.hpp). PNP0A08 (PCI Express
+    // root) with PNP0A03 as compatible id (PCI Firmware Spec 3.2 §4.1.5). _CRS lists what it
+    // forwards: bus 0 only, the config ports (which Linux drops from the windows,
+    // arch/x86/pci/acpi.c resource_is_pcicfg_ioport()), the I/O and the 32-bit memory BAR
+    // windows. No _PRT: functions have no INTx pin (interrupt pin 0, MSI-X only), and Linux
+    // asks _PRT only for a non-zero pin (drivers/acpi/pci_irq.c acpi_pci_irq_enable()).
+    // No _OSC: the OS keeps nothing native to negotiate (no hotplug, AER or PME).
+    return aml::device("PCI0", {
+        aml::name("_HID", aml::eisa_id("PNP0A08")),
+        aml::name("_CID", aml::eisa_id("PNP0A03")),
+        aml::name("_SEG", aml::integer(0)),
+        aml::name("_BBN", aml::integer(0)),
+        aml::name("_UID", aml::integer(0)),
+        aml::name("_STA", aml::integer(STA_PRESENT_ENABLED_FUNCTIONING)),
+        aml::name("_CRS", aml::resource_template({
+            aml::word_bus_number(0, 0),
+            aml::io_port(PCI_CONFIG_PORT, PCI_CONFIG_PORT, 1, PCI_CONFIG_PORT_COUNT),
+            aml::word_io(PCI_IO_BASE, static_cast<u16>(PCI_IO_BASE + PCI_IO_SIZE - 1)),
+            aml::dword_memory(static_cast<u32>(PCI_MMIO32_BASE), static_cast<u32>(PCI_MMIO32_BASE + PCI_MMIO32_SIZE - 1)),
+        })),
+    });
+}
+
+aml::Bytes ecam_reservation_device()
+{
+    // PNP0C02 "motherboard resources" holding the ECAM: Linux checks the MCFG range against
+    // these before trusting MMCONFIG late (arch/x86/pci/mmconfig-shared.c is_acpi_reserved()),
+    // and Windows expects the same (PCI Firmware Spec 3.2 §4.1.2 note on reserving ECAM).
+    return aml::device("MRES", {
+        aml::name("_HID", aml::eisa_id("PNP0C02")),
+        aml::name("_UID", aml::integer(1)),
+        aml::name("_STA", aml::integer(STA_PRESENT_ENABLED_FUNCTIONING)),
+        aml::name("_CRS", aml::resource_template({
+            aml::memory32_fixed(static_cast<u32>(PCI_ECAM_BASE), static_cast<u32>(PCI_ECAM_SIZE)),
+        })),
+    });
+}
+
 } // namespace
 
 std::vector<std::byte> build_dsdt(AcpiConfig const& config)
@@ -71,6 +111,10 @@ std::vector<std::byte> build_dsdt(AcpiConfig const& config)
     std::vector<aml::Bytes> devices { com1_device(), rtc_device() };
     if (config.vmbus)
         devices.push_back(vmbus_device());
+    if (config.pci) {
+        devices.push_back(pci_root_device());
+        devices.push_back(ecam_reservation_device());
+    }
 
     TableBuilder table { "DSDT", DSDT_REVISION };
     table.append(aml::scope("\\_SB", devices));

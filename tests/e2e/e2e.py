@@ -142,12 +142,13 @@ def guest_paths(args) -> dict[str, Path]:
     return paths
 
 
-def linux_boot(args, kernel: str, vcpus: int, memory_mib: int) -> None:
+def linux_boot(args, kernel: str, vcpus: int, memory_mib: int, pci: bool = False) -> None:
     paths = guest_paths(args)
     cmdline = paths["cmdline"].read_text().strip() + " microvmm.test=boot"
     with tempfile.TemporaryDirectory() as directory:
         config = write_config(Path(directory), {"vcpus": vcpus, "memory_mib": memory_mib, "on_reboot": "exit"},
-                              {"kernel": paths[kernel], "initrd": paths["initramfs"], "cmdline": cmdline})
+                              {"kernel": paths[kernel], "initrd": paths["initramfs"], "cmdline": cmdline},
+                              "[pci]\nenabled = true\n" if pci else "")
         run = Run(args.microvmm, config, args.timeout)
         if not run.wait_for(r"INIT: up"):
             run.finish()
@@ -170,9 +171,30 @@ def linux_boot(args, kernel: str, vcpus: int, memory_mib: int) -> None:
             fail(f"microvmm exited with {status} after the guest's poweroff (expected 0)")
         if "guest stopped: poweroff" not in log:
             fail("microvmm did not log the guest poweroff")
+        if pci:
+            check_pci_root([line for _, line in run.lines])
         first_kvm_run = re.search(r"first KVM_RUN (\d+) ms", log)
         print(f"TIMING: kernel={kernel} vcpus={vcpus} first_kvm_run_ms={first_kvm_run.group(1) if first_kvm_run else '?'} "
               f"first_init_line_s={run.first_time(r'INIT:'):.2f} exit_s={time.monotonic() - run.start:.2f}", flush=True)
+
+
+def check_pci_root(serial: list[str]) -> None:
+    """The guest found the host bridge 0:0.0 and used the MCFG's ECAM (guest/init pci_report):
+    its sysfs identity, a 4 KiB config space (extended config space is reachable only through
+    ECAM), and the kernel's own MMCONFIG lines without a refusal."""
+    text = "\n".join(serial)
+    bridge = "INIT: pci 0000:00:00.0 vendor=0x1b36 device=0x0008 class=0x060000 config_bytes=4096"
+    if bridge not in text:
+        fail(f"no '{bridge}' line: the guest did not enumerate the host bridge through ECAM")
+    mmconfig = "PCI: MMCONFIG for domain 0000 [bus 00-00] at [mem 0xe0000000-0xe00fffff]"
+    if mmconfig not in text:
+        fail(f"no '{mmconfig}' kernel line: the MCFG was not used")
+    for refusal in ("not using MMCONFIG", "not reserved in ACPI motherboard resources"):
+        if refusal in text:
+            fail(f"the kernel said '{refusal}'")
+    if "PNP0A08:00" not in text:
+        fail("no PNP0A08:00 line: the ACPI PCI root was not bound")
+    print("PCI: host bridge 1b36:0008 class 060000 via ECAM, MCFG accepted", flush=True)
 
 
 def tiny_kernel(directory: Path, message: str, action: str) -> Path:
@@ -253,7 +275,8 @@ def silent_guest(args) -> None:
 
 
 CASES = {
-    "linux-vmlinux-1vcpu": lambda a: linux_boot(a, "vmlinux", 1, 256),
+    # With [pci] enabled: the host bridge enumerated through ECAM (check_pci_root).
+    "linux-vmlinux-1vcpu": lambda a: linux_boot(a, "vmlinux", 1, 256, pci=True),
     "linux-vmlinux-2vcpu": lambda a: linux_boot(a, "vmlinux", 2, 512),
     "linux-bzimage-1vcpu": lambda a: linux_boot(a, "bzImage", 1, 256),
     "tiny-poweroff": tiny_poweroff,

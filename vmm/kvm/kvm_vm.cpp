@@ -82,6 +82,34 @@ Result<void> KvmVm::signal_msi(u64 address, u32 data)
     return {};
 }
 
+namespace {
+Result<void> ioeventfd(int vm_fd, bool io_space, u64 address, u32 length, int eventfd, bool remove)
+{
+    // Documentation/virt/kvm/api.rst 4.59 KVM_IOEVENTFD: len 0, 1, 2, 4 or 8; we never use 0
+    // (any-length MMIO), so a wider or narrower guest access still exits to the device.
+    if (length != 1 && length != 2 && length != 4 && length != 8)
+        return fail(Errc::InvalidArgument, "KVM_IOEVENTFD length must be 1, 2, 4 or 8", length);
+    kvm_ioeventfd request {};
+    request.addr = address;
+    request.len = length;
+    request.fd = eventfd;
+    request.flags = (io_space ? KVM_IOEVENTFD_FLAG_PIO : 0u) | (remove ? KVM_IOEVENTFD_FLAG_DEASSIGN : 0u);
+    if (::ioctl(vm_fd, KVM_IOEVENTFD, &request) < 0)
+        return fail_errno(remove ? "KVM_IOEVENTFD deassign" : "KVM_IOEVENTFD");
+    return {};
+}
+} // namespace
+
+Result<void> KvmVm::add_ioeventfd(bool io_space, u64 address, u32 length, int eventfd)
+{
+    return ioeventfd(m_fd.get(), io_space, address, length, eventfd, false);
+}
+
+Result<void> KvmVm::remove_ioeventfd(bool io_space, u64 address, u32 length, int eventfd)
+{
+    return ioeventfd(m_fd.get(), io_space, address, length, eventfd, true);
+}
+
 Result<void> KvmVm::set_msr_filter(std::span<u32 const> msrs)
 {
     startup::KvmScope timed { startup::KvmCall::Other };

@@ -36,6 +36,12 @@ public:
     // KVM_SIGNAL_MSI: an MSI write of `data` to `address` (the LAPIC decodes it).
     Result<void> signal_msi(u64 address, u32 data);
 
+    // KVM_IOEVENTFD: a guest write of exactly `length` bytes (1, 2, 4 or 8) at MMIO `address`
+    // (or port, with `io_space`) signals `eventfd` inside the kernel instead of exiting, any
+    // value (no datamatch). remove_ioeventfd() takes the same arguments (KVM matches them).
+    Result<void> add_ioeventfd(bool io_space, u64 address, u32 length, int eventfd);
+    Result<void> remove_ioeventfd(bool io_space, u64 address, u32 length, int eventfd);
+
     // Makes guest RDMSR/WRMSR of `msrs` exit to user space (KVM_EXIT_X86_RDMSR/WRMSR) and
     // lets KVM's own handling cover everything else. Also routes MSRs KVM does not know to
     // user space, where they fault with #GP unless someone handles them.

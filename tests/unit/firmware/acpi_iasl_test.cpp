@@ -135,3 +135,54 @@ TEST_F(IaslDisassembly, AcpiexecEvaluatesS5VmbusHidAndCom1ResourcesAndFindsNoS4)
     EXPECT_NE(out.find("[Integer] = 000000000000000F"), std::string::npos) << out;
     EXPECT_NE(out.find("Evaluation of \\_S4 failed with status AE_NOT_FOUND"), std::string::npos) << out;
 }
+
+TEST_F(IaslDisassembly, PciDsdtAndMcfgDecodeToTheHostBridgeWindowsAndEcam)
+{
+    std::string log;
+    auto dsl = disassemble("dsdt", build_dsdt({ .vcpus = 2, .vmbus = true, .pci = true }), log);
+    EXPECT_EQ(log.find("Warning"), std::string::npos) << log;
+    EXPECT_EQ(log.find("Error"), std::string::npos) << log;
+    EXPECT_NE(dsl.find("Device (PCI0)"), std::string::npos) << dsl;
+    EXPECT_NE(dsl.find("Name (_HID, EisaId (\"PNP0A08\")"), std::string::npos) << dsl;
+    EXPECT_NE(dsl.find("Name (_CID, EisaId (\"PNP0A03\")"), std::string::npos) << dsl;
+    EXPECT_NE(dsl.find("WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,"), std::string::npos) << dsl;
+    EXPECT_NE(dsl.find("WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange,"), std::string::npos) << dsl;
+    EXPECT_NE(dsl.find("0xC000,             // Range Minimum"), std::string::npos) << dsl;
+    EXPECT_NE(dsl.find("DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,"),
+        std::string::npos) << dsl;
+    EXPECT_NE(dsl.find("0xDFFFFFFF,         // Range Maximum"), std::string::npos) << dsl;
+    EXPECT_NE(dsl.find("0x20000000,         // Length"), std::string::npos) << dsl;
+    EXPECT_NE(dsl.find("Device (MRES)"), std::string::npos) << dsl;
+    EXPECT_NE(dsl.find("Memory32Fixed (ReadWrite,"), std::string::npos) << dsl;
+    EXPECT_EQ(dsl.find("_PRT"), std::string::npos) << dsl;
+
+    auto mcfg = disassemble("mcfg", build_mcfg(), log);
+    EXPECT_EQ(log.find("Warning"), std::string::npos) << log;
+    EXPECT_EQ(log.find("Error"), std::string::npos) << log;
+    EXPECT_EQ(mcfg.find("Invalid"), std::string::npos) << mcfg;
+    EXPECT_NE(mcfg.find("Base Address : 00000000E0000000"), std::string::npos) << mcfg;
+    EXPECT_NE(mcfg.find("Segment Group Number : 0000"), std::string::npos) << mcfg;
+    EXPECT_NE(mcfg.find("Start Bus Number : 00"), std::string::npos) << mcfg;
+    EXPECT_NE(mcfg.find("End Bus Number : 00"), std::string::npos) << mcfg;
+}
+
+TEST_F(IaslDisassembly, AcpiexecEvaluatesThePciRootIdentityAndResources)
+{
+    if (std::system("command -v acpiexec >/dev/null 2>&1") != 0)
+        FAIL() << "acpiexec not installed: scripts/install-deps.sh installs acpica-tools";
+    write_table("dsdt.aml", build_dsdt({ .vcpus = 1, .vmbus = true, .pci = true }));
+    auto out = run("timeout 20 acpiexec -b 'evaluate \\_SB.PCI0._HID; evaluate \\_SB.PCI0._SEG; evaluate \\_SB.PCI0._BBN; "
+                   "evaluate \\_SB.PCI0._UID; evaluate \\_SB.PCI0._CRS; evaluate \\_SB.MRES._CRS; "
+                   "evaluate \\_SB.PCI0._PRT' dsdt.aml");
+    EXPECT_NE(out.find("[Integer] = 00000000080AD041"), std::string::npos) << out; // PNP0A08.
+    // Bus 0-0, then IO(0xCF8, 8), WordIO 0xC000-0xFFFF, DWordMemory 0xC0000000-0xDFFFFFFF.
+    // acpiexec dumps 16 bytes a line.
+    EXPECT_NE(out.find("0000: 88 0D 00 02 0C 00 00 00 00 00 00 00 00 00 01 00"), std::string::npos) << out;
+    EXPECT_NE(out.find("0010: 47 01 F8 0C F8 0C 01 08 88 0D 00 01 0C 03 00 00"), std::string::npos) << out;
+    EXPECT_NE(out.find("0020: 00 C0 FF FF 00 00 00 40 87 17 00 00 0C 01 00 00"), std::string::npos) << out;
+    EXPECT_NE(out.find("0030: 00 00 00 00 00 C0 FF FF FF DF 00 00 00 00 00 00"), std::string::npos) << out;
+    EXPECT_NE(out.find("0040: 00 20 79 00"), std::string::npos) << out;
+    EXPECT_NE(out.find("86 09 00 01 00 00 00 E0 00 00 10 00"), std::string::npos) << out;
+    EXPECT_NE(out.find("Evaluation of \\_SB.PCI0._PRT failed with status AE_NOT_FOUND"), std::string::npos) << out;
+    EXPECT_EQ(out.find("AE_AML"), std::string::npos) << out;
+}

@@ -253,3 +253,43 @@ TEST(Dsdt, VmbusDeviceAppearsOnlyWhenRequested)
     EXPECT_TRUE(contains(dsdt, firmware::test::bytes_of({ 0x08, '_', 'C', 'R', 'S', 0x11, 0x05, 0x0A, 0x02, 0x79, 0x00 })));
     EXPECT_FALSE(contains(dsdt, ascii("_S4_")));
 }
+
+TEST(Mcfg, NamesOneEcamRangeForSegment0Bus0AndIsListedOnlyWithPci)
+{
+    auto mcfg = build_mcfg();
+    EXPECT_EQ(acpi_checksum(mcfg), 0);
+    ASSERT_EQ(mcfg.size(), sizeof(TableHeader) + 8 + sizeof(McfgAllocation));
+    EXPECT_EQ(std::string_view(reinterpret_cast<char const*>(mcfg.data()), 4), "MCFG");
+    auto const allocation = struct_at<McfgAllocation>(mcfg, sizeof(TableHeader) + 8);
+    EXPECT_EQ(allocation.address, PCI_ECAM_BASE);
+    EXPECT_EQ(allocation.pci_segment, 0);
+    EXPECT_EQ(allocation.start_bus, 0);
+    EXPECT_EQ(allocation.end_bus, 0);
+
+    for (bool pci : { false, true }) {
+        auto ram = firmware::test::guest_ram();
+        u64 rsdp_gpa = write_acpi_tables(ram.memory(), { .vcpus = 2, .vmbus = true, .pci = pci }).value();
+        auto xsdt = table_at(ram, ram.read<Rsdp>(rsdp_gpa).xsdt_physical_address);
+        std::size_t const tables = (xsdt.size() - sizeof(TableHeader)) / 8;
+        EXPECT_EQ(tables, pci ? 3u : 2u);
+        auto last = table_at(ram, struct_at<u64>(xsdt, sizeof(TableHeader) + (tables - 1) * 8));
+        EXPECT_EQ(acpi_checksum(last), 0);
+        EXPECT_EQ(std::string_view(reinterpret_cast<char const*>(last.data()), 4), pci ? "MCFG" : "APIC");
+    }
+}
+
+TEST(Dsdt, PciRootAndEcamReservationAppearOnlyWithPci)
+{
+    auto without = build_dsdt({ .vcpus = 1, .vmbus = true });
+    EXPECT_FALSE(contains(without, ascii("PCI0")));
+    auto dsdt = build_dsdt({ .vcpus = 1, .vmbus = true, .pci = true });
+    EXPECT_EQ(acpi_checksum(dsdt), 0);
+    EXPECT_TRUE(contains(dsdt, ascii("PCI0")));
+    EXPECT_TRUE(contains(dsdt, ascii("MRES")));
+    // Name(_HID, EisaId("PNP0A08")) = 0x080AD041 and _CID PNP0A03.
+    EXPECT_TRUE(contains(dsdt, firmware::test::bytes_of({ 0x08, '_', 'H', 'I', 'D', 0x0C, 0x41, 0xD0, 0x0A, 0x08 })));
+    EXPECT_TRUE(contains(dsdt, firmware::test::bytes_of({ 0x08, '_', 'C', 'I', 'D', 0x0C, 0x41, 0xD0, 0x0A, 0x03 })));
+    // Memory32Fixed(ReadWrite, 0xE0000000, 0x100000).
+    EXPECT_TRUE(contains(dsdt, firmware::test::bytes_of({ 0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xE0, 0x00, 0x00, 0x10, 0x00 })));
+    EXPECT_FALSE(contains(dsdt, ascii("_PRT")));
+}

@@ -63,3 +63,18 @@ TEST(E820, FirmwareReservedPagesAreTheBackedPagesE820DoesNotCallRam)
     EXPECT_EQ(firmware_reserved_pages(512 * MIB), expected);
     EXPECT_EQ(firmware_reserved_pages(8 * GIB), expected) << "nothing reserved above the MMIO hole";
 }
+
+TEST(E820, PciReservesTheEcamInTheHoleAndStaysSorted)
+{
+    for (u64 ram : { 256 * MIB, 5 * GIB }) {
+        auto const map = build_e820(ram, true);
+        auto const ecam = std::ranges::find(map, E820Entry { PCI_ECAM_BASE, PCI_ECAM_SIZE, E820_RESERVED });
+        ASSERT_NE(ecam, map.end()) << ram;
+        for (std::size_t i = 1; i < map.size(); ++i)
+            EXPECT_LE(map[i - 1].addr + map[i - 1].size, map[i].addr) << "entries overlap or are unsorted";
+        for (auto const& entry : map)
+            if (entry.type == E820_RAM)
+                EXPECT_TRUE(entry.addr + entry.size <= MMIO_HOLE_START || entry.addr >= MMIO_HOLE_END);
+    }
+    EXPECT_EQ(build_e820(256 * MIB, false).size(), 3u) << "no PCI: the map is unchanged";
+}

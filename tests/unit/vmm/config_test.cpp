@@ -484,6 +484,18 @@ TEST(ConfigExamples, DemoAndWindowsProfilesHaveTheirDocumentedSettings)
     EXPECT_EQ(win->dynamic_memory.max_request_pages, 585'728u);
 }
 
+TEST_F(ConfigTest, PciIsOffByDefaultAndTakesOnlyABool)
+{
+    auto plain = load(with());
+    ASSERT_TRUE(plain) << plain.error().what();
+    EXPECT_FALSE(plain->pci.enabled);
+    auto config = load(with("", "[pci]\nenabled = true\n"));
+    ASSERT_TRUE(config) << config.error().what();
+    EXPECT_TRUE(config->pci.enabled);
+    expect_error(with("", "[pci]\nenabled = 1\n"), "pci.enabled");
+    expect_error(with("", "[pci]\necam = true\n"), "pci.ecam");
+}
+
 } // namespace
 } // namespace vmm
 
