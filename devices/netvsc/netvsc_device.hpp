@@ -32,6 +32,7 @@
 // flags the owner.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -96,6 +97,7 @@ public:
     // ---- Owner side (under the VMBus lock) ----
     // Host -> guest. rx_room(): a frame handed over now would be queued, not dropped.
     bool rx_room() const { return m_to_guest_frames.size() < m_config.rx_queue_frames; }
+    std::size_t rx_queue_room() const { return m_config.rx_queue_frames - std::min(m_config.rx_queue_frames, m_to_guest_frames.size()); }
     // Queues (and sends what fits) one Ethernet frame; false if it was dropped (counted).
     bool deliver_frame(std::span<std::byte const> frame);
     // Guest -> host frames in order; the owner calls VmbusHost::resume_receive() after taking.
