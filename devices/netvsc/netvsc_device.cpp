@@ -134,6 +134,9 @@ void NetvscDevice::on_packet(vmbus::InboundPacket const& packet)
 void NetvscDevice::handle_nvsp(vmbus::InboundPacket const& packet)
 {
     auto type = read_prefix<u32>(packet.payload);
+    if (log::enabled(log::Level::Debug))
+        log::debug("netvsc", "NVSP {} ({} bytes, kind {})", type.value_or(0), packet.payload.size(),
+            static_cast<unsigned>(packet.type));
     if (!type)
         return refuse("NVSP message shorter than its header", packet.payload.size());
     if (packet.type == vmbus::VmPacketType::VM_PKT_DATA_USING_GPA_DIRECT && *type != NVSP_MSG1_TYPE_SEND_RNDIS_PKT)

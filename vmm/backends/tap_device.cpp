@@ -2,7 +2,7 @@
 #include "vmm/backends/tap_device.hpp"
 
 #include <fcntl.h>
-#include <linux/if.h>
+#include <net/if.h>
 #include <linux/if_tun.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -10,7 +10,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 
 #include "base/log.hpp"
 
@@ -20,8 +19,8 @@ Result<TapDevice> TapDevice::open(std::string const& name, u32 mtu)
 {
     if (name.empty() || name.size() >= IFNAMSIZ)
         return fail(Errc::Config, "TAP name length", name.size());
-    std::error_code ignored;
-    bool const existed = std::filesystem::exists(std::filesystem::path { "/sys/class/net" } / name, ignored);
+    // if_nametoindex() asks this network namespace (sysfs may be another namespace's mount).
+    bool const existed = ::if_nametoindex(name.c_str()) != 0;
     Fd fd { ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC) };
     if (!fd.is_open())
         return fail_errno("open /dev/net/tun");
