@@ -48,7 +48,8 @@ def enter_netns(name: str) -> None:
 
 
 def ping(target: str) -> str | None:
-    result = subprocess.run(["ping", "-c", "3", "-w", "60", target], capture_output=True, text=True)
+    """busybox ping (Debian busybox-static, a listed dependency): iputils may be absent."""
+    result = subprocess.run(["busybox", "ping", "-c", "3", "-w", "60", target], capture_output=True, text=True)
     if result.returncode != 0:
         return None
     return result.stdout.strip().splitlines()[-1]

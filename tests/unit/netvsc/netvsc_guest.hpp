@@ -192,24 +192,29 @@ public:
         return request(rndis(netvsc::RNDIS_MSG_SET, wire_bytes(s), info));
     }
 
+    // Page by page through the buffer's (scattered) pages, like the guest's virtual mapping.
     std::vector<std::byte> read_buffer(std::span<mem::Gpn const> pages, std::uint64_t offset, std::uint64_t size) const
     {
         std::vector<std::byte> out(size);
-        for (std::uint64_t i = 0; i < size; ++i) {
-            std::uint64_t at = offset + i;
+        for (std::uint64_t done = 0; done < size;) {
+            std::uint64_t at = offset + done;
+            std::uint64_t chunk = std::min<std::uint64_t>(size - done, 4096 - at % 4096);
             auto gpa = pages[at / 4096].address().raw() + at % 4096;
-            out[i] = m_memory.memory().read_obj<std::byte>(mem::Gpa { gpa }).value();
+            (void)m_memory.memory().read(mem::Gpa { gpa }, std::span { out }.subspan(done, chunk));
+            done += chunk;
         }
         return out;
     }
     void write_buffer(std::span<mem::Gpn const> pages, std::uint64_t offset, std::span<std::byte const> bytes) const
     {
-        for (std::uint64_t i = 0; i < bytes.size(); ++i) {
-            std::uint64_t at = offset + i;
+        for (std::uint64_t done = 0; done < bytes.size();) {
+            std::uint64_t at = offset + done;
             if (at / 4096 >= pages.size())
                 return; // A hostile test's index past the buffer: only the NVSP message goes.
+            std::uint64_t chunk = std::min<std::uint64_t>(bytes.size() - done, 4096 - at % 4096);
             auto gpa = pages[at / 4096].address().raw() + at % 4096;
-            (void)m_memory.memory().write_obj(mem::Gpa { gpa }, bytes[i]);
+            (void)m_memory.memory().write(mem::Gpa { gpa }, bytes.subspan(done, chunk));
+            done += chunk;
         }
     }
 
