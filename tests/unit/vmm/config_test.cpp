@@ -522,6 +522,12 @@ TEST(ConfigExamples, DemoAndWindowsProfilesHaveTheirDocumentedSettings)
     EXPECT_EQ(win->boot.firmware, BootFirmware::Uefi);
     EXPECT_EQ(win->dynamic_memory.post_connect_delay_ms, 50'000u);
     EXPECT_EQ(win->dynamic_memory.max_request_pages, 585'728u);
+    auto net = read("net.toml");
+    ASSERT_TRUE(net) << net.error().what();
+    ASSERT_EQ(net->net.size(), 1u);
+    EXPECT_EQ(net->net[0].tap, "tap0");
+    EXPECT_TRUE(net->net[0].mac_derived);
+    EXPECT_NE(net->boot.cmdline.find("microvmm.test=net"), std::string::npos);
 }
 
 } // namespace
