@@ -66,9 +66,22 @@ def api_get(path: Path, url: str) -> str:
     return data.split(b"\r\n\r\n", 1)[1].decode()
 
 
+def connect(port: int, timeout: float) -> socket.socket:
+    """The guest's nc listeners start right after its "ready" line, on an emulated kernel:
+    retry a refused connection for a minute."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return socket.create_connection((GUEST_IP, port), timeout=timeout)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def receive_all(port: int, timeout: float) -> tuple[bytes, float]:
     started = time.monotonic()
-    with socket.create_connection((GUEST_IP, port), timeout=timeout) as client:
+    with connect(port, timeout) as client:
         client.settimeout(timeout)
         data = bytearray()
         while chunk := client.recv(65536):
@@ -79,7 +92,7 @@ def receive_all(port: int, timeout: float) -> tuple[bytes, float]:
 def send_all(port: int, payload: bytes, timeout: float) -> None:
     # The guest's nc half-closes at once (its stdin is /dev/null); the kernel delivers what is
     # queued after close(), and the guest's report of what it received is the end of the transfer.
-    with socket.create_connection((GUEST_IP, port), timeout=timeout) as client:
+    with connect(port, timeout) as client:
         client.settimeout(timeout)
         client.sendall(payload)
         client.shutdown(socket.SHUT_WR)
@@ -166,7 +179,7 @@ def net(args) -> None:
             if f'microvmm_net_rx_packets_total{{nic="0",tap="{TAP}"}}' not in metrics:
                 fail("/metrics lacks the NIC's counters")
             # Reboot: the NIC must come up again on the second boot.
-            with socket.create_connection((GUEST_IP, 7003), timeout=60) as client:
+            with connect(7003, 60) as client:
                 client.sendall(b"reboot\n")
             expect(run, r"INIT: net rebooting", "the guest did not take the reboot request")
             boot_checks(run, 2)
