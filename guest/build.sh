@@ -208,13 +208,13 @@ build_kvp_daemon() {
     [[ -f $src ]] || tar -xOf "$TARBALL" "$TOPDIR/tools/hv/hv_kvp_daemon.c" >"$src"
     [[ -f $header ]] || tar -xOf "$TARBALL" "$TOPDIR/include/uapi/linux/hyperv.h" >"$header"
   fi
-  local shim=$guest/kvp_nolock.c
-  if [[ ! -x $tool || $src -nt $tool || $header -nt $tool || $shim -nt $tool ]]; then
+  if [[ ! -x $tool || $src -nt $tool || $header -nt $tool || $0 -nt $tool ]]; then
     cp "$header" "$include/linux/hyperv.h"
     # The linker warns that static getaddrinfo wants the same glibc's NSS modules at run time:
     # glibc >= 2.34 has the "files" service built in, which is all the guest uses (/etc/hosts).
-    # kvp_nolock.c: the kernel has no file locking, which the daemon insists on (see there).
-    cc -O2 -Wall -D_GNU_SOURCE -I"$include" -static -s -Wl,--wrap=fcntl -o "$tool.tmp" "$src" "$shim" \
+    # The daemon locks its pool files with fcntl(F_SETLKW) (hv_kvp_daemon.c kvp_acquire_lock):
+    # config.fragment enables FILE_LOCKING for it.
+    cc -O2 -Wall -D_GNU_SOURCE -I"$include" -static -s -o "$tool.tmp" "$src" \
       2>"$out/tools/hv_kvp_daemon.log" ||
       { cat "$out/tools/hv_kvp_daemon.log" >&2; die "cannot compile $src"; }
     mv "$tool.tmp" "$tool"

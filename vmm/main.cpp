@@ -25,6 +25,7 @@
 #include "vmm/backends/hvsock_backend.hpp"
 #include "vmm/backends/net_backend.hpp"
 #include "vmm/ic_integration.hpp"
+#include "vmm/jail/jailer.hpp"
 
 namespace {
 
@@ -151,6 +152,7 @@ int main(int argc, char** argv)
     app.set_version_flag("--version", std::string("microvmm ") + MICROVMM_VERSION);
     // Subcommands hook in here; without one, --config is required.
     CLI::App* ctl = api::add_ctl_subcommand(app);
+    CLI::App* jail = jail::add_jail_subcommand(app);
     app.require_subcommand(0, 1);
     try {
         app.parse(argc, argv);
@@ -166,6 +168,8 @@ int main(int argc, char** argv)
     }
     if (ctl->parsed())
         return api::ctl_main(ctl->remaining());
+    if (jail->parsed())
+        return jail::jail_main(jail->remaining());
     auto level = parse_level(level_name);
     if (!level) {
         std::fprintf(stderr, "microvmm: %s\n", std::string(level.error().what()).c_str());
