@@ -483,21 +483,18 @@ std::optional<std::array<u8, 6>> parse_mac(std::string const& text)
     return mac;
 }
 
-// A default MAC that stays the same for the same config directory and TAP name (so a guest
-// keeps its DHCP lease and udev name across restarts): FNV-1a 64 of both, locally
-// administered (bit 1) and unicast (bit 0 clear) in the first octet (IEEE 802 bit order).
-std::array<u8, 6> derived_mac(fs::path const& base_dir, std::string const& tap)
+// A default MAC that stays the same for the same TAP name (so a guest keeps its DHCP lease and
+// udev name across restarts, and `microvmm jail`'s rewritten config gives the same one): FNV-1a
+// 64 of the name, locally administered (bit 1) and unicast (bit 0 clear) in the first octet
+// (IEEE 802 bit order). TAP names are unique on a host, so are the MACs of its guests (up to a
+// 2^-46 collision); guests of several hosts sharing one L2 segment should set `mac`.
+std::array<u8, 6> derived_mac(std::string const& tap)
 {
     u64 hash = 0xcbf29ce484222325ull;
-    auto mix = [&](std::string_view text) {
-        for (unsigned char c : text) {
-            hash ^= c;
-            hash *= 0x100000001b3ull;
-        }
-    };
-    mix(base_dir.string());
-    mix(std::string_view { "\0", 1 });
-    mix(tap);
+    for (unsigned char c : tap) {
+        hash ^= c;
+        hash *= 0x100000001b3ull;
+    }
     std::array<u8, 6> mac {};
     for (std::size_t i = 0; i < 6; ++i)
         mac[i] = static_cast<u8>(hash >> (8 * i));
@@ -553,7 +550,7 @@ Result<void> parse_net(toml::node const& node, Draft& draft)
                 return config_error(fmt::format("net[{}].tap: \"{}\" is used by another NIC", index, nic.tap));
         }
         if (!have_mac) {
-            nic.mac = derived_mac(draft.base_dir, nic.tap);
+            nic.mac = derived_mac(nic.tap);
             nic.mac_derived = true;
         }
         for (auto const& other : draft.config.net) {

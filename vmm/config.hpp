@@ -126,7 +126,7 @@ inline constexpr std::size_t MAX_VSOCK_UDS_PATH_BYTES = 108 - 1 - 11;
 // name microvmm creates when it starts and the kernel removes when microvmm exits.
 struct NetSection {
     std::string tap;
-    std::array<u8, 6> mac {}; // From the config, or derived (stable) from the config path and tap.
+    std::array<u8, 6> mac {}; // From the config, or derived (stable) from the TAP name.
     bool mac_derived = false;
     u32 mtu = 1500;
 };

@@ -409,13 +409,17 @@ TEST_F(ConfigTest, NetNicsWithTapMacAndMtu)
     EXPECT_EQ(config->net[0].mac, (std::array<u8, 6> { 0x02, 0x15, 0x5d, 0x4e, 0x00, 0x01 }));
     EXPECT_FALSE(config->net[0].mac_derived);
     EXPECT_EQ(config->net[0].mtu, 9000u);
-    // Derived: locally administered unicast, stable for the same file, different per TAP.
+    // Derived: locally administered unicast, from the TAP name alone (the same under the jail's
+    // rewritten config), different per TAP.
     EXPECT_TRUE(config->net[1].mac_derived);
     EXPECT_EQ(config->net[1].mac[0] & 3, 2);
     EXPECT_EQ(config->net[1].mtu, 1500u);
     auto again = load(with("", hv + "[[net]]\ntap = \"tap0\"\nmac = \"02:15:5d:4e:00:01\"\n[[net]]\ntap = \"tap1\"\n"));
     ASSERT_TRUE(again);
     EXPECT_EQ(again->net[1].mac, config->net[1].mac);
+    auto elsewhere = parse_config(with("", hv + "[[net]]\ntap = \"tap1\"\n"), "/");
+    ASSERT_TRUE(elsewhere);
+    EXPECT_EQ(elsewhere->net[0].mac, config->net[1].mac);
     EXPECT_TRUE(load(with())->net.empty());
 
     expect_error(with("", "[[net]]\ntap = \"tap0\"\n"), "[[net]] needs Hyper-V");
