@@ -134,6 +134,16 @@ inline constexpr std::size_t MAX_NICS = 8;
 inline constexpr std::size_t MAX_TAP_NAME_BYTES = 15; // IFNAMSIZ - 1 (include/uapi/linux/if.h)
 inline constexpr u32 MIN_NET_MTU = 68;                // ETH_MIN_MTU
 inline constexpr u32 MAX_NET_MTU = 65535 - 14;        // NETVSC_MTU minus the Ethernet header (hyperv_net.h:849)
+// One [[disk]]: a raw image file behind its own NVMe controller (one namespace each; why:
+// configs/README.md "Disks"). The image must exist; it is opened and locked at start-up
+// (vmm/backends/image_file_backend.*).
+struct DiskSection {
+    std::filesystem::path path;   // Absolute after loading.
+    bool read_only { false };
+    std::string serial;           // Identify Controller SN: 1..20 printable ASCII; default "MVMDISK<n>".
+};
+inline constexpr std::size_t MAX_DISKS = 8;
+inline constexpr std::size_t MAX_DISK_SERIAL_BYTES = 20; // NVMe 1.4 Figure 247, SN.
 
 struct Config {
     std::filesystem::path source; // The file it came from (empty for text).
@@ -148,6 +158,7 @@ struct Config {
     GuestInfoSection guest_info;
     VsockSection vsock;
     std::vector<NetSection> net;
+    std::vector<DiskSection> disks;
 };
 
 struct ConfigLimits {
@@ -164,7 +175,8 @@ Result<void> check_dynamic_memory(DynamicMemorySection&, MachineSection const&);
 // Parses TOML text; relative paths resolve against `base_dir`. Checks types, unknown keys and
 // value ranges that need nothing from the host.
 Result<Config> parse_config(std::string_view text, std::filesystem::path const& base_dir);
-// Host-dependent checks: vCPU limit and the kernel/initrd files (existence, kernel format).
+// Host-dependent checks: vCPU limit, the kernel/initrd files (existence, kernel format) and each
+// disk image (exists, regular file or block device, readable, and writable unless read_only).
 Result<void> validate_config(Config const&, ConfigLimits);
 // Reads, parses and validates `path`.
 Result<Config> load_config(std::filesystem::path const& path, ConfigLimits);

@@ -63,6 +63,9 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
         return EXIT_CONFIG;
     }
     startup::mark(startup::Phase::ConfigLoaded);
+    if (!config->disks.empty())
+        log::warn("vmm", "[[disk]]: {} disk(s) checked but not attached: the NVMe controller (devices/nvme) is not "
+                         "wired to a PCI function yet (issue 14)", config->disks.size());
     if (config->boot.firmware == BootFirmware::Uefi) {
         std::fprintf(stderr, "microvmm: UEFI boot is not implemented; Windows guests need it\n");
         return EXIT_FAILURE_HOST;
