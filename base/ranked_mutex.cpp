@@ -22,6 +22,7 @@ std::string_view lock_rank_name(LockRank rank)
     case LockRank::DmBackend: return "DmBackend";
     case LockRank::HostMemory: return "HostMemory";
     case LockRank::IcServices: return "IcServices";
+    case LockRank::NetDevices: return "NetDevices";
     case LockRank::VmbusGlue: return "VmbusGlue";
     case LockRank::MemslotSink: return "MemslotSink";
     case LockRank::DmOperations: return "DmOperations";

@@ -19,6 +19,7 @@ enum class LockRank : std::uint8_t {
     DmBackend,       // vmm/dm_api_backend: the published DmDevice, boot count, last status.
     HostMemory,      // vmm/dm_api_backend: the booted Machine for /proc reads; nests nothing.
     IcServices,      // vmm/ic_integration: the per-boot integration services, shutdown state.
+    NetDevices,      // vmm/backends/net_backend: the per-boot netvsc devices and their VMBus glue.
     VmbusGlue,       // vmm/vmbus_glue: the VmbusHost and every device on it (DM engine).
     MemslotSink,     // vmm/guest_ram_backends: hot-add KVM slots (called by the DM engine).
     DmOperations,    // vmm/dm_api_backend: operation history (DM events under the glue lock).

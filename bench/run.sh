@@ -51,6 +51,7 @@ run balloon balloon "$build/bench/bench_balloon"
 run unballoon unballoon_200gb "$build/bench/bench_unballoon"
 run hot_add hot_add "$build/bench/bench_hot_add"
 run hvsock hvsock "$build/bench/bench_hvsock"
+run netvsc netvsc "$build/bench/bench_netvsc"
 
 # The test guest from `make guest` (BENCH_GUEST_DIR overrides, e.g. to reuse another build's).
 guest_dir=${BENCH_GUEST_DIR:-$build/guest}

@@ -13,6 +13,8 @@ packages=(
   linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio xz-utils busybox-static make
   # Fuzzing (libFuzzer) and the QEMU baseline for benchmarks.
   clang-16 libclang-rt-16-dev python3 time
+  # Network e2e (tests/e2e/e2e_net.py): `ip` for its namespace and TAP.
+  iproute2
   # ACPICA: the firmware tests disassemble and evaluate our AML with iasl/acpiexec.
   acpica-tools
 )

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -512,6 +513,112 @@ Result<void> parse_disks(toml::node const& node, Draft& draft)
     return {};
 }
 
+// "02:15:5d:00:00:01" -> bytes; a unicast, non-zero address.
+std::optional<std::array<u8, 6>> parse_mac(std::string const& text)
+{
+    std::array<u8, 6> mac {};
+    if (text.size() != 17)
+        return std::nullopt;
+    for (std::size_t i = 0; i < 6; ++i) {
+        if (i > 0 && text[i * 3 - 1] != ':')
+            return std::nullopt;
+        unsigned value = 0;
+        for (std::size_t j = 0; j < 2; ++j) {
+            char c = text[i * 3 + j];
+            unsigned digit = c >= '0' && c <= '9' ? unsigned(c - '0')
+                : c >= 'a' && c <= 'f'             ? unsigned(c - 'a' + 10)
+                : c >= 'A' && c <= 'F'             ? unsigned(c - 'A' + 10)
+                                                   : 16u;
+            if (digit == 16)
+                return std::nullopt;
+            value = value * 16 + digit;
+        }
+        mac[i] = static_cast<u8>(value);
+    }
+    return mac;
+}
+
+// A default MAC that stays the same for the same TAP name (so a guest keeps its DHCP lease and
+// udev name across restarts, and `microvmm jail`'s rewritten config gives the same one): FNV-1a
+// 64 of the name, locally administered (bit 1) and unicast (bit 0 clear) in the first octet
+// (IEEE 802 bit order). TAP names are unique on a host, so are the MACs of its guests (up to a
+// 2^-46 collision); guests of several hosts sharing one L2 segment should set `mac`.
+std::array<u8, 6> derived_mac(std::string const& tap)
+{
+    u64 hash = 0xcbf29ce484222325ull;
+    for (unsigned char c : tap) {
+        hash ^= c;
+        hash *= 0x100000001b3ull;
+    }
+    std::array<u8, 6> mac {};
+    for (std::size_t i = 0; i < 6; ++i)
+        mac[i] = static_cast<u8>(hash >> (8 * i));
+    mac[0] = static_cast<u8>((mac[0] & 0xfc) | 0x02);
+    return mac;
+}
+
+// [[net]]: an array of tables, one NIC each (keys tap, mac, mtu).
+Result<void> parse_net(toml::node const& node, Draft& draft)
+{
+    auto const* array = node.as_array();
+    if (!array || !array->is_array_of_tables())
+        return config_error("net: expected [[net]] tables (one per NIC)");
+    for (std::size_t index = 0; index < array->size(); ++index) {
+        auto const& table = *array->get(index)->as_table();
+        NetSection nic;
+        bool have_mac = false;
+        for (auto const& [key, value] : table) {
+            std::string const full = fmt::format("net[{}].{}", index, key.str());
+            if (key.str() == "tap") {
+                nic.tap = VMM_TRY(as_string(value, full));
+                bool valid = !nic.tap.empty() && nic.tap.size() <= MAX_TAP_NAME_BYTES && nic.tap != "." && nic.tap != ".."
+                    && std::ranges::all_of(nic.tap, [](char c) {
+                           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+                       });
+                if (!valid)
+                    return config_error(fmt::format("{}: \"{}\" is not an interface name (1-{} of A-Z a-z 0-9 - _ .)",
+                        full, nic.tap, MAX_TAP_NAME_BYTES));
+            } else if (key.str() == "mac") {
+                auto text = VMM_TRY(as_string(value, full));
+                auto mac = parse_mac(text);
+                if (!mac)
+                    return config_error(fmt::format("{}: \"{}\" is not a MAC address like \"02:15:5d:00:00:01\"", full, text));
+                if ((*mac)[0] & 1)
+                    return config_error(fmt::format("{}: {} is a multicast address; a NIC needs a unicast one", full, text));
+                if (std::ranges::all_of(*mac, [](u8 b) { return b == 0; }))
+                    return config_error(fmt::format("{}: the all-zero address is not a NIC address", full));
+                nic.mac = *mac;
+                have_mac = true;
+            } else if (key.str() == "mtu") {
+                u64 mtu = VMM_TRY(as_positive(value, full));
+                if (mtu < MIN_NET_MTU || mtu > MAX_NET_MTU)
+                    return config_error(fmt::format("{}: {} is outside {}..{}", full, mtu, MIN_NET_MTU, MAX_NET_MTU));
+                nic.mtu = static_cast<u32>(mtu);
+            } else {
+                return config_error(fmt::format("unknown key {} (line {})", full, key.source().begin.line));
+            }
+        }
+        if (nic.tap.empty())
+            return config_error(fmt::format("net[{}].tap: missing (the host TAP device's name)", index));
+        for (auto const& other : draft.config.net) {
+            if (other.tap == nic.tap)
+                return config_error(fmt::format("net[{}].tap: \"{}\" is used by another NIC", index, nic.tap));
+        }
+        if (!have_mac) {
+            nic.mac = derived_mac(nic.tap);
+            nic.mac_derived = true;
+        }
+        for (auto const& other : draft.config.net) {
+            if (other.mac == nic.mac)
+                return config_error(fmt::format("net[{}].mac: the same address as another NIC", index));
+        }
+        draft.config.net.push_back(std::move(nic));
+    }
+    if (draft.config.net.size() > MAX_NICS)
+        return config_error(fmt::format("net: {} NICs, at most {}", draft.config.net.size(), MAX_NICS));
+    return {};
+}
+
 Result<void> parse_tables(toml::table const& root, Draft& draft)
 {
     for (auto const& [table_key, table_node] : root) {
@@ -522,6 +629,10 @@ Result<void> parse_tables(toml::table const& root, Draft& draft)
         }
         if (table_name == "disk") {
             VMM_TRY(parse_disks(table_node, draft));
+            continue;
+        }
+        if (table_name == "net") {
+            VMM_TRY(parse_net(table_node, draft));
             continue;
         }
         auto const& tables = schema();
@@ -600,6 +711,8 @@ Result<void> check_fields(Config& config, bool have_max_memory)
         return config_error("guest_info: needs the KVP integration service (integration.enabled and integration.kvp)");
     if (config.vsock.uds_path && !config.hyperv.enabled)
         return config_error("hyperv.enabled: vsock.uds_path needs Hyper-V (hv_sock runs on VMBus)");
+    if (!config.net.empty() && !config.hyperv.enabled)
+        return config_error("hyperv.enabled: [[net]] needs Hyper-V (netvsc runs on VMBus)");
     if (config.integration.heartbeat_late_ms <= config.integration.heartbeat_interval_ms)
         return config_error(fmt::format("integration.heartbeat_late_ms ({}) must exceed integration.heartbeat_interval_ms ({})",
             config.integration.heartbeat_late_ms, config.integration.heartbeat_interval_ms));

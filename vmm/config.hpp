@@ -3,6 +3,7 @@
 // Errc::Config error whose message names the key or file (configs/README.md has the schema).
 #pragma once
 
+#include <array>
 #include <filesystem>
 #include <optional>
 #include <span>
@@ -126,6 +127,19 @@ struct PciSection {
     bool enabled { false };
 };
 
+// One [[net]] entry: a synthetic NIC (devices/netvsc/) on a host TAP device
+// (vmm/backends/net_backend.*). `tap` is an existing TAP (e.g. `ip tuntap add`, persistent) or a
+// name microvmm creates when it starts and the kernel removes when microvmm exits.
+struct NetSection {
+    std::string tap;
+    std::array<u8, 6> mac {}; // From the config, or derived (stable) from the TAP name.
+    bool mac_derived = false;
+    u32 mtu = 1500;
+};
+inline constexpr std::size_t MAX_NICS = 8;
+inline constexpr std::size_t MAX_TAP_NAME_BYTES = 15; // IFNAMSIZ - 1 (include/uapi/linux/if.h)
+inline constexpr u32 MIN_NET_MTU = 68;                // ETH_MIN_MTU
+inline constexpr u32 MAX_NET_MTU = 65535 - 14;        // NETVSC_MTU minus the Ethernet header (hyperv_net.h:849)
 // One [[disk]]: a raw image file behind its own NVMe controller (one namespace each; why:
 // configs/README.md "Disks"). The image must exist; it is opened and locked at start-up
 // (vmm/backends/image_file_backend.*).
@@ -149,6 +163,7 @@ struct Config {
     IntegrationSection integration;
     GuestInfoSection guest_info;
     VsockSection vsock;
+    std::vector<NetSection> net;
     std::vector<DiskSection> disks;
     PciSection pci;
 };

@@ -23,6 +23,7 @@
 #include "vmm/dm_api_backend.hpp"
 #include <nlohmann/json.hpp>
 #include "vmm/backends/hvsock_backend.hpp"
+#include "vmm/backends/net_backend.hpp"
 #include "vmm/ic_integration.hpp"
 #include "vmm/sandbox/thread_sandbox.hpp"
 #include "vmm/jail/jailer.hpp"
@@ -121,9 +122,19 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
     runner.on_machine_created([&](Machine& machine) { vsock.attach(machine); });
     runner.on_guest_reset([&](Machine& machine) { vsock.detach(machine); });
     runner.on_machine_exit([&](Machine& machine) { vsock.detach(machine); });
+    // [[net]] NICs (vmm/backends/net_backend.*): TAPs opened once, netvsc devices per boot; the
+    // REST backend gains the NICs.
+    NetBackend net { dm_config.net, services };
+    if (auto started = net.start(); !started) {
+        log::error("net", "{}", started.error());
+        return EXIT_FAILURE_HOST;
+    }
+    runner.on_machine_created([&](Machine& machine) { net.attach(machine); });
+    runner.on_guest_reset([&](Machine& machine) { net.detach(machine); });
+    runner.on_machine_exit([&](Machine& machine) { net.detach(machine); });
     std::unique_ptr<api::ApiServer> server;
     if (dm_config.api.socket) {
-        auto started = api::ApiServer::start(services, hub, api::ApiServerConfig { dm_config.api.socket->string() });
+        auto started = api::ApiServer::start(net, hub, api::ApiServerConfig { dm_config.api.socket->string() });
         if (!started) {
             log::error("api", "starting the REST API on {}: {}", dm_config.api.socket->string(), started.error());
             return EXIT_FAILURE_HOST;

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace vmm::api {
 
@@ -36,6 +37,21 @@ struct GuestHealth {
     std::optional<GuestInfo> info;                   // Absent when KVP is not offered.
 };
 
+// One synthetic NIC ([[net]], vmm/backends/net_backend.*): its TAP, the link the guest sees,
+// how far the guest's driver got, and its counters (host view: rx = host -> guest).
+struct NicInfo {
+    std::uint32_t index = 0;
+    std::string tap;
+    bool tap_created = false; // microvmm created the TAP (removed when it exits).
+    std::string mac;          // "02:15:5d:00:00:01"
+    std::uint32_t mtu = 0;
+    std::string link;         // "up" | "down": the link state indicated to the guest.
+    std::string guest;        // "absent" (no channel), "connected" (channel open), "ready" (RNDIS up, filter set).
+    std::uint64_t rx_packets = 0, rx_bytes = 0, rx_dropped = 0;
+    std::uint64_t tx_packets = 0, tx_bytes = 0, tx_dropped = 0;
+    std::uint64_t guest_errors = 0;
+};
+
 struct VmInfo {
     std::string state;          // "running", "paused", "stopped", "guestless"...
     std::uint32_t vcpus = 0;
@@ -43,6 +59,7 @@ struct VmInfo {
     std::uint64_t boot_count = 0; // Guest (re)boots seen since the VMM started (1 after first boot).
     std::string version;          // microvmm version string.
     std::optional<GuestHealth> guest; // Absent without integration services.
+    std::vector<NicInfo> nics;        // [[net]] NICs; omitted from the JSON when there are none.
 };
 
 // PUT /api/v1/vm/shutdown.

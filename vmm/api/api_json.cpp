@@ -24,6 +24,24 @@ json to_json(VmInfo const& info)
     };
     if (info.guest)
         out["guest"] = to_json(*info.guest);
+    if (!info.nics.empty()) {
+        json nics = json::array();
+        for (auto const& nic : info.nics) {
+            nics.push_back(json {
+                { "index", nic.index },
+                { "tap", nic.tap },
+                { "tap_created", nic.tap_created },
+                { "mac", nic.mac },
+                { "mtu", nic.mtu },
+                { "link", nic.link },
+                { "guest", nic.guest },
+                { "rx", json { { "packets", nic.rx_packets }, { "bytes", nic.rx_bytes }, { "dropped", nic.rx_dropped } } },
+                { "tx", json { { "packets", nic.tx_packets }, { "bytes", nic.tx_bytes }, { "dropped", nic.tx_dropped } } },
+                { "guest_errors", nic.guest_errors },
+            });
+        }
+        out["nics"] = std::move(nics);
+    }
     return out;
 }
 

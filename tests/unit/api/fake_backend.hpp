@@ -28,7 +28,7 @@ public:
         m_memory.dm_protocol_version = 0x20000;
     }
 
-    VmInfo vm_info() override { return VmInfo { "running", 2, 12345, 1, "0.1.0-test", {} }; }
+    VmInfo vm_info() override { return VmInfo { "running", 2, 12345, 1, "0.1.0-test", {}, {} }; }
 
     // The first request starts a graceful shutdown, later ones find it under way (409).
     std::expected<ShutdownStarted, std::string> shutdown(ShutdownRequest const& request) override

@@ -398,6 +398,50 @@ TEST_F(ConfigTest, GuestInfoPairsAreStringsThatFitTheGuestsKvpBuffers)
     expect_error(with("", many), "guest_info: 65 pairs, at most 64");
 }
 
+TEST_F(ConfigTest, NetNicsWithTapMacAndMtu)
+{
+    std::string const hv = "[hyperv]\nenabled = true\n";
+    auto config = load(with("", hv + "[[net]]\ntap = \"tap0\"\nmac = \"02:15:5D:4e:00:01\"\nmtu = 9000\n"
+                                    "[[net]]\ntap = \"tap1\"\n"));
+    ASSERT_TRUE(config) << config.error().what();
+    ASSERT_EQ(config->net.size(), 2u);
+    EXPECT_EQ(config->net[0].tap, "tap0");
+    EXPECT_EQ(config->net[0].mac, (std::array<u8, 6> { 0x02, 0x15, 0x5d, 0x4e, 0x00, 0x01 }));
+    EXPECT_FALSE(config->net[0].mac_derived);
+    EXPECT_EQ(config->net[0].mtu, 9000u);
+    // Derived: locally administered unicast, from the TAP name alone (the same under the jail's
+    // rewritten config), different per TAP.
+    EXPECT_TRUE(config->net[1].mac_derived);
+    EXPECT_EQ(config->net[1].mac[0] & 3, 2);
+    EXPECT_EQ(config->net[1].mtu, 1500u);
+    auto again = load(with("", hv + "[[net]]\ntap = \"tap0\"\nmac = \"02:15:5d:4e:00:01\"\n[[net]]\ntap = \"tap1\"\n"));
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->net[1].mac, config->net[1].mac);
+    auto elsewhere = parse_config(with("", hv + "[[net]]\ntap = \"tap1\"\n"), "/");
+    ASSERT_TRUE(elsewhere);
+    EXPECT_EQ(elsewhere->net[0].mac, config->net[1].mac);
+    EXPECT_TRUE(load(with())->net.empty());
+
+    expect_error(with("", "[[net]]\ntap = \"tap0\"\n"), "[[net]] needs Hyper-V");
+    expect_error(with("", hv + "[[net]]\nmac = \"02:00:00:00:00:01\"\n"), "net[0].tap: missing");
+    expect_error(with("", hv + "[[net]]\ntap = \"a/b\"\n"), "net[0].tap");
+    expect_error(with("", hv + "[[net]]\ntap = \"" + std::string(16, 'a') + "\"\n"), "net[0].tap");
+    expect_error(with("", hv + "[[net]]\ntap = \"t\"\n[[net]]\ntap = \"t\"\n"), "net[1].tap");
+    expect_error(with("", hv + "[[net]]\ntap = \"t\"\nmac = \"01:00:5e:00:00:01\"\n"), "multicast");
+    expect_error(with("", hv + "[[net]]\ntap = \"t\"\nmac = \"00:00:00:00:00:00\"\n"), "all-zero");
+    expect_error(with("", hv + "[[net]]\ntap = \"t\"\nmac = \"02-00-00-00-00-01\"\n"), "net[0].mac");
+    expect_error(with("", hv + "[[net]]\ntap = \"t\"\nmac = \"02:00:00:00:00:01\"\n[[net]]\ntap = \"u\"\n"
+                                  "mac = \"02:00:00:00:00:01\"\n"), "net[1].mac");
+    expect_error(with("", hv + "[[net]]\ntap = \"t\"\nmtu = 67\n"), "net[0].mtu");
+    expect_error(with("", hv + "[[net]]\ntap = \"t\"\nmtu = 65522\n"), "net[0].mtu");
+    expect_error(with("", hv + "[[net]]\ntap = \"t\"\nspeed = 1\n"), "net[0].speed");
+    expect_error(with("", hv + "[net]\ntap = \"t\"\n"), "net: expected [[net]]");
+    std::string nine = hv;
+    for (int i = 0; i < 9; ++i)
+        nine += "[[net]]\ntap = \"t" + std::to_string(i) + "\"\n";
+    expect_error(with("", nine), "net: 9 NICs, at most 8");
+}
+
 TEST_F(ConfigTest, VsockNeedsHypervAndAShortSocketPath)
 {
     auto config = load(with("", "[hyperv]\nenabled = true\n[vsock]\nuds_path = \"/run/vm1.vsock\"\n"));
@@ -482,6 +526,12 @@ TEST(ConfigExamples, DemoAndWindowsProfilesHaveTheirDocumentedSettings)
     EXPECT_EQ(win->boot.firmware, BootFirmware::Uefi);
     EXPECT_EQ(win->dynamic_memory.post_connect_delay_ms, 50'000u);
     EXPECT_EQ(win->dynamic_memory.max_request_pages, 585'728u);
+    auto net = read("net.toml");
+    ASSERT_TRUE(net) << net.error().what();
+    ASSERT_EQ(net->net.size(), 1u);
+    EXPECT_EQ(net->net[0].tap, "tap0");
+    EXPECT_TRUE(net->net[0].mac_derived);
+    EXPECT_NE(net->boot.cmdline.find("microvmm.test=net"), std::string::npos);
 }
 
 TEST_F(ConfigTest, PciIsOffByDefaultAndTakesOnlyABool)

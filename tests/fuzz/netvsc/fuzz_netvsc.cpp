@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: MIT
+// libFuzzer target for the synthetic NIC (devices/netvsc/) on the real VMBus host: a Linux-like
+// guest (tests/unit/netvsc/netvsc_guest.hpp) brings it up, then the input scripts, in any order,
+// host frames, well-formed guest frames (section or pages), arbitrary RNDIS streams and NVSP
+// messages, RNDIS queries/sets with arbitrary OIDs and offsets, receive completions (right,
+// repeated or made up), the owner taking frames and link changes. Invariants after every step:
+//   - every transfer-page packet names the guest's receive buffer, one range inside it, at a
+//     sub-allocation boundary, and never a sub-allocation still in flight (not yet completed);
+//   - the device's in-flight count equals the harness's;
+//   - every frame handed to the owner is 14..MTU+18 bytes; well-formed guest frames arrive whole,
+//     in order, when nothing malformed was sent in between;
+//   - at the end, guest memory changed only in the ring, receive/send buffers and request page.
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <set>
+
+#include "base/log.hpp"
+#include "tests/support/fuzz_script.hpp"
+#include "tests/unit/netvsc/netvsc_guest.hpp"
+
+using namespace vmm;
+using namespace vmm::netvsc;
+using vmm::test::NetvscGuest;
+
+namespace {
+
+constexpr MacAddress MAC { 0x02, 0x15, 0x5d, 0, 0, 1 };
+
+struct World {
+    test::FakeGuestMemory memory = test::VmbusRam::make();
+    test::FakeSynicPort synic;
+    vmbus::VmbusHost host { memory.memory(), synic, 1 };
+    test::TestVmbusGuest guest { host, synic, memory };
+    NetvscGuest nic { guest, memory };
+    NetvscDevice device;
+    std::map<std::uint32_t, std::uint64_t> in_flight; // offset -> tid
+
+    World()
+        : device(memory.memory(), [] {
+            NetvscConfig c;
+            c.mac = MAC;
+            c.rx_queue_frames = 8;
+            c.tx_queue_frames = 8;
+            return c;
+        }())
+    {
+    }
+
+    // Reads every host packet, checking transfer-page ones; returns their tids.
+    std::vector<std::uint64_t> drain()
+    {
+        std::vector<std::uint64_t> tids;
+        while (auto packet = nic.next()) {
+            if (packet->descriptor.type != static_cast<std::uint16_t>(vmbus::VmPacketType::VM_PKT_DATA_USING_XFER_PAGES))
+                continue;
+            vmbus::InboundPacket seen { vmbus::VmPacketType::VM_PKT_DATA_USING_XFER_PAGES, 0, packet->descriptor.trans_id,
+                packet->header, packet->payload };
+            auto pages = vmbus::parse_transfer_pages(seen);
+            FUZZ_CHECK(pages.has_value());
+            FUZZ_CHECK(pages->set_id == NetvscGuest::RECV_ID);
+            FUZZ_CHECK(pages->ranges.size() == 1);
+            auto range = pages->ranges[0];
+            u64 limit = u64 { device.receive_sections() } * device.receive_section_bytes();
+            FUZZ_CHECK(range.byte_offset % device.receive_section_bytes() == 0);
+            FUZZ_CHECK(u64 { range.byte_offset } + range.byte_count <= limit);
+            FUZZ_CHECK(range.byte_count <= device.receive_section_bytes());
+            FUZZ_CHECK(!in_flight.contains(range.byte_offset));
+            in_flight[range.byte_offset] = packet->descriptor.trans_id;
+            tids.push_back(packet->descriptor.trans_id);
+        }
+        return tids;
+    }
+    void complete(std::uint64_t tid)
+    {
+        for (auto it = in_flight.begin(); it != in_flight.end(); ++it) {
+            if (it->second == tid) {
+                in_flight.erase(it);
+                break;
+            }
+        }
+        nic.complete_receive(tid);
+    }
+};
+
+std::vector<std::byte> bytes_of(test::FuzzScript& in, std::size_t size)
+{
+    std::vector<std::byte> out(size);
+    for (auto& b : out)
+        b = static_cast<std::byte>(in.byte());
+    return out;
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size)
+{
+    static bool const quiet = (log::set_level(log::Level::Off), true);
+    (void)quiet;
+    test::FuzzScript in { data, size };
+    World w;
+    FUZZ_CHECK(w.nic.bring_up_linux(w.host, w.device));
+    w.in_flight.clear();
+    w.nic.completions.clear();
+    std::vector<std::vector<std::byte>> expected; // Well-formed guest frames not yet taken.
+    bool exact = true;                            // No malformed guest input since the last take.
+
+    for (int steps = 0; steps < 128 && !in.done(); ++steps) {
+        switch (in.byte() % 9) {
+        case 0: { // A host frame.
+            std::size_t length = 14 + in.u16() % 1600;
+            auto frame = bytes_of(in, length);
+            int target = in.byte() % 3;
+            if (target == 0)
+                std::memcpy(frame.data(), MAC.data(), 6);
+            else if (target == 1)
+                std::memset(frame.data(), 0xff, 6);
+            w.device.deliver_frame(frame);
+            break;
+        }
+        case 1: { // A well-formed guest frame, in a section or in pages.
+            if (!w.device.ready_for_packet())
+                break;
+            auto frame = bytes_of(in, 14 + in.u16() % 1500);
+            auto message = NetvscGuest::data_message(frame);
+            bool sent = (in.byte() & 1) ? w.nic.send_in_section(message, in.byte() % 2)
+                                        : w.nic.send_paged(message, RMC_DATA, in.u16() % 4096);
+            if (sent && w.device.link_up())
+                expected.push_back(frame);
+            break;
+        }
+        case 2: { // An arbitrary RNDIS stream.
+            auto stream = bytes_of(in, in.u16() % 2048);
+            if (stream.size() >= 8 && (in.byte() & 1)) { // Plausible header, arbitrary body.
+                std::uint32_t header[2] = { in.byte() % 10u, static_cast<std::uint32_t>(stream.size() - in.byte() % 16) };
+                std::memcpy(stream.data(), header, 8);
+            }
+            if (stream.empty())
+                break;
+            exact = false;
+            if (in.byte() & 1)
+                w.nic.send_in_section(stream, in.byte() % 3, in.byte() & 1 ? 0 : in.u16());
+            else
+                w.nic.send_paged(stream, in.byte() & 1, in.u16() % 4096, in.byte() & 1 ? NetvscGuest::REQUEST_GPN
+                                                                                         : test::VmbusRam::HOLE_GPN);
+            break;
+        }
+        case 3: { // An arbitrary NVSP message.
+            std::array<std::uint32_t, 10> message {};
+            message[0] = 100 + in.byte() % 40;
+            if (in.byte() % 4 == 0)
+                message[0] = in.byte();
+            for (std::size_t i = 1; i < message.size(); ++i)
+                message[i] = in.u16() | (std::uint32_t { in.byte() } << 24);
+            exact = false;
+            w.nic.send_nvsp(message, in.byte() & 1);
+            break;
+        }
+        case 4: { // Complete what arrived: some once, some twice, some not at all.
+            std::vector<std::uint64_t> tids;
+            for (auto const& [offset, tid] : w.in_flight)
+                tids.push_back(tid);
+            for (auto tid : tids) {
+                int how = in.byte() % 4;
+                if (how == 0)
+                    continue;
+                w.complete(tid);
+                if (how == 3)
+                    w.nic.complete_receive(tid);
+            }
+            break;
+        }
+        case 5: { // Complete everything outstanding, or a made-up id.
+            if (in.byte() & 1) {
+                auto all = w.in_flight;
+                for (auto const& [offset, tid] : all)
+                    w.complete(tid);
+            } else {
+                w.nic.complete_receive(in.u16() | (std::uint64_t { in.u16() } << 32));
+            }
+            break;
+        }
+        case 6: { // The owner takes frames.
+            while (auto frame = w.device.take_frame()) {
+                FUZZ_CHECK(frame->size() >= 14 && frame->size() <= w.device.mtu() + 18u);
+                if (exact) {
+                    FUZZ_CHECK(!expected.empty());
+                    FUZZ_CHECK(*frame == expected.front());
+                    expected.erase(expected.begin());
+                }
+                w.host.resume_receive(w.device);
+            }
+            if (!exact || w.device.stats().tx_dropped != 0)
+                expected.clear();
+            exact = true;
+            break;
+        }
+        case 7: // Link down or up.
+            w.device.set_link(in.byte() & 1);
+            exact = false;
+            break;
+        case 8: { // A query or set with an arbitrary OID and info buffer.
+            RndisQuerySetRequest request { in.byte(), in.u16() | (std::uint32_t { in.u16() } << 16), in.u16() % 64,
+                in.u16() % 256, 0 };
+            auto info = bytes_of(in, in.byte() % 64);
+            exact = false;
+            w.nic.send_paged(NetvscGuest::rndis(in.byte() & 1 ? RNDIS_MSG_QUERY : RNDIS_MSG_SET, wire_bytes(request), info));
+            break;
+        }
+        }
+        w.drain();
+        FUZZ_CHECK(w.device.receive_sections_in_flight() == w.in_flight.size());
+    }
+    // Guest memory changed only where the guest or the device may write.
+    std::set<std::uint64_t> allowed { NetvscGuest::REQUEST_GPN, NetvscGuest::REQUEST_GPN + 1, NetvscGuest::REQUEST_GPN + 2 };
+    for (auto const* set : { &w.nic.ring_pages, &w.nic.recv_pages, &w.nic.send_pages })
+        for (auto page : *set)
+            allowed.insert(page.raw());
+    for (auto page : w.memory.touched_pages())
+        FUZZ_CHECK(allowed.contains(page));
+    return 0;
+}
