@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "base/log.hpp"
+#include "vmm/sandbox/thread_sandbox.hpp"
 
 namespace vmm {
 
@@ -97,6 +98,7 @@ Result<void> NetBackend::start()
     m_frame.resize(largest + 1); // +1: a longer read is a frame too big for the NIC.
     m_thread = std::thread([this] {
         ::pthread_setname_np(::pthread_self(), "net");
+        sandbox::enter_thread(sandbox::ThreadKind::Net); // Before the first guest frame.
         run();
     });
     return {};

@@ -122,6 +122,17 @@ void api_own(Rules& rules)
     // Sockets are only accepted (the listener was bound before), never created or connected.
 }
 
+// The TAP pump (vmm/backends/net_backend.cpp run()): epoll over the TAPs and its wake eventfd,
+// EPOLLIN switched on and off per TAP (EPOLL_CTL_MOD), frames read and written (common set), and
+// netvsc device work under the VMBus glue lock (SynIC signals, posts to the loop). The TAPs were
+// opened and configured (TUNSETIFF) on the main thread before any filter.
+void net_own(Rules& rules)
+{
+    common(rules);
+    any(rules, { SYS_epoll_wait });
+    device_work(rules);
+}
+
 void loop_own(Rules& rules)
 {
     common(rules);
@@ -163,6 +174,7 @@ std::vector<SyscallRule> own_rules(ThreadKind kind)
     case ThreadKind::Vcpu: vcpu_own(rules); break;
     case ThreadKind::Api: api_own(rules); break;
     case ThreadKind::HvTimers: timers_own(rules); break;
+    case ThreadKind::Net: net_own(rules); break;
     }
     return rules;
 }

@@ -10,6 +10,7 @@ std::string_view thread_kind_name(ThreadKind kind)
     case ThreadKind::Vcpu: return "vcpu";
     case ThreadKind::Api: return "api";
     case ThreadKind::HvTimers: return "hv-timers";
+    case ThreadKind::Net: return "net";
     }
     return "?";
 }

@@ -15,10 +15,11 @@ enum class ThreadKind : std::uint8_t {
     Vcpu,      // One per vCPU: KVM_RUN and the devices behind PIO/MMIO/MSR/hypercall exits.
     Api,       // The REST socket's I/O thread (Boost.Asio).
     HvTimers,  // Hyper-V synthetic timers (one per Machine).
+    Net,       // The [[net]] TAP pump (vmm/backends/net_backend.*), one per VMM.
 };
 
 inline constexpr ThreadKind ALL_THREAD_KINDS[] = { ThreadKind::EventLoop, ThreadKind::Vcpu, ThreadKind::Api,
-    ThreadKind::HvTimers };
+    ThreadKind::HvTimers, ThreadKind::Net };
 
 // The name used in the SIGSYS log line and by the test hook ("loop", "vcpu", "api", "hv-timers").
 std::string_view thread_kind_name(ThreadKind);
