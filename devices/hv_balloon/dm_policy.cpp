@@ -85,6 +85,32 @@ void DmPolicy::configure(PolicyConfig config)
     m_deadline.reset();
 }
 
+bool DmPolicy::set_ceiling(std::optional<HostCeiling> ceiling)
+{
+    bool const changed = (m_ceiling ? std::optional { m_ceiling->limit } : std::nullopt)
+        != (ceiling ? std::optional { ceiling->limit } : std::nullopt);
+    m_ceiling = ceiling;
+    if (changed && ceiling)
+        ++m_counters.ceiling_changes;
+    return changed;
+}
+
+bool DmPolicy::expire_ceiling(Instant now)
+{
+    if (!m_ceiling || now < m_ceiling->expires)
+        return false;
+    m_ceiling.reset();
+    ++m_counters.ceiling_expiries;
+    return true;
+}
+
+std::optional<Instant> DmPolicy::next_deadline() const
+{
+    if (!m_ceiling)
+        return m_deadline;
+    return m_deadline ? std::min(*m_deadline, m_ceiling->expires) : m_ceiling->expires;
+}
+
 void DmPolicy::on_operation_finished(bool reached)
 {
     m_failures = reached ? 0 : std::min(m_failures + 1, MAX_BACKOFF_SHIFT);
@@ -118,6 +144,7 @@ std::optional<mem::PageCount> DmPolicy::evaluate(PolicyView const& v)
     m_last = PolicyDecision {};
     m_last.at = v.now;
     m_deadline.reset();
+    expire_ceiling(v.now); // The engine expires it first (for its event); a lapsed lease never counts.
     if (m_config.mode != PolicyMode::Auto) {
         account_pressure(v.now, false);
         return hold("manual mode");
@@ -140,14 +167,40 @@ std::optional<mem::PageCount> DmPolicy::evaluate(PolicyView const& v)
     // Demand above any size the policy may set is that size: keeps the product below 2^64.
     std::uint64_t const capped = std::min(demand, std::max<std::uint64_t>(max, 1) * 2);
     std::uint64_t const wish = round_up_mib(capped * (100 + m_config.buffer_percent) / 100 + floor);
-    std::uint64_t const desired = std::clamp(wish, min, std::max(min, max));
+    std::uint64_t const wanted = std::clamp(wish, min, std::max(min, max));
+    // The host ceiling bounds the target from above but never below min (minimums are always
+    // honoured; an arbiter never sends less, a hand-made PUT may). A lapsed lease was dropped by
+    // expire_ceiling() before this evaluation.
+    bool const capped_by_host = m_ceiling && m_ceiling->limit.raw() < wanted;
+    std::uint64_t const desired = capped_by_host ? std::max(m_ceiling->limit.raw(), min) : wanted;
     m_last.demand = mem::PageCount { demand };
     m_last.desired = mem::PageCount { desired };
+    m_last.wanted = mem::PageCount { wanted };
 
     std::uint64_t const current = v.current.raw();
     std::uint64_t const band = std::max(m_config.min_step.raw(), current * m_config.hysteresis_percent / 100);
     account_pressure(v.now, wish >= current + band);
+    if (capped_by_host && desired + m_config.min_step.raw() <= current)
+        return obey_ceiling(v, mem::PageCount { desired });
     return decide(v, mem::PageCount { desired });
+}
+
+// Above the host's ceiling: shrink to it without shrink_delay or halving (the host needs the
+// memory back now), still one operation per min_interval.
+std::optional<mem::PageCount> DmPolicy::obey_ceiling(PolicyView const& v, mem::PageCount desired)
+{
+    m_surplus_since.reset();
+    if (v.operation_running && v.shrinking && v.target && v.target->raw() <= desired.raw())
+        return hold("above the host ceiling: shrinking towards it");
+    auto const interval = m_config.min_interval * (1u << m_failures);
+    if (m_last_operation && v.now < *m_last_operation + interval)
+        return hold("above the host ceiling: waiting min_interval since the last operation", *m_last_operation + interval);
+    m_last.reason = "shrink: above the host ceiling";
+    m_last.target = desired;
+    m_last_operation = v.now;
+    ++m_counters.decisions;
+    ++m_counters.shrink_decisions;
+    return desired;
 }
 
 std::optional<mem::PageCount> DmPolicy::decide(PolicyView const& v, mem::PageCount desired_pages)
