@@ -133,6 +133,13 @@ public:
         std::lock_guard lock(m_mutex);
         m_memory.dm_connected = connected;
     }
+    // Any field of GET /api/v1/memory (policy limits, last decision...).
+    template<typename F>
+    void edit_memory(F&& edit)
+    {
+        std::lock_guard lock(m_mutex);
+        edit(m_memory);
+    }
     void set_guest_status(GuestStatus status)
     {
         std::lock_guard lock(m_mutex);
