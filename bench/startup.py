@@ -127,18 +127,29 @@ def status_kib(pid):
     return values
 
 
-def startup_runs(microvmm, config, runs):
-    """Per run: external ms, the VMM's startup trace (dict), RssAnon+RssFile, RssShmem."""
+JAILED_PID = re.compile(r"microvmm jail: vm \S+ pid (\d+)")
+
+
+def startup_runs(microvmm, config, runs, jail_dir=None):
+    """Per run: external ms, the VMM's startup trace (dict), RssAnon+RssFile, RssShmem. With
+    `jail_dir`, through `microvmm jail` (uid 10017, new namespaces, cgroup; docs/jailer.md):
+    the times include the jailer's work, the RSS is the jailed VMM's."""
     external, traces, rss, shmem = [], [], [], []
     for run in range(runs):
+        command = [microvmm, "--config", config, "--log-level", "debug"]
+        if jail_dir:
+            command = [microvmm, "jail", "--id", "bench-%d-%d" % (os.getpid(), run), "--uid", "10017", "--gid",
+                       "10017", "--config", config, "--chroot-base-dir", jail_dir, "--log-level", "debug"]
         start = time.monotonic()
-        proc = subprocess.Popen([microvmm, "--config", config, "--log-level", "debug"],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             # The first-run line and the trace right after it may arrive in one read.
             first_run = []
+            vmm_pid = [proc.pid]
 
             def trace_after_first_run(text):
+                if jail_dir and JAILED_PID.search(text):
+                    vmm_pid[0] = int(JAILED_PID.search(text).group(1))
                 if FIRST_RUN.search(text) and not first_run:
                     first_run.append(time.monotonic() - start)
                 return TRACE.search(text)
@@ -152,7 +163,7 @@ def startup_runs(microvmm, config, runs):
             external.append(seconds * 1000.0)
             traces.append(json.loads(match.group(1)))
             time.sleep(RSS_DELAY_S)
-            status = status_kib(proc.pid)
+            status = status_kib(vmm_pid[0])
             rss.append(float(status["RssAnon"] + status["RssFile"]))
             shmem.append(float(status["RssShmem"]))
         finally:
@@ -305,6 +316,17 @@ def main():
                 add_startup(figures, notes, machine, *startup_runs(args.microvmm, machine_config, args.runs), what)
             except (OSError, RuntimeError, ValueError, KeyError) as error:
                 missing("startup.%s.first_run_ms" % machine, str(error))
+        # The same tiny machine through the jailer (root only): its cost next to "tiny".
+        if os.geteuid() == 0:
+            try:
+                log("tiny_jailed: %d runs through `microvmm jail`" % args.runs)
+                add_startup(figures, notes, "tiny_jailed", *startup_runs(
+                    args.microvmm, machines["tiny"][0], args.runs, os.path.join(directory, "jails")),
+                    "as tiny, through `microvmm jail` (uid 10017, mount/PID/IPC/UTS namespaces, pivot_root, cgroup)")
+            except (OSError, RuntimeError, ValueError, KeyError) as error:
+                missing("startup.tiny_jailed.first_run_ms", str(error))
+        else:
+            missing("startup.tiny_jailed.first_run_ms", "the jailer needs root")
         figures["startup_ms"] = {"same_as": "startup.demo.first_run_ms"}
         figures["startup_vmm_own_ms"] = {"same_as": "startup.demo.vmm_own_ms"}
         figures["rss_kib"] = {"same_as": "rss.demo_kib"}

@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 #include "vmm/backends/hvsock_backend.hpp"
 #include "vmm/ic_integration.hpp"
+#include "vmm/jail/jailer.hpp"
 
 namespace {
 
@@ -142,6 +143,7 @@ int main(int argc, char** argv)
     // Subcommands hook in here; without one, --config is required.
     CLI::App* ctl = api::add_ctl_subcommand(app);
     CLI::App* balance = balance::add_balance_subcommand(app);
+    CLI::App* jail = jail::add_jail_subcommand(app);
     app.require_subcommand(0, 1);
     try {
         app.parse(argc, argv);
@@ -159,6 +161,8 @@ int main(int argc, char** argv)
         return api::ctl_main(ctl->remaining());
     if (balance->parsed())
         return balance::balance_main(balance->remaining());
+    if (jail->parsed())
+        return jail::jail_main(jail->remaining());
     auto level = parse_level(level_name);
     if (!level) {
         std::fprintf(stderr, "microvmm: %s\n", std::string(level.error().what()).c_str());

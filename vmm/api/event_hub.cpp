@@ -30,13 +30,16 @@ void EventSubscription::push(std::shared_ptr<std::string const> const& line)
     bool wake = false;
     {
         std::lock_guard lock(m_mutex);
-        if (m_queue.size() >= m_capacity) {
+        while (!m_queue.empty()
+            && (m_queue.size() >= m_capacity || m_queued_bytes + line->size() > EventHub::MAX_QUEUED_BYTES)) {
+            m_queued_bytes -= m_queue.front()->size();
             m_queue.pop_front(); // Lose the oldest: the newest state is what a client needs.
             ++m_dropped;
             if (auto hub = m_hub.lock())
                 ++hub->dropped; // Hub lock is held by publish().
         }
         m_queue.push_back(line);
+        m_queued_bytes += line->size();
         wake = !std::exchange(m_wake_pending, true);
     }
     if (wake && m_wake)
@@ -49,6 +52,7 @@ EventSubscription::Batch EventSubscription::take()
     std::lock_guard lock(m_mutex);
     batch.lines.assign(std::make_move_iterator(m_queue.begin()), std::make_move_iterator(m_queue.end()));
     m_queue.clear();
+    m_queued_bytes = 0;
     batch.dropped = std::exchange(m_dropped, 0);
     m_wake_pending = false;
     return batch;

@@ -53,6 +53,7 @@ private:
     std::size_t m_capacity;
     RankedMutex<LockRank::EventHubClient> m_mutex;
     std::deque<std::shared_ptr<std::string const>> m_queue;
+    std::size_t m_queued_bytes = 0; // Sum of m_queue's line sizes.
     std::uint64_t m_dropped = 0;
     bool m_wake_pending = false;
 };
@@ -60,6 +61,12 @@ private:
 class EventHub {
 public:
     static constexpr std::size_t DEFAULT_QUEUE_CAPACITY = 1024;
+    // Bytes a subscriber's queue holds at most (events are shared, so this also bounds all
+    // queues together: each holds a suffix of the same sequence). Event sizes are guest-driven
+    // (a guest_crashed message is up to 4 KiB of guest text, 6x that JSON-escaped, and a guest
+    // can crash and reboot in a loop): 1024 of those would be ~24 MiB per stream otherwise.
+    // An event larger than this is still delivered alone.
+    static constexpr std::size_t MAX_QUEUED_BYTES = 1 << 20;
     explicit EventHub(std::size_t queue_capacity = DEFAULT_QUEUE_CAPACITY);
     ~EventHub();
     EventHub(EventHub const&) = delete;

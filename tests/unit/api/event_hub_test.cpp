@@ -54,6 +54,35 @@ TEST(EventHub, FullQueueDropsOldestAndCounts)
     EXPECT_EQ(subscription->take().dropped, 0u) << "the count resets once reported";
 }
 
+TEST(EventHub, QueueBytesAreBoundedWhateverTheEventSizes)
+{
+    // Guest-driven event sizes (a 4 KiB crash message, JSON-escaped 6x): a client that does not
+    // read holds at most MAX_QUEUED_BYTES, not 1024 times the largest event.
+    EventHub hub;
+    auto subscription = hub.subscribe([] {});
+    std::string const message(24 * 1024, '\x01'); // Escaped as \u0001: 6 bytes each.
+    for (int i = 0; i < 1000; ++i)
+        hub.publish("guest_crashed", { { "message", message }, { "n", i } });
+    auto batch = subscription->take();
+    std::size_t bytes = 0;
+    for (auto const& line : batch.lines)
+        bytes += line->size();
+    EXPECT_LE(bytes, EventHub::MAX_QUEUED_BYTES);
+    ASSERT_FALSE(batch.lines.empty());
+    EXPECT_GT(batch.lines.front()->size(), message.size() * 6);
+    EXPECT_EQ(batch.dropped + batch.lines.size(), 1000u);
+    EXPECT_EQ(hub.dropped(), batch.dropped);
+    EXPECT_EQ(nlohmann::json::parse(*batch.lines.back())["n"], 999) << "the newest events are kept";
+    // An event above the byte limit on its own is still delivered (alone).
+    std::string const huge(EventHub::MAX_QUEUED_BYTES + 1, 'x');
+    hub.publish("small");
+    hub.publish("big", { { "message", huge } });
+    batch = subscription->take();
+    ASSERT_EQ(batch.lines.size(), 1u);
+    EXPECT_GT(batch.lines[0]->size(), EventHub::MAX_QUEUED_BYTES);
+    EXPECT_EQ(batch.dropped, 1u);
+}
+
 TEST(EventHub, WakeIsCalledOncePerTake)
 {
     EventHub hub;
