@@ -85,7 +85,8 @@ struct PolicyDecision {
     std::string_view reason = "no evaluation yet";
     std::optional<mem::PageCount> demand;  // The guest's own use (see the rule above).
     std::optional<mem::PageCount> desired; // What the rule asks for, clamped to min/max and the ceiling.
-    std::optional<mem::PageCount> wanted;  // The same without the host ceiling (the arbiter's "want").
+    std::optional<mem::PageCount> wanted;  // The same without the host ceiling (the arbiter's "want");
+                                           // while reports are stale, the last fresh one's.
     std::optional<mem::PageCount> target;  // Set when this evaluation started an operation.
 };
 
@@ -143,6 +144,7 @@ public:
 private:
     std::optional<mem::PageCount> decide(PolicyView const&, mem::PageCount desired);
     std::optional<mem::PageCount> obey_ceiling(PolicyView const&, mem::PageCount desired);
+    std::optional<mem::PageCount> ceiling_breached(PolicyView const&, std::optional<mem::PageCount> desired) const;
     std::optional<mem::PageCount> hold(std::string_view reason, std::optional<Instant> retry = std::nullopt);
     void account_pressure(Instant now, bool pressured);
 
@@ -156,6 +158,7 @@ private:
     std::uint32_t m_failures = 0;                 // Consecutive auto operations that fell short.
     std::optional<Instant> m_pressure_clock;      // Last evaluation, if it found pressure.
     std::optional<HostCeiling> m_ceiling;         // The arbiter's lease, if any.
+    std::optional<mem::PageCount> m_wanted;       // The last fresh report's wish (kept while reports are stale).
 };
 
 } // namespace vmm::hv_balloon

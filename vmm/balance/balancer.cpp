@@ -66,7 +66,8 @@ Result<VmReading> parse_vm_reading(std::string_view body)
     vm.arbiter.min_mib = *min;
     vm.arbiter.max_mib = *policy_max ? std::min(*policy_max, *max) : *max;
     vm.arbiter.weight = static_cast<std::uint32_t>(std::min<std::uint64_t>(*weight, hv_balloon::ARBITER_MAX_WEIGHT));
-    vm.arbiter.want_mib = *current; // No evaluation yet: it keeps what it has.
+    // No wish known yet (no report since the policy changed): what it has or is heading to.
+    vm.arbiter.want_mib = std::max(*current, unsigned_at(info, "target_mib").value_or(0));
     if (info.contains("last_decision") && info["last_decision"].is_object())
         if (auto wanted = unsigned_at(info["last_decision"], "wanted_mib"))
             vm.arbiter.want_mib = *wanted;

@@ -196,3 +196,47 @@ TEST(DmCeiling, TwoVmsUnderTheArbiterShareByWeightAndSurviveItsDeath)
     EXPECT_GT(a.current, mib(1600));
     EXPECT_GT(b.current, mib(1600));
 }
+
+// Found by e2e dm-balance: a guest busy onlining hot-added memory stops reporting; its policy
+// must still obey a lower ceiling (cutting a grow in flight), and keep its last wish for the
+// arbiter instead of none.
+TEST(DmCeiling, StaleReportsStillObeyTheCeilingAndKeepTheLastWish)
+{
+    Guest g { auto_config() };
+    Instant now { seconds { 100 } };
+    g.report_use(now, mib(1400));
+    auto const wish = *g.policy.last_decision().wanted;
+    EXPECT_GT(wish, mib(1800)); // 1400 * 1.2 + floor(512 MiB) = 1848.
+    // A grow to 768 is running (the engine's view) when the arbiter lowers the ceiling to 448 and
+    // the guest's reports have gone stale.
+    g.policy.set_ceiling(HostCeiling { mib(448), now + seconds { 30 } });
+    now += seconds { 10 };
+    PolicyView v;
+    v.now = now;
+    v.connected = true;
+    v.current = mib(512);
+    v.reachable = mib(4096);
+    v.operation_running = true;
+    v.target = mib(768);
+    v.report = &g.report; // Received 10 s ago: stale.
+    auto cut = g.policy.evaluate(v);
+    ASSERT_TRUE(cut);
+    EXPECT_EQ(*cut, mib(448));
+    EXPECT_EQ(g.policy.last_decision().reason, "shrink: above the host ceiling");
+    EXPECT_EQ(g.policy.last_decision().wanted, wish) << "the arbiter still sees what it wanted";
+    EXPECT_EQ(g.policy.counters().ignored_reports, 1u);
+    // The same operation running: no new decision.
+    v.now += seconds { 3 };
+    v.target = mib(448);
+    v.shrinking = true;
+    EXPECT_FALSE(g.policy.evaluate(v));
+    // A grow in flight past the ceiling while below it is cut back to it (a grow, not a shrink).
+    v.now += seconds { 3 };
+    v.current = mib(400);
+    v.target = mib(768);
+    v.shrinking = false;
+    auto capped = g.policy.evaluate(v);
+    ASSERT_TRUE(capped);
+    EXPECT_EQ(*capped, mib(448));
+    EXPECT_EQ(g.policy.last_decision().reason, "grow: cut to the host ceiling");
+}
