@@ -513,11 +513,12 @@ def balance(args) -> None:
         arbiter.kill()
         arbiter.wait()
         died = time.monotonic()
-        back = wait_memory("b", lambda m: m["ceiling"] is None and m["target_mib"] >= 1000, 30,
+        # A guest busy onlining memory may not report for a while: it decides at its next report.
+        back = wait_memory("b", lambda m: m["ceiling"] is None and m["target_mib"] >= 1000, 120,
                            "b to fall back to its own limits after the lease")
         print(f"b after the arbiter died: target {back['target_mib']} in {time.monotonic() - died:.1f} s, "
               f"decision {back['last_decision']}", flush=True)
-        wait_memory("a", lambda m: m["ceiling"] is None and m["target_mib"] >= 1000, 30,
+        wait_memory("a", lambda m: m["ceiling"] is None and m["target_mib"] >= 1000, 300,
                     "a to fall back to its own limits after the lease")
         for name in ("a", "b"):
             metrics = subprocess.run([args.microvmm, "ctl", "--socket", str(vms[name]["socket"]), "metrics"],
