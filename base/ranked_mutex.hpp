@@ -14,6 +14,7 @@ namespace vmm {
 // Outermost first. Keep in step with the table in ARCHITECTURE.md.
 enum class LockRank : std::uint8_t {
     BusDevice,       // vmm/bus: one port/MMIO device's state (vCPU threads).
+    NvmeController,  // vmm/devices/nvme_disk: one disk's NVMe engine (vCPUs, its nvme-io thread).
     DmBackend,       // vmm/dm_api_backend: the published DmDevice, boot count, last status.
     HostMemory,      // vmm/dm_api_backend: the booted Machine for /proc reads; nests nothing.
     IcServices,      // vmm/ic_integration: the per-boot integration services, shutdown state.

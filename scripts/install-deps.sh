@@ -5,6 +5,10 @@ set -euo pipefail
 packages=(
   meson ninja-build g++ pkg-config
   libboost-dev libfmt-dev libtomlplusplus-dev libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev
+  # Per-thread seccomp filters (vmm/sandbox/, SECURITY.md); linked statically.
+  libseccomp-dev
+  # io_uring for disk image back-ends (vmm/backends/image_file_backend.*).
+  liburing-dev
   # Test guest: kernel source and its build tools, busybox for the initramfs.
   linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio xz-utils busybox-static make
   # Fuzzing (libFuzzer) and the QEMU baseline for benchmarks.

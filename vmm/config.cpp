@@ -4,6 +4,7 @@
 #include "vmm/config.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <toml++/toml.h>
 
 #include "base/fd.hpp"
+#include "base/read_text_file.hpp"
 #include "devices/ic/kvp_ic.hpp"
 #include "vmm/cpuid.hpp"
 #include "vmm/toml_text_guard.hpp"
@@ -457,12 +459,62 @@ Result<void> parse_guest_info(toml::node const& node, Draft& draft)
     return {};
 }
 
+// [[disk]]: an array of tables with path (required), read_only and serial.
+Result<void> parse_disks(toml::node const& node, Draft& draft)
+{
+    auto const* array = node.as_array();
+    if (!array || !array->is_array_of_tables())
+        return config_error("disk: expected [[disk]] tables (an array of tables)");
+    if (array->size() > MAX_DISKS)
+        return config_error(fmt::format("disk: {} disks, at most {}", array->size(), MAX_DISKS));
+    for (std::size_t i = 0; i < array->size(); ++i) {
+        auto const& table = *array->get(i)->as_table();
+        DiskSection disk;
+        bool have_path = false;
+        for (auto const& [key, value] : table) {
+            std::string const full = fmt::format("disk[{}].{}", i, key.str());
+            if (key.str() == "path") {
+                disk.path = VMM_TRY(as_path(value, full, draft));
+                have_path = true;
+            } else if (key.str() == "read_only") {
+                disk.read_only = VMM_TRY(as_bool(value, full));
+            } else if (key.str() == "serial") {
+                disk.serial = VMM_TRY(as_string(value, full));
+                if (disk.serial.empty() || disk.serial.size() > MAX_DISK_SERIAL_BYTES)
+                    return config_error(fmt::format("{}: must be 1..{} characters", full, MAX_DISK_SERIAL_BYTES));
+                // Identify's SN is printable ASCII (NVMe 1.4 §1.5 "ASCII string": 20h-7Eh).
+                if (std::ranges::any_of(disk.serial, [](char c) { return c < 0x20 || c > 0x7E; }))
+                    return config_error(fmt::format("{}: only printable ASCII characters", full));
+            } else {
+                return config_error(fmt::format("unknown key {} (line {})", full, key.source().begin.line));
+            }
+        }
+        if (!have_path)
+            return config_error(fmt::format("disk[{}].path: missing", i));
+        if (disk.serial.empty())
+            disk.serial = fmt::format("MVMDISK{}", i);
+        for (std::size_t j = 0; j < draft.config.disks.size(); ++j) {
+            if (draft.config.disks[j].path == disk.path)
+                return config_error(fmt::format("disk[{}].path: {} is also disk[{}]", i, disk.path.string(), j));
+            if (draft.config.disks[j].serial == disk.serial)
+                return config_error(fmt::format("disk[{}].serial: \"{}\" is also disk[{}]'s (each disk is its own "
+                                                "NVMe subsystem, named by its serial)", i, disk.serial, j));
+        }
+        draft.config.disks.push_back(std::move(disk));
+    }
+    return {};
+}
+
 Result<void> parse_tables(toml::table const& root, Draft& draft)
 {
     for (auto const& [table_key, table_node] : root) {
         std::string const table_name { table_key.str() };
         if (table_name == "guest_info") {
             VMM_TRY(parse_guest_info(table_node, draft));
+            continue;
+        }
+        if (table_name == "disk") {
+            VMM_TRY(parse_disks(table_node, draft));
             continue;
         }
         auto const& tables = schema();
@@ -561,6 +613,27 @@ Result<std::vector<std::byte>> read_head(fs::path const& path, std::string_view 
     return head;
 }
 
+// The image exists, is a regular file or block device of at least one block, and opens the way
+// the disk needs it. The lock is taken later, when the back-end opens it for the VM.
+Result<void> check_disk_image(DiskSection const& disk, std::size_t index)
+{
+    std::string const key = fmt::format("disk[{}].path", index);
+    int raw = ::open(disk.path.c_str(), (disk.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (raw < 0)
+        return config_error(fmt::format("{}: cannot open {}{}: {}", key, disk.path.string(),
+            disk.read_only ? "" : " for reading and writing", std::strerror(errno)));
+    Fd fd { raw };
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0)
+        return config_error(fmt::format("{}: cannot stat {}: {}", key, disk.path.string(), std::strerror(errno)));
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+        return config_error(fmt::format("{}: {} is not a regular file or block device", key, disk.path.string()));
+    if (S_ISREG(st.st_mode) && st.st_size < 512)
+        return config_error(fmt::format("{}: {} is {} bytes, smaller than one 512-byte block", key, disk.path.string(),
+            st.st_size));
+    return {};
+}
+
 } // namespace
 
 Result<void> check_dynamic_memory(DynamicMemorySection& dm, MachineSection const& machine)
@@ -617,20 +690,18 @@ Result<void> validate_config(Config const& config, ConfigLimits limits)
         if (config.boot.initrd)
             VMM_TRY(read_head(*config.boot.initrd, "boot.initrd", 1));
     }
+    for (std::size_t i = 0; i < config.disks.size(); ++i)
+        VMM_TRY(check_disk_image(config.disks[i], i));
     return {};
 }
 
 Result<Config> load_config(fs::path const& path, ConfigLimits limits)
 {
-    std::ifstream file { path, std::ios::binary };
-    if (!file)
-        return config_error(fmt::format("config file {}: {}", path.string(), std::strerror(errno)));
-    std::stringstream text;
-    text << file.rdbuf();
-    if (file.bad())
-        return config_error(fmt::format("config file {}: read error", path.string()));
+    auto text = read_text_file(path);
+    if (!text)
+        return config_error(fmt::format("config file {}", text.error().message()));
     fs::path const absolute = fs::absolute(path);
-    auto config = parse_config(text.str(), absolute.parent_path());
+    auto config = parse_config(*text, absolute.parent_path());
     if (!config)
         return config_error(fmt::format("{}: {}", path.string(), config.error().what()));
     config->source = absolute;

@@ -120,6 +120,17 @@ struct VsockSection {
 // the path leaves room for "_4294967295".
 inline constexpr std::size_t MAX_VSOCK_UDS_PATH_BYTES = 108 - 1 - 11;
 
+// One [[disk]]: a raw image file behind its own NVMe controller (one namespace each; why:
+// configs/README.md "Disks"). The image must exist; it is opened and locked at start-up
+// (vmm/backends/image_file_backend.*).
+struct DiskSection {
+    std::filesystem::path path;   // Absolute after loading.
+    bool read_only { false };
+    std::string serial;           // Identify Controller SN: 1..20 printable ASCII; default "MVMDISK<n>".
+};
+inline constexpr std::size_t MAX_DISKS = 8;
+inline constexpr std::size_t MAX_DISK_SERIAL_BYTES = 20; // NVMe 1.4 Figure 247, SN.
+
 struct Config {
     std::filesystem::path source; // The file it came from (empty for text).
     MachineSection machine;
@@ -132,6 +143,7 @@ struct Config {
     IntegrationSection integration;
     GuestInfoSection guest_info;
     VsockSection vsock;
+    std::vector<DiskSection> disks;
 };
 
 struct ConfigLimits {
@@ -148,7 +160,8 @@ Result<void> check_dynamic_memory(DynamicMemorySection&, MachineSection const&);
 // Parses TOML text; relative paths resolve against `base_dir`. Checks types, unknown keys and
 // value ranges that need nothing from the host.
 Result<Config> parse_config(std::string_view text, std::filesystem::path const& base_dir);
-// Host-dependent checks: vCPU limit and the kernel/initrd files (existence, kernel format).
+// Host-dependent checks: vCPU limit, the kernel/initrd files (existence, kernel format) and each
+// disk image (exists, regular file or block device, readable, and writable unless read_only).
 Result<void> validate_config(Config const&, ConfigLimits);
 // Reads, parses and validates `path`.
 Result<Config> load_config(std::filesystem::path const& path, ConfigLimits);

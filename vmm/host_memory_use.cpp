@@ -2,9 +2,9 @@
 #include "vmm/host_memory_use.hpp"
 
 #include <charconv>
-#include <fstream>
-#include <iterator>
 #include <string>
+
+#include "base/read_text_file.hpp"
 
 namespace vmm {
 
@@ -69,10 +69,7 @@ Result<HostMemoryUse> read_host_memory_use(mem::BootRam const& boot_ram, Mapping
     use.boot_ram_resident_bytes = VMM_TRY(boot_ram.allocated_bytes());
     if (!hot_add_window.is_mapped())
         return use;
-    std::ifstream file { "/proc/self/smaps" };
-    if (!file)
-        return fail_errno("open /proc/self/smaps");
-    std::string const text { std::istreambuf_iterator<char> { file }, std::istreambuf_iterator<char> {} };
+    std::string const text = VMM_TRY(read_text_file("/proc/self/smaps"));
     auto const begin = reinterpret_cast<std::uintptr_t>(hot_add_window.base());
     use.hot_add_resident_bytes = smaps_resident_bytes(text, begin, begin + hot_add_window.size_bytes());
     return use;

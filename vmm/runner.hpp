@@ -95,6 +95,9 @@ public:
     // started (the hook forces the stop itself later via stop_for_signal()); false stops at
     // once as before. A second SIGTERM, and SIGINT, always stop at once.
     void on_terminate_request(std::function<bool()> hook) { m_terminate_hook = std::move(hook); }
+    // Runs once on the loop thread when run() has opened everything of its own (serial output,
+    // signalfd, timers) and before the first boot: microvmm enters its sandbox here (main.cpp).
+    void on_started(std::function<void()> callback) { m_started = std::move(callback); }
     // Loop thread: stops the guest as for the signal received (exit status 128 + signal).
     void stop_for_signal();
 
@@ -128,6 +131,7 @@ private:
     int m_signal { 0 };
     int m_graceful_signal { 0 }; // SIGTERM handed to the terminate hook (graceful shutdown running).
     std::function<bool()> m_terminate_hook;
+    std::function<void()> m_started;
     int m_exit_status { EXIT_GUEST_DONE };
     u64 m_boot_count { 0 };
     std::unique_ptr<M> m_machine; // Last: its vCPU threads post to the members above.
@@ -189,6 +193,8 @@ int BasicRunner<M>::run()
         return EXIT_FAILURE_HOST;
     }
     m_synic_kick = std::move(*kick);
+    if (m_started)
+        m_started();
     if (auto booted = boot(); !booted) {
         log::error("vmm", "starting the guest: {}", booted.error());
         return EXIT_FAILURE_HOST;

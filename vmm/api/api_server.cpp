@@ -7,6 +7,8 @@
 
 #include "vmm/api/api_server.hpp"
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,6 +28,7 @@
 #include "vmm/api/api_http.hpp"
 #include "vmm/api/api_json.hpp"
 #include "vmm/api/api_socket.hpp"
+#include "vmm/sandbox/thread_sandbox.hpp"
 
 namespace vmm::api {
 
@@ -336,6 +339,9 @@ void ApiServer::Impl::accept()
             });
             return;
         }
+        // Asio accepts with accept(2), not accept4(SOCK_CLOEXEC): every fd of microvmm is
+        // close-on-exec (SECURITY.md). microvmm never execs, so no other thread can race this.
+        ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
         if (connections.size() >= config.max_connections) {
             ++stats.connections_rejected;
             error_code ignored;
@@ -386,6 +392,9 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(ApiBackend& backend, EventHu
     auto* raw = impl.get();
     try {
         impl->thread = std::thread([raw] {
+            ::pthread_setname_np(::pthread_self(), "api");
+            // Before the first client is accepted (SECURITY.md).
+            sandbox::enter_thread(sandbox::ThreadKind::Api);
             for (;;) {
                 try {
                     raw->io.run();

@@ -8,6 +8,7 @@
 #include "vmm/hyperv/hvdef.hpp"
 #include "vmm/hyperv/reference_time.hpp"
 #include "vmm/hyperv/synthetic_timers.hpp"
+#include "vmm/sandbox/thread_sandbox.hpp"
 
 namespace vmm::hyperv {
 namespace {
@@ -28,8 +29,12 @@ TimerThread::~TimerThread() { stop(); }
 void TimerThread::start()
 {
     VMM_ASSERT(!m_thread.joinable());
-    m_thread = std::thread([this] { run(); });
-    ::pthread_setname_np(m_thread.native_handle(), "hv-timers");
+    m_thread = std::thread([this] {
+        // Named by itself (see VcpuThread::run_loop), then filtered before its first expiry.
+        ::pthread_setname_np(::pthread_self(), "hv-timers");
+        sandbox::enter_thread(sandbox::ThreadKind::HvTimers);
+        run();
+    });
 }
 
 void TimerThread::stop()

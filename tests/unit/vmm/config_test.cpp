@@ -486,3 +486,89 @@ TEST(ConfigExamples, DemoAndWindowsProfilesHaveTheirDocumentedSettings)
 
 } // namespace
 } // namespace vmm
+
+namespace vmm {
+namespace {
+
+class DiskConfigTest : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        m_dir = std::filesystem::temp_directory_path() / fmt::format("microvmm-disk-config-{}", ::getpid());
+        std::filesystem::create_directories(m_dir);
+        std::string elf(0x300, '\0');
+        elf.replace(0, 4, "\x7f" "ELF");
+        write("vmlinux", elf);
+        write("a.img", std::string(4096, '\0'));
+        write("b.img", std::string(1024, '\0'));
+        write("tiny.img", std::string(100, '\0'));
+    }
+    void TearDown() override
+    {
+        std::filesystem::permissions(m_dir / "b.img", std::filesystem::perms::owner_all);
+        std::filesystem::remove_all(m_dir);
+    }
+    void write(std::string const& name, std::string const& bytes)
+    {
+        std::ofstream file { m_dir / name, std::ios::binary };
+        file << bytes;
+    }
+    Result<Config> load(std::string const& disks)
+    {
+        write("vm.toml", "[machine]\nvcpus = 1\nmemory_mib = 256\n[boot]\nkernel = \"vmlinux\"\n" + disks);
+        return load_config(m_dir / "vm.toml", ConfigLimits { 64 });
+    }
+    void expect_error(std::string const& disks, std::string const& text)
+    {
+        auto config = load(disks);
+        ASSERT_FALSE(config) << disks;
+        EXPECT_EQ(config.error().code(), Errc::Config);
+        std::string const message { config.error().message() };
+        EXPECT_NE(message.find(text), std::string::npos) << message;
+        EXPECT_EQ(message.find('\n'), std::string::npos);
+    }
+    std::filesystem::path m_dir;
+};
+
+TEST_F(DiskConfigTest, DisksParseWithDefaults)
+{
+    auto config = load("[[disk]]\npath = \"a.img\"\n[[disk]]\npath = \"b.img\"\nread_only = true\nserial = \"SER-2\"\n");
+    ASSERT_TRUE(config) << config.error().message();
+    ASSERT_EQ(config->disks.size(), 2u);
+    EXPECT_EQ(config->disks[0].path, m_dir / "a.img");
+    EXPECT_FALSE(config->disks[0].read_only);
+    EXPECT_EQ(config->disks[0].serial, "MVMDISK0");
+    EXPECT_TRUE(config->disks[1].read_only);
+    EXPECT_EQ(config->disks[1].serial, "SER-2");
+    auto none = load("");
+    ASSERT_TRUE(none);
+    EXPECT_TRUE(none->disks.empty());
+}
+
+TEST_F(DiskConfigTest, BadDisksAreOneLineErrors)
+{
+    expect_error("[[disk]]\npath = \"missing.img\"\n", "disk[0].path: cannot open");
+    expect_error("[[disk]]\npath = \"missing.img\"\n", "No such file");
+    expect_error("[[disk]]\nread_only = true\n", "disk[0].path: missing");
+    expect_error("[[disk]]\npath = \"a.img\"\nsize = 3\n", "unknown key disk[0].size");
+    expect_error("[[disk]]\npath = \"a.img\"\nread_only = 1\n", "disk[0].read_only");
+    expect_error("[[disk]]\npath = \"a.img\"\nserial = \"\"\n", "disk[0].serial");
+    expect_error("[[disk]]\npath = \"a.img\"\nserial = \"123456789012345678901\"\n", "disk[0].serial");
+    expect_error("[[disk]]\npath = \"a.img\"\nserial = \"a\\u0001\"\n", "printable");
+    expect_error("[[disk]]\npath = \"a.img\"\n[[disk]]\npath = \"a.img\"\n", "disk[1].path");
+    expect_error("[[disk]]\npath = \"a.img\"\nserial = \"X\"\n[[disk]]\npath = \"b.img\"\nserial = \"X\"\n", "disk[1].serial");
+    expect_error("[disk]\npath = \"a.img\"\n", "[[disk]]");
+    expect_error("[[disk]]\npath = \".\"\nread_only = true\n", "not a regular file");
+    expect_error("[[disk]]\npath = \"tiny.img\"\n", "512-byte");
+    std::string many;
+    for (int i = 0; i < 9; ++i)
+        many += fmt::format("[[disk]]\npath = \"d{}.img\"\n", i);
+    expect_error(many, "at most 8");
+    if (::geteuid() != 0) { // root opens anything.
+        std::filesystem::permissions(m_dir / "b.img", std::filesystem::perms::owner_read);
+        expect_error("[[disk]]\npath = \"b.img\"\n", "for reading and writing");
+    }
+}
+
+} // namespace
+} // namespace vmm

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: MIT
+// Per-thread seccomp-bpf (SECURITY.md "Seccomp filters"); threads load theirs through
+// sandbox::enter_thread() (thread_sandbox.hpp). A call outside the list traps
+// (SCMP_ACT_TRAP): the SIGSYS handler writes one line naming the thread type and the call, then
+// kills the process with SIGSYS.
+//
+// Why TRAP and not SCMP_ACT_KILL_PROCESS: a killed process leaves its reason only in the audit
+// log, which a VMM operator may not read; with TRAP the process still dies of SIGSYS (the
+// handler is SA_RESETHAND and re-raises) after an async-signal-safe write() to stderr. A
+// compromised thread cannot catch the trap: rt_sigaction(SIGSYS) is outside every list, and
+// the trapped call never runs either way.
+#pragma once
+
+#include "base/error.hpp"
+#include "vmm/sandbox/seccomp_rules.hpp"
+#include "vmm/sandbox/thread_kind.hpp"
+
+namespace vmm::sandbox {
+
+// Main thread, once, before any other thread exists: installs the SIGSYS reporter and resolves
+// the system call names it prints (libseccomp allocates; the handler must not).
+Result<void> prepare_seccomp();
+
+// Builds the BPF for `rules` and loads it on the calling thread (no TSYNC: other threads keep
+// theirs). `kind` is what the SIGSYS line calls this thread. Also sets PR_SET_NO_NEW_PRIVS,
+// which a filter needs without CAP_SYS_ADMIN.
+Result<void> load_filter(ThreadKind kind, std::vector<SyscallRule> const& rules);
+
+// Test builds only (meson -Dseccomp_test_hook=true, never the product): if the environment
+// variable MICROVMM_SECCOMP_TEST_VIOLATE named this thread type at prepare_seccomp(), issue a
+// call outside its filter now. An empty function otherwise.
+void run_test_hook(ThreadKind kind);
+
+} // namespace vmm::sandbox
