@@ -82,6 +82,16 @@ void DmApiBackend::attach_device(std::unique_ptr<DmDevice> device, Machine* mach
         std::lock_guard guard { m_lock };
         m_boot_count = boot_count;
         m_device = std::move(device);
+        // A host ceiling still leased binds the new boot too, for what is left of its lease.
+        if (m_device && m_ceiling) {
+            auto const now = Clock::now();
+            if (m_ceiling->expires > now)
+                m_device->with_engine([&](hv_balloon::DynamicMemory& engine) {
+                    engine.set_ceiling(mem::PageCount::from_bytes_floor(m_ceiling->mib << 20), m_ceiling->expires - now);
+                });
+            else
+                m_ceiling.reset();
+        }
         // on_reboot_size = "last": the new boot is driven to the size the guest had when it
         // rebooted, within min/max, as soon as its DM driver connects (the boot RAM itself is the
         // configured memory_mib; docs/auto-memory.md).
@@ -202,6 +212,15 @@ void DmApiBackend::on_event(hv_balloon::DmEvent const& event)
         m_hub.publish("policy_decision",
             { { "from_mib", decided->from.mib() }, { "target_mib", d.target ? d.target->mib() : 0 },
                 { "demand_mib", d.demand ? d.demand->mib() : 0 }, { "reason", d.reason } });
+    } else if (auto const* ceiling = std::get_if<DmCeilingChanged>(&event)) {
+        if (ceiling->limit)
+            m_hub.publish("ceiling_changed",
+                { { "mib", ceiling->limit->mib() },
+                    { "lease_ms", std::chrono::duration_cast<std::chrono::milliseconds>(ceiling->lease).count() } });
+        else
+            m_hub.publish("ceiling_changed", { { "mib", nullptr }, { "lease_ms", 0 } });
+    } else if (auto const* expired = std::get_if<DmCeilingExpired>(&event)) {
+        m_hub.publish("ceiling_expired", { { "mib", expired->limit.mib() } });
     } else if (auto const* rejected = std::get_if<DmRejectedGuestRange>(&event)) {
         api::publish_rejected_guest_range(m_hub, mem::reject_reason_name(rejected->reason), rejected->start,
             rejected->count);
@@ -274,8 +293,21 @@ api::MemoryInfo DmApiBackend::dm_memory_info()
         auto mib = [](std::optional<mem::PageCount> p) { return p ? std::optional<u64> { p->mib() } : std::nullopt; };
         out.demand_mib = mib(d.demand);
         out.desired_mib = mib(d.desired);
+        out.wanted_mib = mib(d.wanted);
         out.target_mib = mib(d.target);
         info.last_decision = out;
+    }
+    // The engine's lease, if it still holds one (it expires it at its own deadline).
+    auto const now = Clock::now();
+    if (status->ceiling && status->ceiling->expires > now) {
+        api::MemoryCeiling ceiling;
+        ceiling.mib = status->ceiling->limit.mib();
+        ceiling.expires_in_ms = static_cast<u64>(
+            std::chrono::ceil<std::chrono::milliseconds>(status->ceiling->expires - now).count());
+        std::lock_guard guard { m_lock };
+        ceiling.lease_ms = m_ceiling ? m_ceiling->lease_ms : 0;
+        ceiling.applied = m_dm.auto_mode && m_device != nullptr;
+        info.ceiling = ceiling;
     }
     return info;
 }
@@ -335,6 +367,32 @@ std::expected<api::MemoryPolicy, std::string> DmApiBackend::set_policy(api::Poli
     auto out = policy();
     log::info("dm", "memory policy now {} ({}..{} MiB, buffer {} %)", out.mode, out.min_mib, out.max_mib, out.buffer_percent);
     m_hub.publish("policy_changed", api::to_json(out));
+    return out;
+}
+
+std::expected<std::optional<api::MemoryCeiling>, std::string> DmApiBackend::set_ceiling(
+    std::optional<api::CeilingRequest> const& request)
+{
+    if (!m_config.dynamic_memory.enabled)
+        return std::unexpected(std::string("[dynamic_memory] is not enabled: there is no target to bound"));
+    if (request && request->mib > (UINT64_MAX >> 20))
+        return std::unexpected(fmt::format("ceiling {} MiB is out of range", request->mib));
+    auto const now = Clock::now();
+    std::chrono::milliseconds const lease { request ? request->lease_ms : 0 };
+    std::optional<api::MemoryCeiling> out;
+    std::lock_guard guard { m_lock };
+    if (request) {
+        m_ceiling = CeilingLease { request->mib, request->lease_ms, now + lease };
+        out = api::MemoryCeiling { request->mib, request->lease_ms, request->lease_ms, m_dm.auto_mode && m_device };
+    } else {
+        m_ceiling.reset();
+    }
+    // Between boots there is no engine: attach_device() hands the next one what is left.
+    if (m_device)
+        m_device->with_engine([&](hv_balloon::DynamicMemory& engine) {
+            engine.set_ceiling(
+                request ? std::optional { mem::PageCount::from_bytes_floor(request->mib << 20) } : std::nullopt, lease);
+        });
     return out;
 }
 
@@ -404,6 +462,8 @@ api::MemoryCounters DmApiBackend::counters()
     out.auto_grow_decisions = p.grow_decisions;
     out.auto_shrink_decisions = p.shrink_decisions;
     out.auto_ignored_reports = p.ignored_reports;
+    out.ceiling_changes = p.ceiling_changes;
+    out.ceiling_expiries = p.ceiling_expiries;
     out.under_pressure_ms = static_cast<u64>(std::chrono::duration_cast<std::chrono::milliseconds>(p.under_pressure).count());
     return out;
 }

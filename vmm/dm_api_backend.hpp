@@ -55,6 +55,8 @@ public:
     std::optional<api::Operation> operation(std::uint64_t id) override;
     api::MemoryCounters counters() override;
     std::expected<api::MemoryPolicy, std::string> set_policy(api::PolicyUpdate const&) override;
+    std::expected<std::optional<api::MemoryCeiling>, std::string> set_ceiling(
+        std::optional<api::CeilingRequest> const&) override;
     std::string extra_metrics() override;
 
 private:
@@ -74,12 +76,21 @@ private:
     api::EventHub& m_hub;
     Clock::time_point m_start;
 
-    RankedMutex<LockRank::DmBackend> m_lock; // Guards the six below.
+    // The host ceiling's lease as last PUT (docs/auto-memory.md): the engine holds the same; this
+    // copy carries it across a reboot (the next boot's engine gets what is left of it).
+    struct CeilingLease {
+        u64 mib = 0;
+        u64 lease_ms = 0;
+        Clock::time_point expires;
+    };
+
+    RankedMutex<LockRank::DmBackend> m_lock; // Guards the seven below.
     std::unique_ptr<DmDevice> m_device;       // This boot's device; the loop thread replaces it.
     u64 m_boot_count = 0;
     std::optional<hv_balloon::DmStatus> m_last; // Last status of a detached engine.
     DynamicMemorySection m_dm;                // The policy now ([dynamic_memory], then PUTs): every boot's.
     std::optional<mem::PageCount> m_last_size; // The guest's size when it last rebooted.
+    std::optional<CeilingLease> m_ceiling;
     std::atomic<u64> m_guest_reboots { 0 };      // Loop thread writes, API thread reads.
 
     RankedMutex<LockRank::HostMemory> m_host_lock;

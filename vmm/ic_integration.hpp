@@ -60,6 +60,11 @@ public:
     {
         return m_inner.set_policy(update);
     }
+    std::expected<std::optional<api::MemoryCeiling>, std::string> set_ceiling(
+        std::optional<api::CeilingRequest> const& request) override
+    {
+        return m_inner.set_ceiling(request);
+    }
     std::string extra_metrics() override;
     std::expected<api::ShutdownStarted, std::string> shutdown(api::ShutdownRequest const& request) override;
 

@@ -19,6 +19,7 @@
 #include "vmm/vcpu_thread.hpp"
 #include "vmm/api/api_server.hpp"
 #include "vmm/api/ctl.hpp"
+#include "vmm/balance/balancer.hpp"
 #include "vmm/api/event_hub.hpp"
 #include "vmm/dm_api_backend.hpp"
 #include <nlohmann/json.hpp>
@@ -168,6 +169,7 @@ int main(int argc, char** argv)
     app.set_version_flag("--version", std::string("microvmm ") + MICROVMM_VERSION);
     // Subcommands hook in here; without one, --config is required.
     CLI::App* ctl = api::add_ctl_subcommand(app);
+    CLI::App* balance = balance::add_balance_subcommand(app);
     CLI::App* jail = jail::add_jail_subcommand(app);
     app.require_subcommand(0, 1);
     try {
@@ -184,6 +186,8 @@ int main(int argc, char** argv)
     }
     if (ctl->parsed())
         return api::ctl_main(ctl->remaining());
+    if (balance->parsed())
+        return balance::balance_main(balance->remaining());
     if (jail->parsed())
         return jail::jail_main(jail->remaining());
     auto level = parse_level(level_name);

@@ -31,6 +31,22 @@ Result<void> DynamicMemory::set_policy(PolicyConfig config)
     return {};
 }
 
+void DynamicMemory::set_ceiling(std::optional<mem::PageCount> limit, Duration lease)
+{
+    std::optional<HostCeiling> ceiling;
+    if (limit)
+        ceiling = HostCeiling { *limit, m_now + lease };
+    if (m_policy.set_ceiling(ceiling)) {
+        emit(DmCeilingChanged { limit, lease });
+        if (limit)
+            log::info(COMPONENT, "host ceiling {} MiB (lease {} ms)", limit->mib(),
+                std::chrono::duration_cast<std::chrono::milliseconds>(lease).count());
+        else
+            log::info(COMPONENT, "host ceiling cleared");
+    }
+    run_policy();
+}
+
 PolicyView DynamicMemory::policy_view() const
 {
     PolicyView view;
@@ -48,6 +64,12 @@ PolicyView DynamicMemory::policy_view() const
 
 void DynamicMemory::run_policy()
 {
+    if (auto const lapsed = m_policy.ceiling(); lapsed && m_policy.expire_ceiling(m_now)) {
+        emit(DmCeilingExpired { lapsed->limit });
+        log::warn(COMPONENT, "host ceiling {} MiB expired: the arbiter stopped renewing it; back to {}..{} MiB",
+            lapsed->limit.mib(), m_policy.config().min.mib(),
+            (m_policy.config().max.raw() ? m_policy.config().max : m_map.max_pages()).mib());
+    }
     auto const view = policy_view();
     auto target = m_policy.evaluate(view);
     if (!target)

@@ -65,6 +65,8 @@ std::string_view event_name(DmEvent const& event)
         std::string_view operator()(DmGuestReset const&) const { return "guest_reboot"; }
         std::string_view operator()(DmRejectedGuestRange const&) const { return "rejected_guest_range"; }
         std::string_view operator()(DmPolicyDecided const&) const { return "policy_decision"; }
+        std::string_view operator()(DmCeilingChanged const&) const { return "ceiling_changed"; }
+        std::string_view operator()(DmCeilingExpired const&) const { return "ceiling_expired"; }
     };
     return std::visit(Namer {}, event);
 }

@@ -203,6 +203,7 @@ DmStatus DynamicMemory::status() const
     status.policy = m_policy.config();
     status.policy_decision = m_policy.last_decision();
     status.policy_counters = m_policy.counters();
+    status.ceiling = m_policy.ceiling();
     return status;
 }
 

@@ -81,8 +81,35 @@ void DmPolicy::configure(PolicyConfig config)
 {
     m_config = config;
     m_surplus_since.reset();
+    m_wanted.reset();
     m_failures = 0;
     m_deadline.reset();
+}
+
+bool DmPolicy::set_ceiling(std::optional<HostCeiling> ceiling)
+{
+    bool const changed = (m_ceiling ? std::optional { m_ceiling->limit } : std::nullopt)
+        != (ceiling ? std::optional { ceiling->limit } : std::nullopt);
+    m_ceiling = ceiling;
+    if (changed && ceiling)
+        ++m_counters.ceiling_changes;
+    return changed;
+}
+
+bool DmPolicy::expire_ceiling(Instant now)
+{
+    if (!m_ceiling || now < m_ceiling->expires)
+        return false;
+    m_ceiling.reset();
+    ++m_counters.ceiling_expiries;
+    return true;
+}
+
+std::optional<Instant> DmPolicy::next_deadline() const
+{
+    if (!m_ceiling)
+        return m_deadline;
+    return m_deadline ? std::min(*m_deadline, m_ceiling->expires) : m_ceiling->expires;
 }
 
 void DmPolicy::on_operation_finished(bool reached)
@@ -96,6 +123,7 @@ void DmPolicy::on_guest_reset()
     m_failures = 0;
     m_deadline.reset();
     m_pressure_clock.reset();
+    m_wanted.reset();
 }
 
 void DmPolicy::account_pressure(Instant now, bool pressured)
@@ -118,18 +146,28 @@ std::optional<mem::PageCount> DmPolicy::evaluate(PolicyView const& v)
     m_last = PolicyDecision {};
     m_last.at = v.now;
     m_deadline.reset();
+    expire_ceiling(v.now); // The engine expires it first (for its event); a lapsed lease never counts.
     if (m_config.mode != PolicyMode::Auto) {
         account_pressure(v.now, false);
         return hold("manual mode");
     }
-    if (!v.connected || v.report == nullptr) {
+    if (!v.connected) {
         account_pressure(v.now, false);
-        return hold(v.connected ? "no status report from the guest yet" : "the guest's DM driver is not connected");
+        return hold("the guest's DM driver is not connected");
     }
-    if (v.now - v.report->received_at > m_config.report_max_age) {
-        ++m_counters.ignored_reports;
+    bool const stale = v.report != nullptr && v.now - v.report->received_at > m_config.report_max_age;
+    if (v.report == nullptr || stale) {
+        // No wish to compute, but the host's ceiling still binds: a guest too busy to report
+        // (onlining hot-added memory, under load) must not keep memory the host took back.
+        if (stale)
+            ++m_counters.ignored_reports;
         account_pressure(v.now, false);
-        return hold("the guest's last status report is stale");
+        m_last.wanted = m_wanted; // The last wish, for the arbiter.
+        if (auto bound = ceiling_breached(v, std::nullopt)) {
+            m_last.desired = *bound;
+            return obey_ceiling(v, *bound);
+        }
+        return hold(stale ? "the guest's last status report is stale" : "no status report from the guest yet");
     }
     // The guest's numbers are hints: every step saturates, and nothing it says can move the
     // target outside [min, max] or past what the engine can reach.
@@ -140,14 +178,55 @@ std::optional<mem::PageCount> DmPolicy::evaluate(PolicyView const& v)
     // Demand above any size the policy may set is that size: keeps the product below 2^64.
     std::uint64_t const capped = std::min(demand, std::max<std::uint64_t>(max, 1) * 2);
     std::uint64_t const wish = round_up_mib(capped * (100 + m_config.buffer_percent) / 100 + floor);
-    std::uint64_t const desired = std::clamp(wish, min, std::max(min, max));
+    std::uint64_t const wanted = std::clamp(wish, min, std::max(min, max));
+    // The host ceiling bounds the target from above but never below min (minimums are always
+    // honoured; an arbiter never sends less, a hand-made PUT may). A lapsed lease was dropped by
+    // expire_ceiling() before this evaluation.
+    bool const capped_by_host = m_ceiling && m_ceiling->limit.raw() < wanted;
+    std::uint64_t const desired = capped_by_host ? std::max(m_ceiling->limit.raw(), min) : wanted;
     m_last.demand = mem::PageCount { demand };
     m_last.desired = mem::PageCount { desired };
+    m_last.wanted = mem::PageCount { wanted };
+    m_wanted = m_last.wanted;
 
     std::uint64_t const current = v.current.raw();
     std::uint64_t const band = std::max(m_config.min_step.raw(), current * m_config.hysteresis_percent / 100);
     account_pressure(v.now, wish >= current + band);
+    if (capped_by_host && ceiling_breached(v, mem::PageCount { desired }))
+        return obey_ceiling(v, mem::PageCount { desired });
     return decide(v, mem::PageCount { desired });
+}
+
+// The bound the ceiling sets (`desired` if the caller computed it, else max(ceiling, min)) when
+// the guest is more than min_step above it, or an operation is growing it past it.
+std::optional<mem::PageCount> DmPolicy::ceiling_breached(PolicyView const& v, std::optional<mem::PageCount> desired) const
+{
+    if (!m_ceiling)
+        return std::nullopt;
+    auto const bound = desired ? *desired : std::max(m_ceiling->limit, m_config.min);
+    bool const above = v.current.raw() >= bound.raw() + m_config.min_step.raw();
+    bool const growing_past = v.operation_running && !v.shrinking && v.target && *v.target > bound;
+    return above || growing_past ? std::optional { bound } : std::nullopt;
+}
+
+// Above the host's ceiling: shrink to it without shrink_delay or halving (the host needs the
+// memory back now), still one operation per min_interval.
+std::optional<mem::PageCount> DmPolicy::obey_ceiling(PolicyView const& v, mem::PageCount desired)
+{
+    m_surplus_since.reset();
+    if (v.operation_running && v.target
+        && (*v.target == desired || (v.shrinking && v.target->raw() <= desired.raw())))
+        return hold("above the host ceiling: an operation towards it is running");
+    auto const interval = m_config.min_interval * (1u << m_failures);
+    if (m_last_operation && v.now < *m_last_operation + interval)
+        return hold("above the host ceiling: waiting min_interval since the last operation", *m_last_operation + interval);
+    bool const grow = desired > v.current; // A grow past the ceiling is cut back to it.
+    m_last.reason = grow ? "grow: cut to the host ceiling" : "shrink: above the host ceiling";
+    m_last.target = desired;
+    m_last_operation = v.now;
+    ++m_counters.decisions;
+    ++(grow ? m_counters.grow_decisions : m_counters.shrink_decisions);
+    return desired;
 }
 
 std::optional<mem::PageCount> DmPolicy::decide(PolicyView const& v, mem::PageCount desired_pages)

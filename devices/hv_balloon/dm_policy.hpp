@@ -84,7 +84,9 @@ struct PolicyDecision {
     Instant at {};
     std::string_view reason = "no evaluation yet";
     std::optional<mem::PageCount> demand;  // The guest's own use (see the rule above).
-    std::optional<mem::PageCount> desired; // What the rule asks for, clamped to min/max.
+    std::optional<mem::PageCount> desired; // What the rule asks for, clamped to min/max and the ceiling.
+    std::optional<mem::PageCount> wanted;  // The same without the host ceiling (the arbiter's "want");
+                                           // while reports are stale, the last fresh one's.
     std::optional<mem::PageCount> target;  // Set when this evaluation started an operation.
 };
 
@@ -95,6 +97,18 @@ struct PolicyCounters {
     std::uint64_t shrink_decisions = 0;
     std::uint64_t ignored_reports = 0; // Stale, or from a guest whose numbers are impossible.
     Duration under_pressure {};       // Time the guest wanted more than it had (auto mode).
+    std::uint64_t ceiling_changes = 0;  // Host ceilings set to a new value (renewals not counted).
+    std::uint64_t ceiling_expiries = 0; // Leases that lapsed without renewal.
+};
+
+// The host-wide arbiter's upper bound on this VM's target (docs/auto-memory.md "Host-wide
+// arbitration"): a lease, void after `expires`, so a VM whose arbiter died falls back to its own
+// [min, max]. Auto mode only: manual mode keeps it but ignores it.
+struct HostCeiling {
+    mem::PageCount limit;
+    Instant expires {};
+
+    bool operator==(HostCeiling const&) const = default;
 };
 
 class DmPolicy {
@@ -114,14 +128,23 @@ public:
     void on_operation_finished(bool reached);
     // Guest reboot or reconnect: its old reports and the surplus clock are void.
     void on_guest_reset();
-    // When evaluate() next may decide something without a new report (nullopt: only a report).
-    std::optional<Instant> next_deadline() const { return m_deadline; }
+    // Sets (or, with nullopt, clears) the host ceiling. True if its limit changed (a renewal
+    // of the same limit only moves the expiry). The caller evaluates afterwards.
+    bool set_ceiling(std::optional<HostCeiling> ceiling);
+    // Drops the ceiling if its lease lapsed by `now`; true if it did (once per lease).
+    bool expire_ceiling(Instant now);
+    std::optional<HostCeiling> const& ceiling() const { return m_ceiling; }
+    // When evaluate() next may decide something without a new report (nullopt: only a report);
+    // includes the ceiling's expiry, so a lapsed lease is noticed without a report.
+    std::optional<Instant> next_deadline() const;
 
     PolicyDecision const& last_decision() const { return m_last; }
     PolicyCounters const& counters() const { return m_counters; }
 
 private:
     std::optional<mem::PageCount> decide(PolicyView const&, mem::PageCount desired);
+    std::optional<mem::PageCount> obey_ceiling(PolicyView const&, mem::PageCount desired);
+    std::optional<mem::PageCount> ceiling_breached(PolicyView const&, std::optional<mem::PageCount> desired) const;
     std::optional<mem::PageCount> hold(std::string_view reason, std::optional<Instant> retry = std::nullopt);
     void account_pressure(Instant now, bool pressured);
 
@@ -134,6 +157,8 @@ private:
     mem::PageCount m_surplus_peak;                // ...and the highest desired meanwhile.
     std::uint32_t m_failures = 0;                 // Consecutive auto operations that fell short.
     std::optional<Instant> m_pressure_clock;      // Last evaluation, if it found pressure.
+    std::optional<HostCeiling> m_ceiling;         // The arbiter's lease, if any.
+    std::optional<mem::PageCount> m_wanted;       // The last fresh report's wish (kept while reports are stale).
 };
 
 } // namespace vmm::hv_balloon

@@ -111,6 +111,7 @@ struct DmStatus {
     PolicyConfig policy;
     PolicyDecision policy_decision;          // The policy's last evaluation and why.
     PolicyCounters policy_counters;
+    std::optional<HostCeiling> ceiling;      // The arbiter's lease, if any (docs/auto-memory.md).
 };
 
 // Events (a REST server streams these).
@@ -130,10 +131,14 @@ struct DmRejectedGuestRange {
 };
 // Auto mode set a target (one per decision, not per evaluation).
 struct DmPolicyDecided { PolicyDecision decision; mem::PageCount from; };
+// The host ceiling got a new limit (nullopt: cleared); renewals of the same limit are silent.
+struct DmCeilingChanged { std::optional<mem::PageCount> limit; Duration lease {}; };
+// The arbiter stopped renewing: the VM is back to its own [min, max].
+struct DmCeilingExpired { mem::PageCount limit; };
 using DmEvent = std::variant<DmConnected, DmStatusReported, DmOperationProgress, DmOperationDone,
-    DmGuestReset, DmRejectedGuestRange, DmPolicyDecided>;
+    DmGuestReset, DmRejectedGuestRange, DmPolicyDecided, DmCeilingChanged, DmCeilingExpired>;
 // "dm_connected", "status_report", "operation_progress", "operation_done", "guest_reboot",
-// "rejected_guest_range", "policy_decision".
+// "rejected_guest_range", "policy_decision", "ceiling_changed", "ceiling_expired".
 std::string_view event_name(DmEvent const&);
 
 } // namespace vmm::hv_balloon

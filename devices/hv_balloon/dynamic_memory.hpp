@@ -84,6 +84,9 @@ public:
     // policy's next decision: callers that must not race the policy switch to manual first.
     Result<void> set_policy(PolicyConfig config);
     DmPolicy const& policy() const { return m_policy; }
+    // The host-wide arbiter's ceiling on auto mode's target, a lease of `lease` from now
+    // (nullopt clears it). Evaluates the policy at once: a VM above a new ceiling shrinks.
+    void set_ceiling(std::optional<mem::PageCount> limit, Duration lease);
 
     // Free page reporting (dm_cold_discard.hpp): the elements of one HvExtCallMemoryHeatHint
     // COLD_DISCARD call, any thread under the engine's caller lock. Validates and discards in

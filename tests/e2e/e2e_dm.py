@@ -4,9 +4,11 @@
 # hv_vmbus connects and hv_balloon binds; memory targets set through the REST socket with
 # `microvmm ctl` move the guest's MemTotal and microvmm's RSS; a guest reboot drops hot-add.
 # Exit status: 0 pass, 1 fail, 77 skip (only when /dev/kvm is absent).
+import http.client
 import json
 import os
 import re
+import socket as socket_module
 import subprocess
 import sys
 import tempfile
@@ -381,11 +383,172 @@ def auto(args) -> None:
         run.process.wait(timeout=60)
 
 
+class UnixHttp(http.client.HTTPConnection):
+    """HTTP/1.1 over the VM's API socket (the endpoints `microvmm ctl` has no command for)."""
+
+    def __init__(self, path: Path):
+        super().__init__("localhost", timeout=10)
+        self.path = str(path)
+
+    def connect(self):
+        self.sock = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(self.path)
+
+
+def api(path: Path, method: str, target: str, body: dict | None = None) -> tuple[int, str]:
+    connection = UnixHttp(path)
+    try:
+        connection.request(method, target, json.dumps(body) if body is not None else None,
+                           {"Content-Type": "application/json"} if body is not None else {})
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def balance(args) -> None:
+    """Issue 15 item 2: two auto-mode guests under one `microvmm balance` on a simulated small host
+    (--host-mib 1280, no reserve) share memory by weight (75 / 25, minimum 256 MiB each): both hold
+    768 MiB of committed memory, so each wants its max (1024); above the minimums 768 MiB go 3:1,
+    ceilings 832 and 448 MiB. The heavy VM grows to its ceiling, the light one is ballooned down to
+    its own. Then the arbiter is killed: the leases lapse and both go back to their own limits."""
+    paths = guest_paths(args)
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory)
+        sockets = root / "sockets"
+        sockets.mkdir()
+        t0 = time.monotonic()
+        vms = {}
+        arbiter = None
+
+        def stop(message: str):
+            if arbiter and arbiter.poll() is None:
+                arbiter.kill()
+            for vm in vms.values():
+                vm["run"].process.kill()
+            time.sleep(0.5)
+            for name, vm in vms.items():
+                print(f"--- {name} log", flush=True)
+                print("".join(line for line in list(vm["run"]._log) if line and ("hv_balloon" in line or "dm:" in line)),
+                      flush=True)
+            fail(message)
+
+        def memory(name: str) -> dict:
+            status, body = api(vms[name]["socket"], "GET", "/api/v1/memory")
+            return json.loads(body) if status == 200 else {}
+
+        def wait_memory(name: str, predicate, timeout_s: float, what: str) -> dict:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                try:
+                    m = memory(name)
+                except OSError:
+                    m = {}
+                if m and predicate(m):
+                    return m
+                if vms[name]["run"].process.poll() is not None:
+                    stop(f"{name}: microvmm exited while waiting for {what}")
+                time.sleep(0.5)
+            stop(f"{name}: {what}: not within {timeout_s:.0f} s; last {memory(name)}")
+
+        # One boot at a time (the host has 2 CPUs). Manual mode until both are up, so neither grows
+        # before the other is there to share with; /init holds 768 MiB (committed at mmap) for 900 s.
+        for name, weight in (("a", 75), ("b", 25)):
+            vm_dir = root / name
+            vm_dir.mkdir()
+            socket_path = sockets / f"{name}.sock"
+            dm_extra = (f'mode = "manual"\nmin_mib = 256\nmax_mib = 1024\nweight = {weight}\n'
+                        'shrink_delay_ms = 5000\nmin_interval_ms = 1000\n')
+            config = dm_config(vm_dir, paths, 1, 512, 1024,
+                               "microvmm.test=hold microvmm.hold_mib=768 microvmm.dirty_mib=2 microvmm.wait=900",
+                               socket_path, dm_extra)
+            run = Run(args.microvmm, config, args.timeout)
+            vms[name] = {"run": run, "reader": Reader(run), "socket": socket_path}
+            wait_memory(name, lambda m: m.get("dm", {}).get("connected") and m.get("guest_status"), 600,
+                        "the DM driver to connect and report")
+            if vms[name]["reader"].wait_find(r"MEMDIRTY: holding mib=768", 600, 0) is None:
+                stop(f"{name}: the guest did not hold its memory")
+            print(f"{name}: connected and holding, {time.monotonic() - t0:.1f} s", flush=True)
+
+        # The first leases by hand (what the arbiter will compute), so that switching to auto never
+        # lets a VM grow unbounded before the arbiter's first round; manual mode keeps but ignores them.
+        for name, mib in (("a", 832), ("b", 448)):
+            status, body = api(vms[name]["socket"], "PUT", "/api/v1/memory/ceiling", {"mib": mib, "lease_ms": 10000})
+            if status != 200 or json.loads(body)["applied"]:
+                stop(f"{name}: PUT ceiling in manual mode: {status} {body}")
+        for name in ("a", "b"):
+            status, body = api(vms[name]["socket"], "PUT", "/api/v1/memory/policy", {"mode": "auto"})
+            if status != 200:
+                stop(f"{name}: PUT policy auto: {status} {body}")
+        arbiter = subprocess.Popen([args.microvmm, "balance", "--dir", str(sockets), "--host-mib", "1280",
+                                    "--reserve-mib", "0", "--period-ms", "1000", "--lease-ms", "3000"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = arbiter.stdout.readline()
+        try:
+            plan = json.loads(first)
+        except json.JSONDecodeError:
+            stop(f"the arbiter printed {first!r}: {arbiter.stderr.read() if arbiter.poll() is not None else ''}")
+        print(f"arbiter: {first.strip()}", flush=True)
+        ceilings = {Path(vm["socket"]).stem: vm["ceiling_mib"] for vm in plan["vms"]}
+        if ceilings != {"a": 832, "b": 448} or not plan["contended"] or plan["supply_mib"] != 1280:
+            stop(f"arbiter split {ceilings} (supply {plan['supply_mib']}), expected a 832 / b 448 of 1280")
+
+        shrunk = wait_memory("b", lambda m: m["current_mib"] <= 448, 300, "b to be ballooned to its ceiling")
+        print(f"b: {shrunk['current_mib']} MiB at {time.monotonic() - t0:.1f} s, decision {shrunk['last_decision']}, "
+              f"ceiling {shrunk['ceiling']}", flush=True)
+        if shrunk["last_decision"]["wanted_mib"] < 1000 or not shrunk["ceiling"]["applied"]:
+            stop("b: the policy did not want more than its ceiling, or the ceiling is not applied")
+        grown = wait_memory("a", lambda m: m["target_mib"] == 832 and m["current_mib"] >= 768, 600,
+                            "a to grow towards its ceiling")
+        print(f"a: {grown['current_mib']} MiB (target {grown['target_mib']}) at {time.monotonic() - t0:.1f} s, "
+              f"decision {grown['last_decision']}", flush=True)
+        # The split moves if a VM's reachable size changes (a hot-add that timed out on a slow host
+        # can end hot-add for that boot): then the VMs follow their new ceilings within a few
+        # min_intervals. What must hold: together they settle within the supply, each within its ceiling.
+        deadline = time.monotonic() + 120
+        while True:
+            a_now, b_now = memory("a"), memory("b")
+            settled = all(m["ceiling"] and m["target_mib"] <= m["ceiling"]["mib"] for m in (a_now, b_now))
+            if settled and a_now["current_mib"] + b_now["current_mib"] <= 1280:
+                break
+            if time.monotonic() > deadline:
+                stop(f"the VMs hold more than the host gives: a {a_now['current_mib']} (target {a_now['target_mib']}, "
+                     f"ceiling {a_now['ceiling']}), b {b_now['current_mib']} (target {b_now['target_mib']}, "
+                     f"ceiling {b_now['ceiling']})")
+            time.sleep(1)
+
+        # The arbiter dies (no release): within the lease (3 s) + min_interval each VM drops its
+        # ceiling and wants its own max again.
+        arbiter.kill()
+        arbiter.wait()
+        died = time.monotonic()
+        # A guest busy onlining memory may not report for a while: it decides at its next report.
+        back = wait_memory("b", lambda m: m["ceiling"] is None and m["target_mib"] >= 1000, 120,
+                           "b to fall back to its own limits after the lease")
+        print(f"b after the arbiter died: target {back['target_mib']} in {time.monotonic() - died:.1f} s, "
+              f"decision {back['last_decision']}", flush=True)
+        wait_memory("a", lambda m: m["ceiling"] is None and m["target_mib"] >= 1000, 300,
+                    "a to fall back to its own limits after the lease")
+        for name in ("a", "b"):
+            metrics = subprocess.run([args.microvmm, "ctl", "--socket", str(vms[name]["socket"]), "metrics"],
+                                     capture_output=True, text=True, timeout=30).stdout
+            line = next((l for l in metrics.splitlines() if l.startswith("microvmm_memory_ceiling_expiries_total ")), "")
+            if not line or int(line.split()[-1]) < 1:
+                stop(f"{name}: ceiling expiry not counted: {line!r}")
+        print(f"dm-balance: {time.monotonic() - t0:.1f} s", flush=True)
+        for vm in vms.values():
+            vm["run"].process.terminate()
+        for vm in vms.values():
+            vm["run"].process.wait(timeout=60)
+
+
 CASES = {
     "vmbus-1vcpu": lambda a: vmbus(a, 1),
     "vmbus-2vcpu": lambda a: vmbus(a, 2),
     "dm-balloon": balloon,
     "dm-auto": auto,
+    "dm-balance": balance,
 }
 
 

@@ -123,7 +123,8 @@ struct PolicyDecision {
     std::string reason;                     // Host text.
     std::uint64_t at_ms = 0;                // VM uptime clock.
     std::optional<std::uint64_t> demand_mib;  // The guest's use as the rule reads its report.
-    std::optional<std::uint64_t> desired_mib; // What the rule asked for, clamped to min/max.
+    std::optional<std::uint64_t> desired_mib; // What the rule asked for, clamped to min/max and the ceiling.
+    std::optional<std::uint64_t> wanted_mib;  // The same without the host ceiling (the arbiter reads it).
     std::optional<std::uint64_t> target_mib;  // Set when this evaluation started an operation.
 };
 // A PUT /api/v1/memory/policy body: each present field replaces the current value.
@@ -133,6 +134,23 @@ struct PolicyUpdate {
         hysteresis_percent, shrink_delay_ms;
     std::optional<std::string> on_reboot_size;
 };
+
+// The host-wide arbiter's ceiling (PUT /api/v1/memory/ceiling; docs/auto-memory.md): an upper
+// bound on auto mode's target, valid for a lease.
+struct MemoryCeiling {
+    std::uint64_t mib = 0;
+    std::uint64_t lease_ms = 0;      // As last set or renewed.
+    std::uint64_t expires_in_ms = 0; // From now.
+    bool applied = false;            // False in manual mode (kept, not applied) or with no DM engine.
+};
+// PUT /api/v1/memory/ceiling body.
+struct CeilingRequest {
+    std::uint64_t mib = 0;
+    std::uint64_t lease_ms = 0;
+};
+// Bounds of a lease: at least one arbiter period of 100 ms, at most ten minutes.
+inline constexpr std::uint64_t MIN_CEILING_LEASE_MS = 100;
+inline constexpr std::uint64_t MAX_CEILING_LEASE_MS = 600'000;
 
 struct MemoryInfo {
     std::uint64_t boot_mib = 0;
@@ -152,6 +170,7 @@ struct MemoryInfo {
     std::optional<HostMemory> host;     // Absent while no guest RAM exists (between boots).
     MemoryPolicy policy;
     std::optional<PolicyDecision> last_decision; // Absent before the first evaluation.
+    std::optional<MemoryCeiling> ceiling;        // Absent with no lease in force.
 };
 
 // Monotonic counters for GET /metrics. The backend counts; the server only renders.
@@ -173,6 +192,8 @@ struct MemoryCounters {
     std::uint64_t auto_shrink_decisions = 0;
     std::uint64_t auto_ignored_reports = 0;  // Stale reports the policy would not act on.
     std::uint64_t under_pressure_ms = 0;     // Auto mode: time the guest wanted more than it had.
+    std::uint64_t ceiling_changes = 0;       // Host ceilings set to a new value (not renewals).
+    std::uint64_t ceiling_expiries = 0;      // Leases that lapsed without renewal.
 };
 
 enum class SetTargetError {
@@ -198,6 +219,12 @@ public:
     // Changes the memory policy at run time. The error is the fault_message of a 400 (a field
     // out of its bounds, named). A backend without Dynamic Memory refuses.
     virtual std::expected<MemoryPolicy, std::string> set_policy(PolicyUpdate const&)
+    {
+        return std::unexpected(std::string("this VMM has no Dynamic Memory policy"));
+    }
+    // Sets or renews the host ceiling (bounds already checked by the router); nullopt clears it.
+    // The error is the fault_message of a 409 (no Dynamic Memory here).
+    virtual std::expected<std::optional<MemoryCeiling>, std::string> set_ceiling(std::optional<CeilingRequest> const&)
     {
         return std::unexpected(std::string("this VMM has no Dynamic Memory policy"));
     }

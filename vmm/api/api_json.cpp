@@ -164,6 +164,7 @@ json to_json(MemoryInfo const& info)
     out["operation"] = info.operation ? to_json(*info.operation) : json(nullptr);
     out["policy"] = to_json(info.policy);
     out["last_decision"] = info.last_decision ? to_json(*info.last_decision) : json(nullptr);
+    out["ceiling"] = info.ceiling ? to_json(*info.ceiling) : json(nullptr);
     if (info.host) {
         // MiB rounded down, like every size in the JSON API; /metrics has the exact bytes.
         out["host"] = json { { "boot_ram_resident_mib", info.host->boot_ram_resident_bytes / MIB },
@@ -198,7 +199,18 @@ json to_json(PolicyDecision const& d)
         { "at_ms", d.at_ms },
         { "demand_mib", opt(d.demand_mib) },
         { "desired_mib", opt(d.desired_mib) },
+        { "wanted_mib", opt(d.wanted_mib) },
         { "target_mib", opt(d.target_mib) },
+    };
+}
+
+json to_json(MemoryCeiling const& c)
+{
+    return json {
+        { "mib", c.mib },
+        { "lease_ms", c.lease_ms },
+        { "expires_in_ms", c.expires_in_ms },
+        { "applied", c.applied },
     };
 }
 
@@ -324,6 +336,29 @@ std::expected<PolicyUpdate, std::string> parse_policy_update(std::string_view bo
         *out = *value;
     }
     return update;
+}
+
+std::expected<CeilingRequest, std::string> parse_ceiling_request(std::string_view body)
+{
+    auto object = parse_object(body, { "mib", "lease_ms" });
+    if (!object)
+        return std::unexpected(object.error());
+    json const& parsed = *object;
+    CeilingRequest request;
+    for (auto [name, out] : { std::pair { "mib", &request.mib }, std::pair { "lease_ms", &request.lease_ms } }) {
+        if (!parsed.contains(name))
+            return std::unexpected(fmt::format("missing field '{}'", name));
+        auto value = unsigned_field(parsed, name);
+        if (!value)
+            return std::unexpected(value.error());
+        *out = *value;
+    }
+    if (request.mib == 0)
+        return std::unexpected(std::string("field 'mib' must be at least 1"));
+    if (request.lease_ms < MIN_CEILING_LEASE_MS || request.lease_ms > MAX_CEILING_LEASE_MS)
+        return std::unexpected(fmt::format("field 'lease_ms' must be {}..{} (got {})", MIN_CEILING_LEASE_MS,
+            MAX_CEILING_LEASE_MS, request.lease_ms));
+    return request;
 }
 
 std::expected<ShutdownRequest, std::string> parse_shutdown_request(std::string_view body)

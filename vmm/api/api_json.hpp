@@ -25,6 +25,10 @@ nlohmann::json to_json(Operation const&);
 nlohmann::json to_json(MemoryInfo const&);
 nlohmann::json to_json(MemoryPolicy const&);
 nlohmann::json to_json(PolicyDecision const&);
+nlohmann::json to_json(MemoryCeiling const&);
+// The body of PUT /api/v1/memory/ceiling: exactly {"mib": u64 >= 1, "lease_ms": u64 in
+// [MIN_CEILING_LEASE_MS, MAX_CEILING_LEASE_MS]}.
+std::expected<CeilingRequest, std::string> parse_ceiling_request(std::string_view body);
 // The body of PUT /api/v1/memory/policy: an object of MemoryPolicy fields, at least one, each
 // typed (strings for mode/on_reboot_size with their values checked, unsigned integers else).
 std::expected<PolicyUpdate, std::string> parse_policy_update(std::string_view body);

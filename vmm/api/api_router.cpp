@@ -99,6 +99,33 @@ RouteResult ApiRouter::route(HttpRequest const& request)
             return error_response(400, policy.error());
         return json_response(200, to_json(*policy));
     }
+    if (path == "/api/v1/memory/ceiling") {
+        // GET shows the lease, PUT sets or renews it, DELETE releases it (an arbiter stopping).
+        if (request.method == "GET") {
+            auto ceiling = m_backend.memory_info().ceiling;
+            if (!ceiling)
+                return error_response(404, "no host ceiling in force");
+            return json_response(200, to_json(*ceiling));
+        }
+        std::optional<CeilingRequest> wanted;
+        if (request.method == "PUT") {
+            auto parsed = parse_ceiling_request(request.body);
+            if (!parsed)
+                return error_response(400, parsed.error());
+            wanted = *parsed;
+        } else if (request.method != "DELETE") {
+            return method_not_allowed("GET, PUT, DELETE");
+        }
+        auto set = m_backend.set_ceiling(wanted);
+        if (!set)
+            return error_response(409, set.error());
+        if (!*set) {
+            HttpResponse response;
+            response.status = 204;
+            return response;
+        }
+        return json_response(200, to_json(**set));
+    }
     if (path == "/api/v1/memory/target") {
         if (request.method != "PUT")
             return method_not_allowed("PUT");

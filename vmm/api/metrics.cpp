@@ -98,6 +98,13 @@ std::string render_metrics(VmInfo const& vm, MemoryInfo const& memory, MemoryCou
         "Guest status reports auto mode would not act on (stale).", counters.auto_ignored_reports);
     w.metric("microvmm_memory_under_pressure_seconds_total", "counter",
         "Auto mode: time the guest wanted more memory (use plus buffer) than it had.", counters.under_pressure_ms / 1000);
+    w.metric("microvmm_memory_ceiling_bytes", "gauge",
+        "Host-wide arbiter's ceiling on the auto-mode target (0: none in force).",
+        memory.ceiling ? memory.ceiling->mib * MIB : 0);
+    w.metric("microvmm_memory_ceiling_changes_total", "counter", "Host ceilings set to a new value (not renewals).",
+        counters.ceiling_changes);
+    w.metric("microvmm_memory_ceiling_expiries_total", "counter",
+        "Host ceiling leases that lapsed without renewal (the arbiter stopped).", counters.ceiling_expiries);
     w.metric("microvmm_memory_reclaimed_by_balloon_bytes_total", "counter",
         "Memory the guest gave back by ballooning, ever (this boot).", counters.balloon_pages_total * 4096);
 

@@ -97,6 +97,50 @@ TEST_F(ApiServerTest, PolicyEndpointSwitchesModeAndAutoRefusesManualTargets)
     EXPECT_EQ(request("PUT", "/api/v1/memory/target", R"({"target_mib": 512})")->status, 202u);
 }
 
+TEST_F(ApiServerTest, CeilingEndpointSetsRenewsShowsAndClearsTheLease)
+{
+    start();
+    expect_fault(request("GET", "/api/v1/memory/ceiling"), 404, "no host ceiling in force");
+    expect_fault(request("POST", "/api/v1/memory/ceiling", R"({"mib": 1, "lease_ms": 1000})"), 405,
+        "method not allowed; use GET, PUT, DELETE");
+    expect_fault(request("PUT", "/api/v1/memory/ceiling", R"({"mib": 512})"), 400, "missing field 'lease_ms'");
+    expect_fault(request("PUT", "/api/v1/memory/ceiling", R"({"lease_ms": 1000})"), 400, "missing field 'mib'");
+    expect_fault(request("PUT", "/api/v1/memory/ceiling", R"({"mib": 0, "lease_ms": 1000})"), 400,
+        "field 'mib' must be at least 1");
+    expect_fault(request("PUT", "/api/v1/memory/ceiling", R"({"mib": -5, "lease_ms": 1000})"), 400,
+        "field 'mib' must be an unsigned integer");
+    expect_fault(request("PUT", "/api/v1/memory/ceiling", R"({"mib": 512, "lease_ms": 99})"), 400,
+        "field 'lease_ms' must be 100..600000 (got 99)");
+    expect_fault(request("PUT", "/api/v1/memory/ceiling", R"({"mib": 512, "lease_ms": 600001})"), 400,
+        "field 'lease_ms' must be 100..600000 (got 600001)");
+    expect_fault(request("PUT", "/api/v1/memory/ceiling", R"({"mib": 512, "lease_ms": 1000, "x": 1})"), 400,
+        "unknown field 'x'");
+    EXPECT_TRUE(json::parse(request("GET", "/api/v1/memory")->body)["ceiling"].is_null());
+
+    // Manual mode keeps the ceiling but does not apply it.
+    auto response = request("PUT", "/api/v1/memory/ceiling", R"({"mib": 768, "lease_ms": 3000})");
+    ASSERT_EQ(response->status, 200);
+    EXPECT_EQ(json::parse(response->body),
+        json({ { "mib", 768 }, { "lease_ms", 3000 }, { "expires_in_ms", 3000 }, { "applied", false } }));
+    ASSERT_EQ(request("PUT", "/api/v1/memory/policy", R"({"mode": "auto"})")->status, 200);
+    response = request("PUT", "/api/v1/memory/ceiling", R"({"mib": 640, "lease_ms": 3000})");
+    EXPECT_EQ(json::parse(response->body)["applied"], true);
+    auto memory = json::parse(request("GET", "/api/v1/memory")->body);
+    EXPECT_EQ(memory["ceiling"]["mib"], 640);
+    EXPECT_EQ(json::parse(request("GET", "/api/v1/memory/ceiling")->body)["mib"], 640);
+    auto metrics = request("GET", "/metrics")->body;
+    EXPECT_NE(metrics.find("microvmm_memory_ceiling_bytes 671088640\n"), std::string::npos);
+    EXPECT_NE(metrics.find("microvmm_memory_ceiling_changes_total 2\n"), std::string::npos);
+    EXPECT_NE(metrics.find("microvmm_memory_ceiling_expiries_total 0\n"), std::string::npos);
+
+    // DELETE: the arbiter lets go.
+    response = request("DELETE", "/api/v1/memory/ceiling");
+    EXPECT_EQ(response->status, 204);
+    EXPECT_TRUE(response->body.empty());
+    EXPECT_TRUE(json::parse(request("GET", "/api/v1/memory")->body)["ceiling"].is_null());
+    EXPECT_NE(request("GET", "/metrics")->body.find("microvmm_memory_ceiling_bytes 0\n"), std::string::npos);
+}
+
 TEST_F(ApiServerTest, PutTargetAnswers202WithTheRunningOperation)
 {
     start();

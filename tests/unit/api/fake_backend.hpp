@@ -111,6 +111,20 @@ public:
         return m_memory.policy;
     }
 
+    // Stores the lease as given (expires_in_ms = lease_ms: the fake has no clock).
+    std::expected<std::optional<MemoryCeiling>, std::string> set_ceiling(std::optional<CeilingRequest> const& request) override
+    {
+        std::lock_guard lock(m_mutex);
+        if (!request) {
+            m_memory.ceiling.reset();
+            return std::optional<MemoryCeiling> {};
+        }
+        if (!m_memory.ceiling || m_memory.ceiling->mib != request->mib)
+            ++m_counters.ceiling_changes;
+        m_memory.ceiling = MemoryCeiling { request->mib, request->lease_ms, request->lease_ms, m_memory.policy.mode == "auto" };
+        return m_memory.ceiling;
+    }
+
     std::string extra_metrics() override { return "# HELP fake_extra x\n# TYPE fake_extra gauge\nfake_extra 7\n"; }
 
     // Test controls.
@@ -118,6 +132,13 @@ public:
     {
         std::lock_guard lock(m_mutex);
         m_memory.dm_connected = connected;
+    }
+    // Any field of GET /api/v1/memory (policy limits, last decision...).
+    template<typename F>
+    void edit_memory(F&& edit)
+    {
+        std::lock_guard lock(m_mutex);
+        edit(m_memory);
     }
     void set_guest_status(GuestStatus status)
     {

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "devices/hv_balloon/protocol.hpp"
 #include "tests/support/dm_fake_guest.hpp"
 #include "tests/support/mem_fakes.hpp"
@@ -226,6 +228,66 @@ TEST(DmApiBackend, PolicySwitchesAtRunTimeAndAutoRefusesManualTargets)
     manual.mode = "manual";
     ASSERT_TRUE(rig.backend.set_policy(manual).has_value());
     EXPECT_TRUE(rig.backend.set_target(384).has_value());
+}
+
+TEST(DmApiBackend, HostCeilingBoundsAutoModeShowsItsLeaseAndExpires)
+{
+    Rig rig;
+    api::CeilingRequest request { 160, 60'000 };
+    EXPECT_TRUE(rig.backend.set_ceiling(request).has_value()) << "kept before the first boot";
+    auto device = rig.backend.make_device(rig.setup());
+    ASSERT_TRUE(device.has_value()) << device.error().what();
+    rig.backend.attach_device(std::move(*device), nullptr, 1);
+    rig.connect_dm();
+    auto info = rig.backend.memory_info();
+    ASSERT_TRUE(info.ceiling.has_value());
+    EXPECT_EQ(info.ceiling->mib, 160u);
+    EXPECT_EQ(info.ceiling->lease_ms, 60'000u);
+    EXPECT_GT(info.ceiling->expires_in_ms, 50'000u);
+    EXPECT_FALSE(info.ceiling->applied) << "manual mode keeps it, does not apply it";
+    EXPECT_FALSE(info.operation.has_value());
+
+    // Auto mode: the guest's report (50'000 pages, 195 MiB committed, of which 168 the Linux floor
+    // of 512 MiB) wants about 27 * 1.2 + 168 = 200 MiB; the ceiling says 160: a balloon to 160 at
+    // once, no shrink_delay.
+    api::PolicyUpdate update;
+    update.mode = "auto";
+    update.min_mib = 128;
+    ASSERT_TRUE(rig.backend.set_policy(update).has_value());
+    info = rig.backend.memory_info();
+    EXPECT_TRUE(info.ceiling->applied);
+    EXPECT_EQ(info.target_mib, 160u);
+    ASSERT_TRUE(info.last_decision.has_value());
+    EXPECT_EQ(info.last_decision->reason, "shrink: above the host ceiling");
+    EXPECT_EQ(info.last_decision->desired_mib, 160u);
+    EXPECT_GE(*info.last_decision->wanted_mib, 195u); // About 200 (page rounding of the figures above).
+    EXPECT_LE(*info.last_decision->wanted_mib, 205u);
+    EXPECT_EQ(rig.next_host_message(), DmMessageType::DM_BALLOON_REQUEST);
+
+    // Cleared: gone from the view. A short lease lapses on its own and is counted.
+    auto cleared = rig.backend.set_ceiling(std::nullopt);
+    ASSERT_TRUE(cleared.has_value());
+    EXPECT_FALSE(cleared->has_value());
+    EXPECT_FALSE(rig.backend.memory_info().ceiling.has_value());
+    ASSERT_TRUE(rig.backend.set_ceiling(api::CeilingRequest { 280, 100 }).has_value());
+    EXPECT_EQ(rig.backend.memory_info().ceiling->mib, 280u);
+    std::this_thread::sleep_for(std::chrono::milliseconds { 150 });
+    EXPECT_FALSE(rig.backend.memory_info().ceiling.has_value());
+    auto counters = rig.backend.counters();
+    EXPECT_EQ(counters.ceiling_changes, 2u); // 160, then 280 (clearing is not a new value).
+    EXPECT_EQ(counters.ceiling_expiries, 1u);
+}
+
+TEST(DmApiBackend, CeilingIsRefusedWithoutDynamicMemory)
+{
+    Config config = dm_config();
+    config.dynamic_memory.enabled = false;
+    auto loop = EventLoop::create().value();
+    api::EventHub hub;
+    DmApiBackend backend { config, *loop, hub, std::chrono::steady_clock::now() };
+    auto refused = backend.set_ceiling(api::CeilingRequest { 300, 1000 });
+    ASSERT_FALSE(refused.has_value());
+    EXPECT_NE(refused.error().find("[dynamic_memory]"), std::string::npos);
 }
 
 TEST(DmApiBackend, RebootWithLastSizeDrivesTheNextBootToIt)
