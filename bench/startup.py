@@ -130,13 +130,13 @@ def status_kib(pid):
 JAILED_PID = re.compile(r"microvmm jail: vm \S+ pid (\d+)")
 
 
-def startup_runs(microvmm, config, runs, jail_dir=None):
+def startup_runs(microvmm, config, runs, jail_dir=None, extra_args=()):
     """Per run: external ms, the VMM's startup trace (dict), RssAnon+RssFile, RssShmem. With
     `jail_dir`, through `microvmm jail` (uid 10017, new namespaces, cgroup; docs/jailer.md):
     the times include the jailer's work, the RSS is the jailed VMM's."""
     external, traces, rss, shmem = [], [], [], []
     for run in range(runs):
-        command = [microvmm, "--config", config, "--log-level", "debug"]
+        command = [microvmm, "--config", config, "--log-level", "debug", *extra_args]
         if jail_dir:
             command = [microvmm, "jail", "--id", "bench-%d-%d" % (os.getpid(), run), "--uid", "10017", "--gid",
                        "10017", "--config", config, "--chroot-base-dir", jail_dir, "--log-level", "debug"]
@@ -316,6 +316,14 @@ def main():
                 add_startup(figures, notes, machine, *startup_runs(args.microvmm, machine_config, args.runs), what)
             except (OSError, RuntimeError, ValueError, KeyError) as error:
                 missing("startup.%s.first_run_ms" % machine, str(error))
+        # The same tiny machine without its seccomp filters (SECURITY.md): what the filters cost.
+        try:
+            log("tiny_no_seccomp: %d runs with --no-seccomp" % args.runs)
+            add_startup(figures, notes, "tiny_no_seccomp", *startup_runs(
+                args.microvmm, machines["tiny"][0], args.runs, extra_args=("--no-seccomp",)),
+                "as tiny, with --no-seccomp (tiny has the filters, the default)")
+        except (OSError, RuntimeError, ValueError, KeyError) as error:
+            missing("startup.tiny_no_seccomp.first_run_ms", str(error))
         # The same tiny machine through the jailer (root only): its cost next to "tiny".
         if os.geteuid() == 0:
             try:
