@@ -5,6 +5,9 @@
 // Linux's drivers/nvme/host/pci.c does.
 #pragma once
 
+#include <atomic>
+#include <cstddef>
+
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -175,9 +178,17 @@ public:
     std::optional<nvme::CompletionEntry> reap(u16 qid, bool ring = true)
     {
         auto& q = m_queues.at(qid);
-        auto const cqe = m_ram.read<nvme::CompletionEntry>(q.cq_base + u64 { q.cq_head } * 16);
-        if (((cqe.status & 1) != 0) != q.phase)
+        u64 const at = q.cq_base + u64 { q.cq_head } * 16;
+        // As a guest CPU polls: the status word (phase bit) with acquire order first, the rest of
+        // the entry only once the phase says it is new. The controller may be writing this slot
+        // on its nvme-io thread (release store of the status, nvme_controller.cpp write_cqe), so
+        // a plain read of the whole entry would race with it (ThreadSanitizer, nvme_disk_test).
+        auto const status_bytes = m_ram.memory().contiguous(mem::Gpa { at + offsetof(nvme::CompletionEntry, status) }, 2);
+        VMM_ASSERT(status_bytes.has_value());
+        u16 const status = std::atomic_ref<u16>(*reinterpret_cast<u16*>(status_bytes->data())).load(std::memory_order_acquire);
+        if (((status & 1) != 0) != q.phase)
             return std::nullopt;
+        auto const cqe = m_ram.read<nvme::CompletionEntry>(at);
         q.cq_head = (q.cq_head + 1) % q.entries;
         if (q.cq_head == 0)
             q.phase = !q.phase;
