@@ -36,10 +36,10 @@ u64 ms(u64 ns) { return ns / 1'000'000; }
 } // namespace
 
 IcIntegration::IcIntegration(Config const& config, EventLoop& loop, api::EventHub& hub, api::ApiBackend& inner)
-    : m_config(config)
+    : ForwardingApiBackend(inner)
+    , m_config(config)
     , m_loop(loop)
     , m_hub(hub)
-    , m_inner(inner)
 {
 }
 

@@ -32,7 +32,7 @@
 
 namespace vmm {
 
-class IcIntegration final : public api::ApiBackend {
+class IcIntegration final : public api::ForwardingApiBackend {
 public:
     IcIntegration(Config const& config, EventLoop& loop, api::EventHub& hub, api::ApiBackend& inner);
     ~IcIntegration() override;
@@ -49,22 +49,6 @@ public:
 
     // api::ApiBackend: VM view and shutdown here, memory calls forwarded.
     api::VmInfo vm_info() override;
-    api::MemoryInfo memory_info() override { return m_inner.memory_info(); }
-    std::expected<api::Operation, api::SetTargetError> set_target(std::uint64_t target_mib) override
-    {
-        return m_inner.set_target(target_mib);
-    }
-    std::optional<api::Operation> operation(std::uint64_t id) override { return m_inner.operation(id); }
-    api::MemoryCounters counters() override { return m_inner.counters(); }
-    std::expected<api::MemoryPolicy, std::string> set_policy(api::PolicyUpdate const& update) override
-    {
-        return m_inner.set_policy(update);
-    }
-    std::expected<std::optional<api::MemoryCeiling>, std::string> set_ceiling(
-        std::optional<api::CeilingRequest> const& request) override
-    {
-        return m_inner.set_ceiling(request);
-    }
     std::string extra_metrics() override;
     std::expected<api::ShutdownStarted, std::string> shutdown(api::ShutdownRequest const& request) override;
 
@@ -94,7 +78,6 @@ private:
     Config const& m_config;
     EventLoop& m_loop;
     api::EventHub& m_hub;
-    api::ApiBackend& m_inner;
     RankedMutex<LockRank::IcServices> m_lock; // Guards m_current (API vs loop thread); before VmbusGlue.
     std::unique_ptr<PerMachine> m_current;
     std::atomic<bool> m_rearm_posted { false };

@@ -239,4 +239,39 @@ public:
     }
 };
 
+// A decorator's base: forwards every call to `inner`, so a decorator (the ICs, the NICs) overrides
+// only what it adds and a call added to ApiBackend later reaches the DM backend through every
+// layer (a hand-written forwarder that missed one answered with the base class's refusal).
+class ForwardingApiBackend : public ApiBackend {
+public:
+    explicit ForwardingApiBackend(ApiBackend& inner)
+        : m_inner(inner)
+    {
+    }
+    VmInfo vm_info() override { return m_inner.vm_info(); }
+    MemoryInfo memory_info() override { return m_inner.memory_info(); }
+    std::expected<Operation, SetTargetError> set_target(std::uint64_t target_mib) override
+    {
+        return m_inner.set_target(target_mib);
+    }
+    std::optional<Operation> operation(std::uint64_t id) override { return m_inner.operation(id); }
+    MemoryCounters counters() override { return m_inner.counters(); }
+    std::expected<MemoryPolicy, std::string> set_policy(PolicyUpdate const& update) override
+    {
+        return m_inner.set_policy(update);
+    }
+    std::expected<std::optional<MemoryCeiling>, std::string> set_ceiling(std::optional<CeilingRequest> const& request) override
+    {
+        return m_inner.set_ceiling(request);
+    }
+    std::string extra_metrics() override { return m_inner.extra_metrics(); }
+    std::expected<ShutdownStarted, std::string> shutdown(ShutdownRequest const& request) override
+    {
+        return m_inner.shutdown(request);
+    }
+
+protected:
+    ApiBackend& m_inner;
+};
+
 } // namespace vmm::api

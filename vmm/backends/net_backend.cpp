@@ -50,7 +50,7 @@ void add_stats(netvsc::NetvscStats& into, netvsc::NetvscStats const& now, netvsc
 } // namespace
 
 NetBackend::NetBackend(std::vector<NetSection> const& nics, api::ApiBackend& inner)
-    : m_inner(inner)
+    : ForwardingApiBackend(inner)
 {
     for (auto const& config : nics)
         m_nics.push_back(Nic { .config = config });

@@ -34,7 +34,7 @@
 
 namespace vmm {
 
-class NetBackend final : public api::ApiBackend {
+class NetBackend final : public api::ForwardingApiBackend {
 public:
     // Frames moved per direction per lock hold.
     static constexpr std::size_t BATCH = 32;
@@ -57,22 +57,7 @@ public:
 
     // api::ApiBackend: VM view and metrics gain the NICs, everything else forwarded.
     api::VmInfo vm_info() override;
-    api::MemoryInfo memory_info() override { return m_inner.memory_info(); }
-    std::expected<api::Operation, api::SetTargetError> set_target(std::uint64_t target_mib) override
-    {
-        return m_inner.set_target(target_mib);
-    }
-    std::optional<api::Operation> operation(std::uint64_t id) override { return m_inner.operation(id); }
-    api::MemoryCounters counters() override { return m_inner.counters(); }
-    std::expected<api::MemoryPolicy, std::string> set_policy(api::PolicyUpdate const& update) override
-    {
-        return m_inner.set_policy(update);
-    }
     std::string extra_metrics() override;
-    std::expected<api::ShutdownStarted, std::string> shutdown(api::ShutdownRequest const& request) override
-    {
-        return m_inner.shutdown(request);
-    }
 
 private:
     struct Nic {
@@ -93,7 +78,6 @@ private:
     void set_reading(Nic& nic, bool on);
     void fold_stats(Nic& nic); // m_lock held: adds the device's counter deltas to total.
 
-    api::ApiBackend& m_inner;
     RankedMutex<LockRank::NetDevices> m_lock;
     std::vector<Nic> m_nics;
     VmbusGlue* m_glue { nullptr };
