@@ -184,7 +184,7 @@ def balloon(args) -> None:
         # The highest RSS while the guest dirties (memdirty unmaps right after dirtying, and
         # Linux reports freed 2 MiB blocks ~2 s later: page_reporting_delay, mm/page_reporting.c).
         peak_rss, peak_reported = 0, 0
-        deadline = time.monotonic() + 900
+        deadline = t0 + args.timeout  # Dirtying alone took 15 min at load average 10-13.
         while reader.last_total() is None:
             if time.monotonic() > deadline or run.process.poll() is not None:
                 stop("no MEM: lines from the balloon guest")
