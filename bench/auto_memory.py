@@ -13,7 +13,8 @@
 #   shrink_s         release (`MEMDIRTY: released`) -> auto mode's first shrink done (its
 #                    shrink_delay of 5 s, then ballooning half the surplus; later halvings wait a
 #                    new shrink_delay each, by design);
-#   balloon_mib_per_s  memory given back by each auto shrink operation / its duration;
+#   balloon_mib_per_s, unballoon_mib_per_s  MiB moved by each balloon (unballoon) operation /
+#                    its duration;
 # and once per boot reporting_mib_per_s: the guest's first free page reporting pass (it reports
 # every free 2 MiB block once the capability is offered), discarded MiB / time from the first
 # to the last counter change. Guest kernel code is emulated on this host, so every figure but
@@ -95,7 +96,7 @@ def main():
         cmdline = f.read().strip() + (" microvmm.test=holdcycle microvmm.runs=%d microvmm.hold_mib=768 "
                                       "microvmm.dirty_mib=0 microvmm.hold_until=921600 "
                                       "microvmm.reboot_below=716800 microvmm.wait=300" % runs)
-    samples = {"grow_decision_s": [], "grow_s": [], "shrink_s": [], "balloon_mib_per_s": []}
+    samples = {"grow_decision_s": [], "grow_s": [], "shrink_s": [], "balloon_mib_per_s": [], "unballoon_mib_per_s": []}
     hot_add_s = None
     reporting = []  # (t, bytes) while the counter moves during the first pass.
     with tempfile.TemporaryDirectory() as directory:
@@ -155,10 +156,10 @@ def main():
                 # Every finished auto shrink operation: its own rate.
                 if op and op["state"] == "done" and op["id"] not in seen_ops and op["finished_ms"] is not None:
                     seen_ops.add(op["id"])
-                    moved = op["from_mib"] - op["target_mib"]
+                    moved = abs(op["from_mib"] - op["target_mib"])
                     took = (op["finished_ms"] - op["started_ms"]) / 1000
-                    if moved > 0 and took > 0:
-                        samples["balloon_mib_per_s"].append(moved / took)
+                    if op["kind"] in ("balloon", "unballoon") and moved > 0 and took > 0:
+                        samples[op["kind"] + "_mib_per_s"].append(moved / took)
                 if phase in ("boot", "wait_hold"):
                     holds = [t for t, kind, _ in new if kind == "holding"]
                     if len(holds) > cycle:
