@@ -145,8 +145,8 @@ void loop_own(Rules& rules)
                    // clone3; clone's flags are in memory, not filterable), and what a new thread
                    // does first.
                    SYS_clone3, SYS_set_robust_list, SYS_rseq });
-    // Children stack their own filter on top of this one (libseccomp's seccomp_load: no new
-    // privileges, then seccomp(SECCOMP_SET_MODE_FILTER); its API probe ran before any filter).
+    // Children stack their own filter on top of this one (seccomp_filter.cpp load_filter: no
+    // new privileges, then seccomp(SECCOMP_SET_MODE_FILTER)).
     one_of(rules, SYS_seccomp, 0, { SECCOMP_SET_MODE_FILTER });
     one_of(rules, SYS_prctl, 0, { PR_SET_NO_NEW_PRIVS });
     // Kernel and initrd of every boot (vmm/guest_images.cpp): read-only opens.
