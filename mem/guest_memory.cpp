@@ -59,6 +59,12 @@ Result<void> GuestMemory::set_plugged(Gpa gpa, std::uint64_t size_bytes, bool pl
 
 Result<std::span<std::byte>> GuestMemory::contiguous_prefix(Gpa gpa, std::uint64_t max_bytes) const
 {
+    auto prefix = VMM_TRY(locate_prefix(gpa, max_bytes));
+    return prefix.host;
+}
+
+Result<GuestMemory::Prefix> GuestMemory::locate_prefix(Gpa gpa, std::uint64_t max_bytes) const
+{
     // Regions are sorted: find the last region starting at or below gpa.
     auto it = std::upper_bound(m_regions.begin(), m_regions.end(), gpa,
         [](Gpa value, RamRegion const& region) { return value < region.start; });
@@ -83,7 +89,7 @@ Result<std::span<std::byte>> GuestMemory::contiguous_prefix(Gpa gpa, std::uint64
             return fail(Errc::NotMapped, "guest memory access (unplugged)", gpa.raw());
         available = std::min(available, chunk * pluggable.chunk_bytes - offset);
     }
-    return it->host.subspan(offset, std::min(available, max_bytes));
+    return Prefix { it->host.subspan(offset, std::min(available, max_bytes)), &*it };
 }
 
 Result<void> GuestMemory::read(Gpa gpa, std::span<std::byte> out) const
@@ -133,8 +139,14 @@ Result<void> GuestMemory::write_from(Gpa gpa, ByteSource const& source, std::uin
     if (!is_ram(gpa, size_bytes))
         return fail(Errc::NotMapped, "guest memory write from image", gpa.raw());
     while (size_bytes > 0) {
-        auto chunk = VMM_TRY(contiguous_prefix(gpa, size_bytes));
-        VMM_TRY(source.read_at(offset, chunk));
+        auto [chunk, region] = VMM_TRY(locate_prefix(gpa, size_bytes));
+        bool copied = false;
+        if (region->fd >= 0) {
+            auto const in_region = static_cast<std::uint64_t>(chunk.data() - region->host.data());
+            copied = VMM_TRY(source.copy_to_file(offset, chunk.size(), region->fd, region->fd_offset + in_region));
+        }
+        if (!copied)
+            VMM_TRY(source.read_at(offset, chunk));
         size_bytes -= chunk.size();
         offset += chunk.size();
         gpa = Gpa { gpa.raw() + chunk.size() };
