@@ -44,6 +44,8 @@ public:
     // Copies; the range may cross region boundaries but not holes or unplugged chunks.
     Result<void> read(Gpa gpa, std::span<std::byte> out) const;
     Result<void> write(Gpa gpa, std::span<std::byte const> in) const;
+    // Zeroing >= 64 KiB of a file-backed region punches its whole pages out of the file
+    // (fresh zero pages, none allocated) instead of writing them.
     Result<void> fill(Gpa gpa, std::byte value, std::uint64_t size_bytes) const;
     // Copies `size_bytes` of `source` from `offset` straight into guest RAM at `gpa`: into the
     // region's file where it has one and the source can (ByteSource::copy_to_file: sendfile

@@ -241,3 +241,25 @@ TEST(BootRam, FileBytesLandAtTheirGpaThroughTheMemfd)
     ASSERT_EQ(::truncate(image.path.c_str(), PAGE_SIZE), 0);
     EXPECT_FALSE(memory.write_from(Gpa { 3 * MIB }, file, 0, 2 * PAGE_SIZE));
 }
+
+// An ELF kernel's bss: a large zero fill punches whole pages out of the memfd (nothing is
+// allocated for them) and writes only the partial pages at either end.
+TEST(BootRam, LargeZeroFillsPunchWholePagesAndWriteTheEdges)
+{
+    auto ram = BootRam::create(pc_ranges()).value();
+    auto memory = GuestMemory::from_regions(ram.regions()).value();
+    fill(ram, 2 * MIB, 40 * PAGE_SIZE, 0xEE); // Stale bytes under the fill.
+    EXPECT_EQ(ram.allocated_bytes().value(), 40 * PAGE_SIZE);
+    ASSERT_TRUE(memory.fill(Gpa { 2 * MIB + 0x10 }, std::byte { 0 }, 32 * PAGE_SIZE));
+    EXPECT_EQ(ram.allocated_bytes().value(), 9 * PAGE_SIZE) << "31 whole pages punched out";
+    EXPECT_EQ(host_of(ram, 2 * MIB + 0xF)[0], std::byte { 0xEE });
+    EXPECT_TRUE(all_equal(ram, 2 * MIB + 0x10, 32 * PAGE_SIZE, 0));
+    EXPECT_EQ(host_of(ram, 2 * MIB + 0x10 + 32 * PAGE_SIZE)[0], std::byte { 0xEE });
+    auto fresh = BootRam::create(pc_ranges()).value();
+    auto fresh_memory = GuestMemory::from_regions(fresh.regions()).value();
+    ASSERT_TRUE(fresh_memory.fill(Gpa { 3 * MIB + 0x800 }, std::byte { 0 }, 64 * PAGE_SIZE));
+    EXPECT_EQ(fresh.allocated_bytes().value(), 2 * PAGE_SIZE) << "only the two edge pages were written";
+    // Small fills and other values write as before.
+    ASSERT_TRUE(fresh_memory.fill(Gpa { 5 * MIB }, std::byte { 0x5A }, 32 * PAGE_SIZE));
+    EXPECT_TRUE(all_equal(fresh, 5 * MIB, 32 * PAGE_SIZE, 0x5A));
+}
