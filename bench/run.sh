@@ -66,12 +66,18 @@ if [[ -x $build/microvmm && -f $kernel && -f $initrd ]]; then
     --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt" "${qemu[@]}"
   run clock clock python3 "$root/bench/clock.py" --microvmm "$build/microvmm" \
     --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt"
+  # NVMe next to QEMU's NVMe device: BENCH_NVME_RUNS boots per VMM (default 3), ~2-4 min each here.
+  nvme_qemu=()
+  ((${#qemu[@]})) || nvme_qemu=(--qemu-boot "")
+  run nvme nvme python3 "$root/bench/nvme.py" --microvmm "$build/microvmm" \
+    --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt" "${nvme_qemu[@]}"
 else
   echo "bench: startup: needs $build/microvmm, $kernel and $initrd" >&2
   missing+=(--missing "startup_ms=needs build/microvmm and the test guest (build/guest/vmlinux, initramfs.cpio)")
   missing+=(--missing "rss_kib=needs build/microvmm and the test guest")
   missing+=(--missing "startup_vmm_own_ms=needs build/microvmm and the test guest")
   missing+=(--missing "idle_wakeups_per_s=needs build/microvmm and the test guest")
+  missing+=(--missing "nvme=needs build/microvmm and the test guest")
 fi
 
 shopt -s nullglob
