@@ -194,7 +194,7 @@ def main():
                         help="boots per VMM (each about a minute here: boot plus 4 cases)")
     parser.add_argument("--seconds", type=int, default=5, help="seconds per case")
     parser.add_argument("--image-mib", type=int, default=256)
-    parser.add_argument("--memory-mib", type=int, default=256)
+    parser.add_argument("--memory-mib", type=int, default=128, help="guest RAM (128 MiB as in startup.py: less for the emulated kernel to initialise)")
     parser.add_argument("--timeout", type=int, default=400, help="seconds per boot, cases included")
     parser.add_argument("--only", choices=("microvmm", "qemu"), help="run one VMM only (debugging)")
     parser.add_argument("--transcript", help="append every serial line here")
