@@ -61,8 +61,9 @@ struct MachineCallbacks {
 
 class Machine {
 public:
+    // `disks`: each [[disk]]'s image, opened once per VMM (vmm/main.cpp); empty: opened per boot.
     static Result<std::unique_ptr<Machine>> create(Config const&, kvm::KvmSystem const&, devices::ByteSink& serial,
-        MachineCallbacks callbacks);
+        MachineCallbacks callbacks, DiskImages disks = {});
     Machine(Machine const&) = delete;
     Machine& operator=(Machine const&) = delete;
     ~Machine(); // Stops and joins the vCPU threads first.
@@ -122,6 +123,7 @@ private:
     Config m_config;
     MemoryLayout m_layout;
     MachineCallbacks m_callbacks;
+    DiskImages m_disk_images;
     std::atomic<bool> m_stop_requested { false };
 
     mem::BootRam m_boot_ram;    // memfd "guest-ram", all of boot RAM mapped MAP_SHARED.
