@@ -195,7 +195,7 @@ def main():
     parser.add_argument("--seconds", type=int, default=5, help="seconds per case")
     parser.add_argument("--image-mib", type=int, default=256)
     parser.add_argument("--memory-mib", type=int, default=128, help="guest RAM (128 MiB as in startup.py: less for the emulated kernel to initialise)")
-    parser.add_argument("--timeout", type=int, default=400, help="seconds per boot, cases included")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per boot, cases included (boots took 3-4 min at load 15)")
     parser.add_argument("--only", choices=("microvmm", "qemu"), help="run one VMM only (debugging)")
     parser.add_argument("--transcript", help="append every serial line here")
     args = parser.parse_args()
