@@ -91,6 +91,7 @@ public:
     u32 vcpu_count() const { return static_cast<u32>(m_vcpus.size()); }
     // The PCI root with [pci] enabled, else null.
     pci::PciRoot* pci_root() { return m_pci ? &m_pci->root() : nullptr; }
+    PciGlue* pci() { return m_pci.get(); }
 
     // KVM slots for the hot-add window (for mem::OnDemandMemslots, slots from
     // FIRST_HOT_ADD_SLOT) and page discard for ballooned pages (boot RAM and window).

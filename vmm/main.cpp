@@ -13,6 +13,7 @@
 #include "base/log.hpp"
 #include "base/startup_trace.hpp"
 #include "vmm/config.hpp"
+#include "vmm/disk_metrics.hpp"
 #include "vmm/event_loop.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/runner.hpp"
@@ -137,9 +138,14 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
     runner.on_machine_created([&](Machine& machine) { net.attach(machine); });
     runner.on_guest_reset([&](Machine& machine) { net.detach(machine); });
     runner.on_machine_exit([&](Machine& machine) { net.detach(machine); });
+    // Per-disk NVMe counters in /metrics (vmm/disk_metrics.*), summed over boots.
+    DiskMetrics disk_metrics { dm_config.disks, net };
+    runner.on_machine_created([&](Machine& machine) { disk_metrics.attach(machine); });
+    runner.on_guest_reset([&](Machine& machine) { disk_metrics.detach(machine); });
+    runner.on_machine_exit([&](Machine& machine) { disk_metrics.detach(machine); });
     std::unique_ptr<api::ApiServer> server;
     if (dm_config.api.socket) {
-        auto started = api::ApiServer::start(net, hub, api::ApiServerConfig { dm_config.api.socket->string() });
+        auto started = api::ApiServer::start(disk_metrics, hub, api::ApiServerConfig { dm_config.api.socket->string() });
         if (!started) {
             log::error("api", "starting the REST API on {}: {}", dm_config.api.socket->string(), started.error());
             return EXIT_FAILURE_HOST;

@@ -140,7 +140,10 @@ void net_own(Rules& rules)
 // and waits for everything (the image's reads, writes, fdatasync and fallocate run inside
 // io_uring, as do the reads of its wake and doorbell eventfds); submit() from the engine on
 // this thread writes the wake eventfd (common set). The NVMe engine it drives raises MSI-X
-// vectors (vmm/pci_glue.cpp KvmMsiSink: KVM_SIGNAL_MSI).
+// vectors (vmm/pci_glue.cpp KvmMsiSink: KVM_SIGNAL_MSI). strace -f of vmm_unit's
+// NvmePciFunction.ShadowDoorbells* (kicks, reads, completions on nvme-io) shows io_uring_enter,
+// write, mmap/mprotect/munmap/madvise (malloc), prctl(PR_SET_NAME) and exit; the rest of its
+// calls (rseq, set_robust_list) come before its filter, under the loop's.
 void nvme_io_own(Rules& rules)
 {
     common(rules);
