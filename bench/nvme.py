@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 # NVMe disk I/O from inside the guest, microvmm next to QEMU 7.2's NVMe device (BENCHMARKS.md
-# §8), stdlib only. Prints one report in the format of bench/report.hpp on stdout.
+# §9), stdlib only. Prints one report in the format of bench/report.hpp on stdout.
 #
 # Each run boots the test guest in mode `nvmebench` (guest/init) once under each VMM, in turn
 # (so load changes hit both alike), with the same vmlinux, initramfs, command line, 1 vCPU and

@@ -71,6 +71,8 @@ if [[ -x $build/microvmm && -f $kernel && -f $initrd ]]; then
   ((${#qemu[@]})) || nvme_qemu=(--qemu-boot "")
   run nvme nvme python3 "$root/bench/nvme.py" --microvmm "$build/microvmm" \
     --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt" "${nvme_qemu[@]}"
+  run auto_memory auto_memory python3 "$root/bench/auto_memory.py" --microvmm "$build/microvmm" \
+    --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt"
 else
   echo "bench: startup: needs $build/microvmm, $kernel and $initrd" >&2
   missing+=(--missing "startup_ms=needs build/microvmm and the test guest (build/guest/vmlinux, initramfs.cpio)")
@@ -78,6 +80,7 @@ else
   missing+=(--missing "startup_vmm_own_ms=needs build/microvmm and the test guest")
   missing+=(--missing "idle_wakeups_per_s=needs build/microvmm and the test guest")
   missing+=(--missing "nvme=needs build/microvmm and the test guest")
+  missing+=(--missing "auto_memory=needs build/microvmm and the test guest")
 fi
 
 shopt -s nullglob
