@@ -66,6 +66,11 @@ if [[ -x $build/microvmm && -f $kernel && -f $initrd ]]; then
     --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt" "${qemu[@]}"
   run clock clock python3 "$root/bench/clock.py" --microvmm "$build/microvmm" \
     --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt"
+  # NVMe next to QEMU's NVMe device: BENCH_NVME_RUNS boots per VMM (default 3), ~2-4 min each here.
+  nvme_qemu=()
+  ((${#qemu[@]})) || nvme_qemu=(--qemu-boot "")
+  run nvme nvme python3 "$root/bench/nvme.py" --microvmm "$build/microvmm" \
+    --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt" "${nvme_qemu[@]}"
   run auto_memory auto_memory python3 "$root/bench/auto_memory.py" --microvmm "$build/microvmm" \
     --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt"
 else
@@ -74,6 +79,7 @@ else
   missing+=(--missing "rss_kib=needs build/microvmm and the test guest")
   missing+=(--missing "startup_vmm_own_ms=needs build/microvmm and the test guest")
   missing+=(--missing "idle_wakeups_per_s=needs build/microvmm and the test guest")
+  missing+=(--missing "nvme=needs build/microvmm and the test guest")
   missing+=(--missing "auto_memory=needs build/microvmm and the test guest")
 fi
 
