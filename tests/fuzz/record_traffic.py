@@ -3,8 +3,8 @@
 # Records one real Linux test-guest boot's VMBus traffic for fuzz seeds (README "Fuzzing"):
 # microvmm runs with MICROVMM_RECORD_GUEST_TRAFFIC=OUT (vmm/backends/traffic_recorder.hpp) and
 # a guest with Dynamic Memory, the four integration services and a synthetic NIC (on a TAP
-# microvmm creates). The guest (mode ic, 64 MiB, as fuzz_hv_balloon's boot RAM) binds hv_utils,
-# hv_balloon and hv_netvsc; the host then balloons 8 MiB out, gives it back, hot-adds 128 MiB
+# microvmm creates). The guest (mode ic, 192 MiB) binds hv_utils, hv_balloon and hv_netvsc; the
+# host then balloons 32 MiB out, gives it back, hot-adds 128 MiB
 # and asks the guest to shut down, so the recording holds the DM handshake, status reports,
 # balloon, unballoon and hot-add responses, every IC's negotiation and answers, NVSP/RNDIS
 # bring-up and the VMBus messages around them. Then run
@@ -43,7 +43,7 @@ def main() -> None:
                  f'[api]\nsocket = "{socket}"\n[integration]\nheartbeat_interval_ms = 1000\n'
                  "time_sync_period_ms = 2000\n[guest_info]\nrecorded = \"yes\"\n"
                  '[[net]]\ntap = "mvrec0"\n')
-        config = write_config(Path(directory), {"vcpus": 1, "memory_mib": 64, "max_memory_mib": 320},
+        config = write_config(Path(directory), {"vcpus": 1, "memory_mib": 192, "max_memory_mib": 448},
                               {"kernel": paths["vmlinux"], "initrd": paths["initramfs"], "cmdline": cmdline}, extra)
         run = Run(args.microvmm, config, args.timeout)
 
@@ -57,9 +57,9 @@ def main() -> None:
             run.process.kill()
             sys.exit("the guest never said INIT: ic ready")
         time.sleep(5)  # Heartbeats, time samples and DM status reports.
-        ctl("memory", "set", "56", "--wait")
-        ctl("memory", "set", "64", "--wait")
+        ctl("memory", "set", "160", "--wait")  # Above the safe floor (committed + buffer, at least 128 MiB).
         ctl("memory", "set", "192", "--wait")
+        ctl("memory", "set", "320", "--wait")
         time.sleep(3)
         ctl("vm", "shutdown")
         status, _ = run.finish()

@@ -214,7 +214,17 @@ struct Harness {
             return engine.on_packet(dm_hot_add_response(5, pages, static_cast<std::uint32_t>(in.below(3))));
         }
         default: {
-            std::vector<std::byte> raw(in.below(64));
+            auto length = in.take(1);
+            if (length == 0xFF) {
+                // A verbatim packet of up to 4 KiB (the DM ring's largest message, hv_balloon.c
+                // HV_HYP_PAGE_SIZE sends): the form tests/fuzz/traffic_to_corpus.py writes a real
+                // guest's recorded packets in.
+                std::vector<std::byte> verbatim(in.take(2) % 4097);
+                for (auto& byte : verbatim)
+                    byte = std::byte { static_cast<std::uint8_t>(in.take(1)) };
+                return engine.on_packet(verbatim);
+            }
+            std::vector<std::byte> raw(length % 64);
             for (auto& byte : raw)
                 byte = std::byte { static_cast<std::uint8_t>(in.take(1)) };
             if (raw.size() >= 4) {
@@ -338,12 +348,14 @@ struct Harness {
 
 } // namespace
 
-std::string run_dm_fuzz_input(std::uint8_t const* data, std::size_t size)
+std::string run_dm_fuzz_input(std::uint8_t const* data, std::size_t size, DmStatus* final_status)
 {
     Harness harness;
     Bytes in { data, size };
     for (int step = 0; step < 4096 && !in.empty() && harness.failure.empty(); ++step)
         harness.act(in);
+    if (final_status)
+        *final_status = harness.engine.status();
     return harness.failure;
 }
 
