@@ -12,7 +12,8 @@
 #   ic             per IC (shutdown, heartbeat, time sync, KVP) an open, then each packet verbatim
 #                  (fuzz_ic.cpp op 3, 0xFF length form) with its transaction id and flags, after a
 #                  clock step when the guest answered a timer-driven request (a recorded gap);
-#   hvsock         each connection's vmpipe data packets (fuzz_hvsock.cpp ops 2 and 7);
+#   hvsock         two connections' vmpipe data packets, one per size, and the FIN
+#                  (fuzz_hvsock.cpp ops 2 and 7);
 #   netvsc         the RNDIS messages the device gathered from guest memory (fuzz_netvsc.cpp op 2,
 #                  stream put in a send-buffer section).
 # Identical packets are kept once per transcript and each transcript is capped, so seeds stay
@@ -132,13 +133,28 @@ def ic(subject, packets):
 
 def hvsock(packets):
     out = bytearray([0, 0, 3, 0])  # service byte, flag, 32 KiB buffer; op 0: open
-    for p in packets[:120]:
+    data = []
+    for p in packets:
         body = p["payload"]
-        if len(body) < 8:
-            continue
-        ptype, size = struct.unpack_from("<II", body)
-        if ptype != 1 or size > len(body) - 8:
-            continue
+        if len(body) >= 8:
+            ptype, size = struct.unpack_from("<II", body)
+            if ptype == 1 and size <= len(body) - 8:
+                data.append(p)
+    # The first packets of each size and the FIN (data_size 0): the stream's shape, not its bulk.
+    sizes = set()
+    kept, fin = [], []
+    for p in data:
+        size = struct.unpack_from("<I", p["payload"], 4)[0]
+        if size == 0:
+            fin = [p]  # Nothing may follow it.
+            break
+        if size not in sizes and len(kept) < 6:
+            sizes.add(size)
+            kept.append(p)
+    kept += fin
+    for p in kept:
+        body = p["payload"]
+        size = struct.unpack_from("<I", body, 4)[0]
         data = body[8:8 + size]
         out += bytes([2, 1]) + dm_u16(size) + bytes(b ^ (i & 0xFF) for i, b in enumerate(data))
         out += bytes([7]) + dm_u16(0xFFFF)  # The host owner takes everything.
@@ -192,7 +208,7 @@ def main() -> None:
         write(corpus, "ic", name, [ic(subject, unique([p for p in packets if p["guid"] == guid])[:8 if subject == 3 else 40])
                                    for guid, subject in ICS.items()])
         relids = sorted({p["id"] for p in packets if p["guid"] not in ICS and p["guid"] not in (DM, NIC)})
-        write(corpus, "hvsock", name, [hvsock([p for p in packets if p["id"] == r]) for r in relids][:4])
+        write(corpus, "hvsock", name, [hvsock([p for p in packets if p["id"] == r]) for r in relids][:2])
         write(corpus, "netvsc", name, [netvsc(streams)] if streams else [])
 
 

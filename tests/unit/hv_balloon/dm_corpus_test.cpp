@@ -48,3 +48,27 @@ TEST(DmCorpus, RecordedLinuxSeedCompletesHandshakeAndOperations)
     EXPECT_GE(status.counters.operations_done, 2u);
     EXPECT_EQ(status.counters.malformed_packets, 0u);
 }
+
+// The hand-written free-page-reporting seeds reach the engine's cold discard path: pages the
+// guest owns are discarded, ballooned or repeated ranges refused (and the harness checks each
+// discard against the map).
+TEST(DmCorpus, ColdDiscardSeedsDiscardOwnedPagesAndRefuseTheRest)
+{
+    namespace fs = std::filesystem;
+    auto replay = [](char const* name) {
+        fs::path const seed = fs::path { DM_CORPUS_DIR } / "hv_balloon" / name;
+        std::ifstream in { seed, std::ios::binary };
+        std::vector<std::uint8_t> bytes { std::istreambuf_iterator<char> { in }, {} };
+        vmm::hv_balloon::DmStatus status;
+        EXPECT_EQ(vmm::test::run_dm_fuzz_input(bytes.data(), bytes.size(), &status), "") << name;
+        return status.counters;
+    };
+    auto owned = replay("seed-cold-discard-owned");
+    EXPECT_EQ(owned.cold_discard_calls, 1u);
+    EXPECT_EQ(owned.cold_discard_pages_total, 2u * 512 + 8 + 4 * 512);
+    EXPECT_EQ(owned.cold_discard_refused, 0u);
+    auto ballooned = replay("seed-cold-discard-ballooned");
+    EXPECT_EQ(ballooned.cold_discard_calls, 2u);
+    EXPECT_EQ(ballooned.cold_discard_refused, 2u);
+    EXPECT_EQ(ballooned.cold_discard_pages_total, 2u * 512);
+}
