@@ -83,8 +83,7 @@ void step(Subject& s, vmm::test::FuzzScript& in, std::uint64_t& clock)
         std::size_t const high = in.byte();
         std::size_t length = high == 0xFF ? in.u16() % (ic::IcChannel::MAX_PACKET_BYTES + 1) : high * 4u + in.byte() % 4;
         std::vector<std::byte> payload(length);
-        for (auto& b : payload)
-            b = std::byte { in.byte() };
+        in.fill(payload);
         std::uint64_t transaction = in.byte() % 2 ? in.byte() : 1 + in.byte() % 4;
         if (s.open)
             s.guest.deliver(payload, transaction, in.byte());
