@@ -88,7 +88,7 @@ def hv_balloon(packets):
         body = p["payload"]
         mtype = body[0] if body else 0
         if mtype == 7 and len(body) >= 16:  # DM_BALLOON_RESPONSE: the host asked for this much.
-            # dm_balloon_response (hv_balloon.c:386-391): header(8), reserved, more_pages:1 |
+            # dm_balloon_response (hv_balloon.c:303-309): header(8), reserved, more_pages:1 |
             # range_count:31, then ranges: start_page:40 | page_cnt:24.
             if pending_balloon == 0:
                 total = 0
@@ -107,7 +107,7 @@ def hv_balloon(packets):
                 pending_balloon = 0
         elif mtype == 9:  # DM_UNBALLOON_RESPONSE
             target(boot_pages)
-        elif mtype == 11 and len(body) >= 16:  # DM_MEM_HOT_ADD_RESPONSE: header, page_count, result.
+        elif mtype == 11 and len(body) >= 16:  # DM_MEM_HOT_ADD_RESPONSE (hv_balloon.c:377-381).
             target(boot_pages + struct.unpack_from("<I", body, 8)[0])
         out += bytes([6, 6, 0xFF]) + dm_u16(len(body)) + body
         if mtype == 3:  # After the capabilities report: past the post-connect delay.

@@ -230,8 +230,8 @@ struct Harness {
             if (length == 0xFE)
                 return cold_discard(in);
             if (length == 0xFF) {
-                // A verbatim packet of up to 4 KiB (the DM ring's largest message, hv_balloon.c
-                // HV_HYP_PAGE_SIZE sends): the form tests/fuzz/traffic_to_corpus.py writes a real
+                // A verbatim packet of up to 4 KiB (a balloon response fills at most one page,
+                // hv_balloon.c alloc_balloon_pages()): the form tests/fuzz/traffic_to_corpus.py writes a real
                 // guest's recorded packets in.
                 std::vector<std::byte> verbatim(in.take(2) % 4097);
                 for (auto& byte : verbatim)
