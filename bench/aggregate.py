@@ -24,6 +24,8 @@ REQUIRED = [
     "unballoon_200gb.ms_2mib_ranges", "unballoon_200gb.ms_4kib_mix",
     "hot_add.request_us", "hot_add.memslot_us", "hot_add.slots_used", "hot_add.slots_one_big",
     "startup_ms", "startup_vmm_own_ms", "idle_wakeups_per_s", "rss_kib",
+    "auto_memory.grow_decision_s", "auto_memory.grow_s", "auto_memory.hot_add_s", "auto_memory.shrink_s",
+    "auto_memory.balloon_mib_per_s", "auto_memory.unballoon_mib_per_s", "auto_memory.reporting_mib_per_s",
 ]
 
 

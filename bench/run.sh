@@ -66,12 +66,15 @@ if [[ -x $build/microvmm && -f $kernel && -f $initrd ]]; then
     --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt" "${qemu[@]}"
   run clock clock python3 "$root/bench/clock.py" --microvmm "$build/microvmm" \
     --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt"
+  run auto_memory auto_memory python3 "$root/bench/auto_memory.py" --microvmm "$build/microvmm" \
+    --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt"
 else
   echo "bench: startup: needs $build/microvmm, $kernel and $initrd" >&2
   missing+=(--missing "startup_ms=needs build/microvmm and the test guest (build/guest/vmlinux, initramfs.cpio)")
   missing+=(--missing "rss_kib=needs build/microvmm and the test guest")
   missing+=(--missing "startup_vmm_own_ms=needs build/microvmm and the test guest")
   missing+=(--missing "idle_wakeups_per_s=needs build/microvmm and the test guest")
+  missing+=(--missing "auto_memory=needs build/microvmm and the test guest")
 fi
 
 shopt -s nullglob
