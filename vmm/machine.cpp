@@ -13,6 +13,7 @@
 #include "firmware/e820.hpp"
 #include "firmware/kernel_image.hpp"
 #include "firmware/layout.hpp"
+#include "vmm/backends/traffic_recorder.hpp"
 #include "vmm/hyperv/synthetic_timers.hpp"
 #include "vmm/guest_images.hpp"
 
@@ -227,6 +228,8 @@ Result<void> Machine::create_partition()
     }
     m_vmbus = std::make_unique<VmbusGlue>(m_memory, *m_partition, m_config.machine.vcpus);
     m_partition->set_hypercall_sink(m_vmbus.get());
+    if (auto* recorder = backends::TrafficRecorder::instance())
+        m_vmbus->with_host([recorder](vmbus::VmbusHost& host) { host.set_traffic_tap(recorder); });
     m_hooks = m_partition_hooks.get();
     return m_vm.set_msr_filter(hyperv::Partition::msrs());
 }

@@ -28,6 +28,7 @@
 #include "vmm/backends/net_backend.hpp"
 #include "vmm/ic_integration.hpp"
 #include "vmm/sandbox/thread_sandbox.hpp"
+#include "vmm/backends/traffic_recorder.hpp"
 #include "vmm/jail/jailer.hpp"
 
 namespace {
@@ -52,6 +53,11 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
     // Before any thread exists (SECURITY.md): no new privileges, the SIGSYS reporter.
     if (auto sandboxed = sandbox::configure(sandbox::SandboxOptions { .seccomp = seccomp }); !sandboxed) {
         log::error("sandbox", "{}", sandboxed.error());
+        return EXIT_FAILURE_HOST;
+    }
+    // Opt-in guest traffic recording (fuzz seeds): its file is created now, before any filter.
+    if (auto recording = backends::TrafficRecorder::open_from_environment(); !recording) {
+        log::error("vmm", "{}", recording.error());
         return EXIT_FAILURE_HOST;
     }
     if (!seccomp)

@@ -361,6 +361,8 @@ void NetvscDevice::handle_rndis_packet(vmbus::InboundPacket const& packet)
             }
         }
     }
+    if (m_port)
+        m_port->record_guest_bytes(m_stream);
     // The RNDIS messages of the stream, back to back (up to max_pkt_per_msg of them).
     std::span<std::byte const> rest { m_stream };
     bool ok = !rest.empty();

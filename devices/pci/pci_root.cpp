@@ -234,6 +234,24 @@ bool PciRoot::dispatch(bool io_space, u64 address, std::span<std::byte> read, st
             if (msix && msix->bar == bar) {
                 auto* vectors = endpoint.msix();
                 auto in = [&](u64 start, u64 bytes) { return offset >= start && offset - start < bytes; };
+                // An access that only partly overlaps the table or PBA (it starts before one and
+                // runs into it, or runs past its end) is undefined (§6.8.2: aligned DWORD or QWORD
+                // inside the structure): it reads 0 and is ignored, and never reaches the device,
+                // which would otherwise see MSI-X bytes as its own registers (found by fuzz_pci_config).
+                auto overlaps = [&](u64 start, u64 bytes) { return offset < start + bytes && start < offset + size; };
+                bool const partial = (overlaps(msix->table_offset, vectors->table_bytes())
+                                         && !(in(msix->table_offset, vectors->table_bytes())
+                                             && size <= msix->table_offset + vectors->table_bytes() - offset))
+                    || (overlaps(msix->pba_offset, vectors->pba_bytes())
+                        && !(in(msix->pba_offset, vectors->pba_bytes()) && size <= msix->pba_offset + vectors->pba_bytes() - offset));
+                if (partial) {
+                    ++m_counters.refused;
+                    VMM_GUEST_WARN("pci", "{}: access of {} bytes at BAR {} offset {:#x} straddles the MSI-X table or PBA: ignored",
+                        endpoint.function().name(), size, bar, offset);
+                    if (!read.empty())
+                        std::memset(read.data(), 0, read.size());
+                    return true;
+                }
                 if (in(msix->table_offset, vectors->table_bytes())) {
                     if (write.empty())
                         vectors->table_read(offset - msix->table_offset, read);

@@ -40,6 +40,7 @@ Result<void> Channel::open(Gpadl const& gpadl, u32 downstream_page_offset, u32 t
     m_outbound.emplace(std::move(writer));
     m_gpadl = gpadl.id;
     m_accepted_packets = params.accepted_packets;
+    m_interface_type = params.interface_type;
     m_target_vp = target_vp;
     m_state = ChannelState::Open;
     m_broken_pending = false;
@@ -91,8 +92,11 @@ Result<void> Channel::drain()
                 // The ring reader validated 16 <= offset8*8 <= len8*8 (ring.cpp).
                 auto header = std::span<std::byte const>(m_packet_buffer)
                                   .subspan(sizeof(PacketDescriptor), descriptor.offset8 * PACKET_ALIGN_BYTES - sizeof(PacketDescriptor));
-                m_device.on_packet(InboundPacket { static_cast<VmPacketType>(descriptor.type), descriptor.flags,
-                    descriptor.trans_id, header, packet->payload });
+                InboundPacket const inbound { static_cast<VmPacketType>(descriptor.type), descriptor.flags,
+                    descriptor.trans_id, header, packet->payload };
+                if (m_tap)
+                    m_tap->on_guest_packet(m_interface_type, m_relid, inbound);
+                m_device.on_packet(inbound);
             } else {
                 ++m_stats.packets_ignored;
             }

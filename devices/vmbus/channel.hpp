@@ -17,6 +17,7 @@
 #include "devices/vmbus/gpadl.hpp"
 #include "devices/vmbus/ring.hpp"
 #include "devices/vmbus/synic_port.hpp"
+#include "devices/vmbus/traffic_tap.hpp"
 
 namespace vmm::vmbus {
 
@@ -66,6 +67,8 @@ public:
     // An error means a ring is broken (the caller marks the channel broken).
     Result<void> on_guest_signal();
     void set_target_vp(u32 vp) { m_target_vp = vp; }
+    // The traffic recorder (nullptr: off); it then sees each accepted guest packet.
+    void set_traffic_tap(TrafficTap* tap) { m_tap = tap; }
     bool broken_pending() const { return m_broken_pending; }
 
     // GPADLs whose deferred teardown completed when the device released them: the host sends
@@ -78,6 +81,11 @@ public:
     std::uint64_t send_space_bytes() const override;
     Result<GpadlView> acquire_gpadl(std::uint32_t gpadl_id) override;
     void release_gpadl(std::uint32_t gpadl_id) override;
+    void record_guest_bytes(std::span<std::byte const> bytes) override
+    {
+        if (m_tap)
+            m_tap->on_guest_bytes(m_interface_type, m_relid, bytes);
+    }
 
 private:
     Result<void> drain();
@@ -90,6 +98,8 @@ private:
     std::vector<u32> m_held_gpadls;   // Acquired by the device; released at close.
     std::vector<u32> m_torn_down;     // See take_torn_down().
     u32 m_accepted_packets { ACCEPT_INBAND };
+    TrafficTap* m_tap { nullptr };
+    Guid m_interface_type {}; // From the offer at open(), for the tap.
     u32 m_relid;
     ChannelState m_state { ChannelState::Closed };
     u32 m_gpadl { 0 };

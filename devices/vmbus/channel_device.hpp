@@ -73,6 +73,11 @@ public:
     virtual Result<GpadlView> acquire_gpadl(std::uint32_t gpadl_id) = 0;
     virtual void release_gpadl(std::uint32_t gpadl_id) = 0;
 
+    // A device that gathers a guest message from guest memory (netvsc's RNDIS stream from its
+    // send buffer or pages) shows the bytes here, for the opt-in traffic recorder
+    // (traffic_tap.hpp); a no-op unless recording.
+    virtual void record_guest_bytes(std::span<std::byte const>) { }
+
     // VM_PKT_COMP answering the guest packet with `transaction_id`.
     Result<void> send_completion(std::uint64_t transaction_id, std::span<std::byte const> payload)
     {

@@ -101,6 +101,7 @@ Result<u32> VmbusHost::add_device(ChannelDevice& device)
         return fail(Errc::OutOfRange, "vmbus relids exhausted", relid);
     auto& slot = m_channels[relid];
     slot.channel = std::make_unique<Channel>(device, relid, m_memory, m_synic, m_gpadls);
+    slot.channel->set_traffic_tap(m_tap);
     // Never offer before REQUESTOFFERS (the guest's relid array does not exist yet, §6.5).
     if (m_state == ConnectionState::OffersDelivered)
         send_offer(slot);
@@ -173,9 +174,18 @@ void VmbusHost::reset()
     m_target_vp = 0;
 }
 
+void VmbusHost::set_traffic_tap(TrafficTap* tap)
+{
+    m_tap = tap;
+    for (auto& [relid, slot] : m_channels)
+        slot.channel->set_traffic_tap(tap);
+}
+
 std::uint16_t VmbusHost::handle_post_message(u32 vp, u32 connection_id, u32 message_type,
     std::span<std::byte const> payload)
 {
+    if (m_tap)
+        m_tap->on_guest_message(vp, connection_id, message_type, payload);
     // Message connection ids: 1 (< 5.0, INITIATE_CONTACT < 5.0) and 4 (>= 5.0); we hand out 4 as
     // msg_conn_id and accept both in every state (guest-interface §6.1).
     u32 id = connection_id & CONNECTION_ID_MASK;

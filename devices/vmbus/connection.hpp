@@ -78,6 +78,9 @@ public:
     // Where guest TL_CONNECT_REQUESTs go (hv_sock); nullptr (the default) ignores them. The sink
     // outlives the host or is reset to nullptr first.
     void set_tl_connect_sink(TlConnectSink* sink) { m_tl_connect_sink = sink; }
+    // The opt-in traffic recorder (nullptr, the default: off): sees every guest post and every
+    // accepted guest packet (traffic_tap.hpp). It outlives the host or is reset to nullptr first.
+    void set_traffic_tap(TrafficTap* tap);
 
     // Guest HvPostMessage. Returns a Hyper-V status: 0 (also for messages that were dropped as
     // malformed: the hypercall itself succeeded), 18 for a connection id other than 1/4, 19 while
@@ -148,6 +151,7 @@ private:
     mem::GuestMemory const& m_memory;
     SynicPort& m_synic;
     TlConnectSink* m_tl_connect_sink { nullptr };
+    TrafficTap* m_tap { nullptr };
     u32 m_vcpu_count;
     ConnectionState m_state { ConnectionState::Disconnected };
     u32 m_version { 0 };

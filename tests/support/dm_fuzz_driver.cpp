@@ -66,6 +66,15 @@ class CheckingDiscard final : public mem::DiscardBackend {
 public:
     Result<void> discard(PageRange range) override
     {
+        if (in_cold_discard) {
+            // A free-page hint: pages the guest owns now (usable, not ballooned), each once per call.
+            ++cold_discards;
+            bool ok = map && map->is_usable(range) && !map->ballooned().intersects(range) && !cold_seen.intersects(range);
+            if (!ok && failure.empty())
+                failure = fmt::format("cold discard of {} the guest does not own, or named twice", range);
+            cold_seen.insert(range);
+            return {};
+        }
         bool ok = map && (map->ballooned().contains_all(range) || (in_reset && WINDOW.contains(range)));
         if (!ok && failure.empty())
             failure = fmt::format("discarded {} which is not ballooned", range);
@@ -78,6 +87,9 @@ public:
     mem::GuestPhysicalMap const* map = nullptr;
     mem::PageRangeSet* given = nullptr;
     bool in_reset = false;
+    bool in_cold_discard = false;
+    std::uint32_t cold_discards = 0;
+    mem::PageRangeSet cold_seen; // This hint call's discarded ranges.
     std::string failure;
 };
 
@@ -214,7 +226,19 @@ struct Harness {
             return engine.on_packet(dm_hot_add_response(5, pages, static_cast<std::uint32_t>(in.below(3))));
         }
         default: {
-            std::vector<std::byte> raw(in.below(64));
+            auto length = in.take(1);
+            if (length == 0xFE)
+                return cold_discard(in);
+            if (length == 0xFF) {
+                // A verbatim packet of up to 4 KiB (a balloon response fills at most one page,
+                // hv_balloon.c alloc_balloon_pages()): the form tests/fuzz/traffic_to_corpus.py writes a real
+                // guest's recorded packets in.
+                std::vector<std::byte> verbatim(in.take(2) % 4097);
+                for (auto& byte : verbatim)
+                    byte = std::byte { static_cast<std::uint8_t>(in.take(1)) };
+                return engine.on_packet(verbatim);
+            }
+            std::vector<std::byte> raw(length % 64);
             for (auto& byte : raw)
                 byte = std::byte { static_cast<std::uint8_t>(in.take(1)) };
             if (raw.size() >= 4) {
@@ -228,6 +252,42 @@ struct Harness {
             return engine.on_packet(raw);
         }
         }
+    }
+    // One HvExtCallMemoryHeatHint (free page reporting): up to 16 hv_gpa_page_range elements,
+    // mostly Linux's 2 MiB form over boot RAM, some 4 KiB ranges, ballooned pages, raw words.
+    void cold_discard(Bytes& in)
+    {
+        std::array<std::uint64_t, 16> elements {};
+        auto const count = in.below(elements.size() + 1);
+        for (std::uint64_t i = 0; i < count; ++i) {
+            switch (in.below(4)) {
+            case 0: // largepage = 1, page_size = 0 (2 MiB), additional_pages, base_large_pfn.
+                elements[i] = in.below(40) << 21 | 1u << 11 | in.below(4);
+                break;
+            case 1: {
+                auto range = pick_range(in);
+                elements[i] = range.start.raw() << 12 | std::min<std::uint64_t>(range.count.raw() - 1, 0x7FF);
+                break;
+            }
+            case 2: { // The start of a ballooned run, which the guest no longer owns.
+                auto const& runs = map.ballooned();
+                std::uint64_t start = runs.empty() ? 0 : runs.begin()->start.raw();
+                elements[i] = start << 12 | in.below(8);
+                break;
+            }
+            default: elements[i] = in.take(8); break;
+            }
+        }
+        discard.in_cold_discard = true;
+        discard.cold_discards = 0;
+        discard.cold_seen.clear();
+        auto const outcome = engine.on_cold_discard(std::span { elements }.first(count));
+        discard.in_cold_discard = false;
+        // Elements are processed in order up to the first refused one (a rep hypercall).
+        if (outcome.accepted != discard.cold_discards)
+            fail_with("cold discard accepted count differs from the discards made");
+        if (outcome.refused ? outcome.accepted >= count : outcome.accepted != count)
+            fail_with("cold discard outcome inconsistent with its element count");
     }
     // Reads what the host sent during one action.
     void check_host_messages()
@@ -338,12 +398,14 @@ struct Harness {
 
 } // namespace
 
-std::string run_dm_fuzz_input(std::uint8_t const* data, std::size_t size)
+std::string run_dm_fuzz_input(std::uint8_t const* data, std::size_t size, DmStatus* final_status)
 {
     Harness harness;
     Bytes in { data, size };
     for (int step = 0; step < 4096 && !in.empty() && harness.failure.empty(); ++step)
         harness.act(in);
+    if (final_status)
+        *final_status = harness.engine.status();
     return harness.failure;
 }
 

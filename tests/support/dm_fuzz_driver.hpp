@@ -8,8 +8,12 @@
 #include <cstdint>
 #include <string>
 
+#include "devices/hv_balloon/dm_status.hpp"
+
 namespace vmm::test {
 
-std::string run_dm_fuzz_input(std::uint8_t const* data, std::size_t size);
+// `final_status` (optional): the engine's status after the last action, so a test can show a
+// seed reached the engine's real paths (e.g. a recorded balloon response was accepted).
+std::string run_dm_fuzz_input(std::uint8_t const* data, std::size_t size, hv_balloon::DmStatus* final_status = nullptr);
 
 } // namespace vmm::test

@@ -3,6 +3,8 @@
 // fake memory, a busy-sometimes SynIC port and two echo devices: raw and structured messages,
 // ring corruption, signals, slot frees, rescind, unload and reset. Invariants are checked after
 // every step; at the end, no page outside the ring pool and created GPADLs may have changed.
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 
@@ -196,6 +198,16 @@ void run_actions(test::FakeGuestMemory& memory, test::FuzzInput& input, std::set
         }
         }
         check_invariants(host, allowed_pages);
+    }
+    // FUZZ_VMBUS_REPORT=1: what an input reached (a recorded guest's messages are parsed and
+    // acted on, not rejected).
+    static bool const report = std::getenv("FUZZ_VMBUS_REPORT") != nullptr;
+    if (report) {
+        auto const& stats = host.stats();
+        std::fprintf(stderr, "fuzz_vmbus_message: received %llu rejected %llu ignored %llu sent %llu state %d version 0x%x gpadls %zu\n",
+            static_cast<unsigned long long>(stats.messages_received), static_cast<unsigned long long>(stats.messages_rejected),
+            static_cast<unsigned long long>(stats.messages_ignored), static_cast<unsigned long long>(stats.messages_sent),
+            static_cast<int>(host.state()), host.version(), host.gpadls().created_count());
     }
 }
 

@@ -88,6 +88,9 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
 {
     static bool const quiet = (log::set_level(log::Level::Off), true);
     (void)quiet;
+    // FUZZ_HVSOCK_REPORT=1: print what an input reached (a recorded guest's packets are
+    // accepted as stream bytes, not a failed connection).
+    static bool const report = std::getenv("FUZZ_HVSOCK_REPORT") != nullptr;
     vmm::test::FuzzScript in { data, size };
     vmbus::Guid service {};
     vmbus::Guid instance {};
@@ -186,5 +189,9 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
         if (connection.failed())
             FUZZ_CHECK(connection.state() == HvSockState::Closed);
     }
+    if (report)
+        std::fprintf(stderr, "fuzz_hvsock: bytes_from_guest %llu taken %llu guest_fin %d failed %d\n",
+            static_cast<unsigned long long>(connection.stats().bytes_from_guest), static_cast<unsigned long long>(taken),
+            guest_fin ? 1 : 0, connection.failed() ? 1 : 0);
     return 0;
 }

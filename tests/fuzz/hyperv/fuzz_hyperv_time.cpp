@@ -18,6 +18,7 @@
 #include <array>
 #include <vector>
 
+#include "base/log.hpp"
 #include "vmm/hyperv/hvdef.hpp"
 #include "vmm/hyperv/reference_time.hpp"
 #include "vmm/hyperv/synthetic_timers.hpp"
@@ -78,6 +79,8 @@ std::uint64_t stimer_count(FuzzedDataProvider& input, std::uint64_t now)
 
 extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size)
 {
+    static bool const quiet = (log::set_level(log::Level::Off), true); // Hostile MSR writes warn.
+    (void)quiet;
     FuzzedDataProvider input { data, size };
     // One RAM for every input, reset to all-zero (only the pages the last input touched).
     static test::FakeGuestMemory ram { { 0, RAM_BYTES } };

@@ -10,9 +10,11 @@
 //   - heartbeat status `none` means no beat was ever counted.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
+#include "base/log.hpp"
 #include "devices/ic/heartbeat_ic.hpp"
 #include "devices/ic/kvp_ic.hpp"
 #include "devices/ic/shutdown_ic.hpp"
@@ -76,10 +78,12 @@ void step(Subject& s, vmm::test::FuzzScript& in, std::uint64_t& clock)
         break;
     case 3: {
         // An arbitrary guest packet, sometimes on the last request's transaction.
-        std::size_t length = in.byte() * 4u + in.byte() % 4;
+        // 0xFF: a u16 length follows (KVP messages are ~2.6 KB), the form in which
+        // tests/fuzz/traffic_to_corpus.py writes a real guest's recorded packets.
+        std::size_t const high = in.byte();
+        std::size_t length = high == 0xFF ? in.u16() % (ic::IcChannel::MAX_PACKET_BYTES + 1) : high * 4u + in.byte() % 4;
         std::vector<std::byte> payload(length);
-        for (auto& b : payload)
-            b = std::byte { in.byte() };
+        in.fill(payload);
         std::uint64_t transaction = in.byte() % 2 ? in.byte() : 1 + in.byte() % 4;
         if (s.open)
             s.guest.deliver(payload, transaction, in.byte());
@@ -128,6 +132,11 @@ void step(Subject& s, vmm::test::FuzzScript& in, std::uint64_t& clock)
 
 extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size)
 {
+    static bool const quiet = (log::set_level(log::Level::Off), true); // Hostile input warns on every run.
+    (void)quiet;
+    // FUZZ_IC_REPORT=1: print each IC's counters after an input, to see what a seed reached (a
+    // recorded guest's answers are accepted as responses, not dropped as unexpected).
+    static bool const report = std::getenv("FUZZ_IC_REPORT") != nullptr;
     vmm::test::FuzzScript in { data, size };
     std::uint64_t clock = 1'000'000'000;
     ic::ShutdownIc shutdown { vmbus::Guid { { 1 } } };
@@ -146,6 +155,16 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
         FUZZ_CHECK(kvp.snapshot().guest.size() <= ic::KvpIc::MAX_PAIRS_PER_POOL);
         if (timesync.synced())
             FUZZ_CHECK(timesync.time_counters().syncs_acknowledged > 0);
+    }
+    if (report) {
+        static constexpr char const* names[4] { "shutdown", "heartbeat", "timesync", "kvp" };
+        for (std::size_t i = 0; i < 4; ++i) {
+            auto const& c = subjects[i].device.counters();
+            std::fprintf(stderr, "fuzz_ic: %s requests %llu responses %llu unexpected %llu bad %llu timeouts %llu\n",
+                names[i], static_cast<unsigned long long>(c.requests_sent), static_cast<unsigned long long>(c.responses),
+                static_cast<unsigned long long>(c.unexpected_responses), static_cast<unsigned long long>(c.bad_packets),
+                static_cast<unsigned long long>(c.timeouts));
+        }
     }
     return 0;
 }

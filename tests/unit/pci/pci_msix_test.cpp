@@ -188,3 +188,18 @@ TEST_F(Msix, RaiseFromManyThreadsWhileTheGuestMasksAndUnmasksLosesNothing)
 }
 
 } // namespace
+
+// An access that runs into the table or the PBA from outside (or out of them) is undefined
+// (§6.8.2): it reads 0, is ignored and never reaches the device (found by fuzz_pci_config).
+TEST_F(Msix, AccessStraddlingTheTableOrPbaNeverReachesTheDevice)
+{
+    for (u64 offset : { u64 { 0x2000 - 4 }, u64 { 0x2000 + FakeFunction::VECTORS * 16 - 4 }, u64 { 0x3000 - 4 }, u64 { 0x3000 + 12 } }) {
+        bool claimed = false;
+        EXPECT_EQ(mmio_read<std::uint64_t>(root, BAR + offset, &claimed), 0u) << offset;
+        EXPECT_TRUE(claimed);
+        EXPECT_TRUE(mmio_write<std::uint64_t>(root, BAR + offset, ~std::uint64_t { 0 }));
+    }
+    EXPECT_TRUE(fake.reads.empty());
+    EXPECT_TRUE(fake.writes.empty());
+    EXPECT_EQ(root.counters().refused, 8u);
+}
