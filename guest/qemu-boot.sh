@@ -6,6 +6,7 @@
 # Usage: guest/qemu-boot.sh KERNEL INITRD VCPUS [extra kernel command line...]
 #   KERNEL is the uncompressed vmlinux (PVH entry; qboot jumps straight to it).
 #   GUEST_MEM (default 128M) sets -m, QEMU_CPU (default host,-arch-capabilities) sets -cpu. The command line is guest/cmdline.txt plus the extras.
+#   QEMU_EXTRA: more QEMU arguments, split on spaces (bench/net.py: -netdev tap + virtio-net-device).
 set -euo pipefail
 
 if (($# < 3)); then
@@ -28,4 +29,4 @@ exec qemu-system-x86_64 -enable-kvm \
   -nographic -nodefaults -no-user-config -serial stdio -no-reboot \
   -kernel "$kernel" \
   -initrd "$initrd" \
-  -append "$cmdline"
+  -append "$cmdline" ${QEMU_EXTRA:-}
