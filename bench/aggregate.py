@@ -24,6 +24,8 @@ REQUIRED = [
     "unballoon_200gb.ms_2mib_ranges", "unballoon_200gb.ms_4kib_mix",
     "hot_add.request_us", "hot_add.memslot_us", "hot_add.slots_used", "hot_add.slots_one_big",
     "startup_ms", "startup_vmm_own_ms", "idle_wakeups_per_s", "rss_kib",
+    "net.microvmm.tcp_to_guest_kib_s", "net.microvmm.tcp_from_guest_kib_s", "net.microvmm.ping_ms",
+    "net.ratio.tcp_to_guest_kib_s", "net.ratio.tcp_from_guest_kib_s", "net.ratio.ping_ms",
 ]
 
 

@@ -66,12 +66,17 @@ if [[ -x $build/microvmm && -f $kernel && -f $initrd ]]; then
     --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt" "${qemu[@]}"
   run clock clock python3 "$root/bench/clock.py" --microvmm "$build/microvmm" \
     --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt"
+  # Guest TCP both ways and ping, microvmm netvsc next to QEMU virtio-net (with and without its
+  # offloads) on one TAP in a network namespace (needs root and /dev/net/tun).
+  run net net python3 "$root/bench/net.py" --microvmm "$build/microvmm" \
+    --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt" "${qemu[@]}"
 else
   echo "bench: startup: needs $build/microvmm, $kernel and $initrd" >&2
   missing+=(--missing "startup_ms=needs build/microvmm and the test guest (build/guest/vmlinux, initramfs.cpio)")
   missing+=(--missing "rss_kib=needs build/microvmm and the test guest")
   missing+=(--missing "startup_vmm_own_ms=needs build/microvmm and the test guest")
   missing+=(--missing "idle_wakeups_per_s=needs build/microvmm and the test guest")
+  missing+=(--missing "net=needs build/microvmm and the test guest")
 fi
 
 shopt -s nullglob
