@@ -8,6 +8,7 @@
 #include "vmm/kvm/kvm_abi.hpp"
 #include <sys/ioctl.h>
 
+#include <atomic>
 #include <cerrno>
 #include <vector>
 
@@ -275,13 +276,16 @@ Result<VcpuExit> KvmVcpu::run()
 
 void KvmVcpu::request_immediate_exit() const
 {
-    // A plain byte store: the only thing a signal handler may do here (api.rst immediate_exit).
-    reinterpret_cast<u8 volatile&>(run_of(m_run)->immediate_exit) = 1;
+    // A lock-free byte store (api.rst "immediate_exit"): called from the kick signal handler on
+    // the vCPU's own thread and from a thread asking it to stop (VcpuThread::request_stop).
+    // KVM polls the byte when KVM_RUN starts, so a store from either side is seen by the next
+    // entry; atomic so the two writers are not a data race.
+    std::atomic_ref<u8> { run_of(m_run)->immediate_exit }.store(1, std::memory_order_seq_cst);
 }
 
 void KvmVcpu::clear_immediate_exit() const
 {
-    reinterpret_cast<u8 volatile&>(run_of(m_run)->immediate_exit) = 0;
+    std::atomic_ref<u8> { run_of(m_run)->immediate_exit }.store(0, std::memory_order_seq_cst);
 }
 
 std::string KvmVcpu::describe_internal_error() const
