@@ -18,6 +18,7 @@ std::string_view lock_rank_name(LockRank rank)
     switch (rank) {
     case LockRank::BusDevice: return "BusDevice";
     case LockRank::PciRoot: return "PciRoot";
+    case LockRank::DiskMetrics: return "DiskMetrics";
     case LockRank::NvmeController: return "NvmeController";
     case LockRank::DmBackend: return "DmBackend";
     case LockRank::HostMemory: return "HostMemory";

@@ -15,6 +15,7 @@ namespace vmm {
 enum class LockRank : std::uint8_t {
     BusDevice,       // vmm/bus: one port/MMIO device's state (vCPU threads).
     PciRoot,         // devices/pci/pci_root: config space, BAR placement, dispatch to PciFunctions.
+    DiskMetrics,     // vmm/disk_metrics: this boot's disks and the counters of earlier boots (API thread, loop).
     NvmeController,  // vmm/devices/nvme_disk: one disk's NVMe engine (vCPUs, its nvme-io thread).
     DmBackend,       // vmm/dm_api_backend: the published DmDevice, boot count, last status.
     HostMemory,      // vmm/dm_api_backend: the booted Machine for /proc reads; nests nothing.

@@ -26,6 +26,8 @@ REQUIRED = [
     "startup_ms", "startup_vmm_own_ms", "idle_wakeups_per_s", "rss_kib",
     "net.microvmm.tcp_to_guest_kib_s", "net.microvmm.tcp_from_guest_kib_s", "net.microvmm.ping_ms",
     "net.ratio.tcp_to_guest_kib_s", "net.ratio.tcp_from_guest_kib_s", "net.ratio.ping_ms",
+    "auto_memory.grow_decision_s", "auto_memory.grow_s", "auto_memory.hot_add_s", "auto_memory.shrink_s",
+    "auto_memory.balloon_mib_per_s", "auto_memory.unballoon_mib_per_s", "auto_memory.reporting_mib_per_s",
 ]
 
 

@@ -70,6 +70,8 @@ if [[ -x $build/microvmm && -f $kernel && -f $initrd ]]; then
   # offloads) on one TAP in a network namespace (needs root and /dev/net/tun).
   run net net python3 "$root/bench/net.py" --microvmm "$build/microvmm" \
     --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt" "${qemu[@]}"
+  run auto_memory auto_memory python3 "$root/bench/auto_memory.py" --microvmm "$build/microvmm" \
+    --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt"
 else
   echo "bench: startup: needs $build/microvmm, $kernel and $initrd" >&2
   missing+=(--missing "startup_ms=needs build/microvmm and the test guest (build/guest/vmlinux, initramfs.cpio)")
@@ -77,6 +79,7 @@ else
   missing+=(--missing "startup_vmm_own_ms=needs build/microvmm and the test guest")
   missing+=(--missing "idle_wakeups_per_s=needs build/microvmm and the test guest")
   missing+=(--missing "net=needs build/microvmm and the test guest")
+  missing+=(--missing "auto_memory=needs build/microvmm and the test guest")
 fi
 
 shopt -s nullglob

@@ -228,6 +228,7 @@ build_initramfs() {
   build_tool clockprobe
   build_kvp_daemon
   build_tool vsockt
+  build_tool nvmet
   # The applets /init runs; ash finds them through these links when /proc/self/exe is absent.
   local applets=(sh mount poweroff reboot dmesg dd sed rm sleep cat ls readlink setsid cttyhack mknod strings date ip ping nc sha256sum wc seq head)
   local available
@@ -242,6 +243,7 @@ build_initramfs() {
     echo "file /bin/memdirty $out/tools/memdirty 0755 0 0"
     echo "file /bin/clockprobe $out/tools/clockprobe 0755 0 0"
     echo "file /bin/vsockt $out/tools/vsockt 0755 0 0"
+    echo "file /bin/nvmet $out/tools/nvmet 0755 0 0"
     # The kernel's orderly_poweroff()/orderly_reboot() helpers (hv_utils shutdown requests).
     echo "dir /sbin 0755 0 0"
     echo "file /sbin/poweroff $guest/sbin-poweroff 0755 0 0"

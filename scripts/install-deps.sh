@@ -15,6 +15,8 @@ packages=(
   clang-16 libclang-rt-16-dev python3 time
   # Network e2e (tests/e2e/e2e_net.py): `ip` for its namespace and TAP.
   iproute2
+  # NVMe root-file-system e2e (tests/e2e/e2e_nvme.py nvme-root): mkfs.ext4 -d builds the image.
+  e2fsprogs
   # ACPICA: the firmware tests disassemble and evaluate our AML with iasl/acpiexec.
   acpica-tools
 )

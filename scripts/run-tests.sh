@@ -23,7 +23,7 @@ if [[ -n ${MICROVMM_SANITIZE:-} ]]; then
   [[ $status -eq 0 ]] && status=$e2e_status
   logs=("$build/meson-logs/unit.json" "$build/meson-logs/e2e.json")
 else
-  # e2e-long (tests/e2e/meson.build): cases run by hand, not by make check.
+  # e2e-long (tests/e2e/meson.build): cases run by hand, not by make check (none today).
   meson test -C "$build" --print-errorlogs --num-processes 2 --timeout-multiplier 1 --no-suite e2e-long
   status=$?
   logs=("$build/meson-logs/testlog.json")

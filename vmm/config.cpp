@@ -35,6 +35,7 @@ struct Draft {
     fs::path base_dir;
     std::optional<bool> hyperv_enabled;
     std::optional<bool> integration_enabled;
+    std::optional<bool> pci_enabled;
 };
 
 using KeyParser = std::function<Result<void>(toml::node const&, std::string const& key, Draft&)>;
@@ -422,7 +423,7 @@ std::vector<TableSpec> const& schema()
         { "pci",
             {
                 { "enabled", [](auto const& n, auto const& k, Draft& d) -> Result<void> {
-                     d.config.pci.enabled = VMM_TRY(as_bool(n, k));
+                     d.pci_enabled = VMM_TRY(as_bool(n, k));
                      return {};
                  } },
             } },
@@ -791,6 +792,12 @@ Result<Config> parse_config(std::string_view text, fs::path const& base_dir)
     VMM_TRY(parse_tables(root, draft));
     draft.config.hyperv.enabled = draft.hyperv_enabled.value_or(draft.config.dynamic_memory.enabled);
     draft.config.integration.enabled = draft.integration_enabled.value_or(draft.config.hyperv.enabled);
+    // A disk is an NVMe controller on PCI: [[disk]] turns the PCI root on unless the file
+    // turned it off, which is a contradiction worth one clear error.
+    if (!draft.config.disks.empty() && draft.pci_enabled == false)
+        return config_error("pci.enabled: false, but [[disk]] needs PCI (each disk is an NVMe controller on the PCI "
+                            "root): remove pci.enabled = false or the [[disk]] entries");
+    draft.config.pci.enabled = draft.pci_enabled.value_or(!draft.config.disks.empty());
     bool const have_max_memory = root["machine"]["max_memory_mib"].is_value();
     VMM_TRY(check_fields(draft.config, have_max_memory));
     return draft.config;

@@ -55,11 +55,12 @@ MemoryLayout plan_memory(u64 memory_mib, u64 max_memory_mib)
 }
 
 Result<std::unique_ptr<Machine>> Machine::create(Config const& config, kvm::KvmSystem const& system,
-    devices::ByteSink& serial, MachineCallbacks callbacks)
+    devices::ByteSink& serial, MachineCallbacks callbacks, DiskImages disks)
 {
     auto vm = VMM_TRY(system.create_vm().context("creating the VM"));
     startup::mark(startup::Phase::VmCreated);
     std::unique_ptr<Machine> machine { new Machine(config, std::move(vm), serial, std::move(callbacks)) }; // Private constructor.
+    machine->m_disk_images = std::move(disks);
     VMM_TRY(machine->m_vm.create_platform(TSS_GPA, IDENTITY_MAP_GPA).context("setting up the VM platform (TSS, in-kernel irqchip, PIT)"));
     startup::mark(startup::Phase::PlatformReady);
     VMM_TRY(machine->create_memory().context("creating {} MiB of guest RAM (hot-add window {} MiB at {:#x})",
@@ -146,7 +147,7 @@ Result<void> Machine::create_devices()
     VMM_TRY(m_pio_bus.attach({ firmware::CMOS_PORT, firmware::CMOS_PORT_COUNT }, *m_rtc));
     if (m_config.pci.enabled) {
         m_pci = std::make_unique<PciGlue>(m_vm);
-        VMM_TRY(m_pci->create(m_config, m_pio_bus, m_mmio_bus).context("creating the PCI root"));
+        VMM_TRY(m_pci->create(m_config, m_disk_images, m_memory, m_pio_bus, m_mmio_bus).context("creating the PCI root"));
     }
     m_pio_bus.freeze();
     m_mmio_bus.freeze(); // LAPIC and IOAPIC MMIO are handled in the kernel.

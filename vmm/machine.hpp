@@ -61,8 +61,9 @@ struct MachineCallbacks {
 
 class Machine {
 public:
+    // `disks`: each [[disk]]'s image, opened once per VMM (vmm/main.cpp); empty: opened per boot.
     static Result<std::unique_ptr<Machine>> create(Config const&, kvm::KvmSystem const&, devices::ByteSink& serial,
-        MachineCallbacks callbacks);
+        MachineCallbacks callbacks, DiskImages disks = {});
     Machine(Machine const&) = delete;
     Machine& operator=(Machine const&) = delete;
     ~Machine(); // Stops and joins the vCPU threads first.
@@ -90,6 +91,7 @@ public:
     u32 vcpu_count() const { return static_cast<u32>(m_vcpus.size()); }
     // The PCI root with [pci] enabled, else null.
     pci::PciRoot* pci_root() { return m_pci ? &m_pci->root() : nullptr; }
+    PciGlue* pci() { return m_pci.get(); }
 
     // KVM slots for the hot-add window (for mem::OnDemandMemslots, slots from
     // FIRST_HOT_ADD_SLOT) and page discard for ballooned pages (boot RAM and window).
@@ -122,6 +124,7 @@ private:
     Config m_config;
     MemoryLayout m_layout;
     MachineCallbacks m_callbacks;
+    DiskImages m_disk_images;
     std::atomic<bool> m_stop_requested { false };
 
     mem::BootRam m_boot_ram;    // memfd "guest-ram", all of boot RAM mapped MAP_SHARED.

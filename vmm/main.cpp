@@ -13,6 +13,7 @@
 #include "base/log.hpp"
 #include "base/startup_trace.hpp"
 #include "vmm/config.hpp"
+#include "vmm/disk_metrics.hpp"
 #include "vmm/event_loop.hpp"
 #include "vmm/kvm/kvm_system.hpp"
 #include "vmm/runner.hpp"
@@ -72,9 +73,6 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
         return EXIT_CONFIG;
     }
     startup::mark(startup::Phase::ConfigLoaded);
-    if (!config->disks.empty())
-        log::warn("vmm", "[[disk]]: {} disk(s) checked but not attached: the NVMe controller (devices/nvme) is not "
-                         "wired to a PCI function yet (issue 14)", config->disks.size());
     if (config->boot.firmware == BootFirmware::Uefi) {
         std::fprintf(stderr, "microvmm: UEFI boot is not implemented; Windows guests need it\n");
         return EXIT_FAILURE_HOST;
@@ -87,13 +85,20 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
         log::error("vmm", "installing the vCPU kick signal handler: {}", installed.error());
         return EXIT_FAILURE_HOST;
     }
+    // Disk images are opened and locked once, before any filter (the loop's allows no writable
+    // open) and before the first boot; every boot's NVMe controllers share them.
+    auto disks = open_disk_images(config->disks);
+    if (!disks) {
+        std::fprintf(stderr, "microvmm: config error: %s\n", disks.error().message().c_str());
+        return EXIT_CONFIG;
+    }
     auto loop = EventLoop::create();
     if (!loop) {
         log::error("vmm", "creating the event loop: {}", loop.error());
         return EXIT_FAILURE_HOST;
     }
     Config const dm_config = *config;
-    Runner runner { std::move(*config), machine_factory(*kvm), **loop, start };
+    Runner runner { std::move(*config), machine_factory(*kvm, *disks), **loop, start };
     // The DM device (rebuilt per boot, vmm/dm_device.*) and the REST API over it.
     api::EventHub hub;
     DmApiBackend backend { dm_config, **loop, hub, start };
@@ -133,9 +138,14 @@ int run_vm(std::string const& config_path, std::chrono::steady_clock::time_point
     runner.on_machine_created([&](Machine& machine) { net.attach(machine); });
     runner.on_guest_reset([&](Machine& machine) { net.detach(machine); });
     runner.on_machine_exit([&](Machine& machine) { net.detach(machine); });
+    // Per-disk NVMe counters in /metrics (vmm/disk_metrics.*), summed over boots.
+    DiskMetrics disk_metrics { dm_config.disks, net };
+    runner.on_machine_created([&](Machine& machine) { disk_metrics.attach(machine); });
+    runner.on_guest_reset([&](Machine& machine) { disk_metrics.detach(machine); });
+    runner.on_machine_exit([&](Machine& machine) { disk_metrics.detach(machine); });
     std::unique_ptr<api::ApiServer> server;
     if (dm_config.api.socket) {
-        auto started = api::ApiServer::start(net, hub, api::ApiServerConfig { dm_config.api.socket->string() });
+        auto started = api::ApiServer::start(disk_metrics, hub, api::ApiServerConfig { dm_config.api.socket->string() });
         if (!started) {
             log::error("api", "starting the REST API on {}: {}", dm_config.api.socket->string(), started.error());
             return EXIT_FAILURE_HOST;

@@ -99,12 +99,21 @@ PciGlue::PciGlue(kvm::KvmVm& vm)
 {
 }
 
-PciGlue::~PciGlue() = default;
+PciGlue::~PciGlue()
+{
+    // Every disk finishes its I/O (raising its last interrupts into the MSI-X tables the root
+    // owns) before the root goes; the root then unregisters doorbells whose fds still exist.
+    for (auto* disk : m_disks)
+        disk->stop();
+}
 
-Result<void> PciGlue::create(Config const& config, Bus& pio, Bus& mmio)
+Result<void> PciGlue::create(Config const& config, DiskImages const& images, mem::GuestMemory const& memory, Bus& pio, Bus& mmio)
 {
     static_assert(pci::ECAM_BUS_BYTES == firmware::PCI_ECAM_SIZE);
-    m_functions = VMM_TRY(make_pci_functions(config));
+    for (auto& disk : VMM_TRY(make_disk_functions(config, images, memory))) {
+        m_disks.push_back(disk.get());
+        m_functions.push_back(std::move(disk));
+    }
     for (auto& function : m_functions) {
         u8 const device = VMM_TRY(m_root->add(*function));
         log::info("pci", "{} at 0000:00:{:02x}.0", function->name(), device);
@@ -121,10 +130,22 @@ Result<void> PciGlue::create(Config const& config, Bus& pio, Bus& mmio)
     return {};
 }
 
-Result<std::vector<std::unique_ptr<pci::PciFunction>>> make_pci_functions(Config const&)
+Result<std::vector<std::unique_ptr<NvmePciFunction>>> make_disk_functions(Config const& config, DiskImages const& images,
+    mem::GuestMemory const& memory)
 {
-    // The NVMe wiring adds one controller per [[disk]] here (devices/nvme/, vmm/backends/).
-    return std::vector<std::unique_ptr<pci::PciFunction>> {};
+    DiskImages opened;
+    DiskImages const* use = &images;
+    if (images.size() != config.disks.size()) {
+        // Tests and tools that build a Machine directly; microvmm itself opens them in main().
+        VMM_ASSERT(images.empty());
+        opened = VMM_TRY(open_disk_images(config.disks));
+        use = &opened;
+    }
+    std::vector<std::unique_ptr<NvmePciFunction>> functions;
+    for (std::size_t i = 0; i < config.disks.size(); ++i)
+        functions.push_back(VMM_TRY(NvmePciFunction::create((*use)[i], config.disks[i], memory, config.machine.vcpus, i)
+                                        .context("disk[{}] ({})", i, config.disks[i].path.string())));
+    return functions;
 }
 
 } // namespace vmm

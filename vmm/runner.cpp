@@ -24,10 +24,10 @@ u64 elapsed_ms(std::chrono::steady_clock::time_point since)
 
 } // namespace runner_detail
 
-Runner::MachineFactory machine_factory(kvm::KvmSystem const& kvm)
+Runner::MachineFactory machine_factory(kvm::KvmSystem const& kvm, DiskImages const& disks)
 {
-    return [&kvm](Config const& config, devices::ByteSink& serial, MachineCallbacks callbacks) {
-        return Machine::create(config, kvm, serial, std::move(callbacks));
+    return [&kvm, &disks](Config const& config, devices::ByteSink& serial, MachineCallbacks callbacks) {
+        return Machine::create(config, kvm, serial, std::move(callbacks), disks);
     };
 }
 

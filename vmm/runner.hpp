@@ -139,7 +139,8 @@ private:
 
 using Runner = BasicRunner<Machine>;
 // The VMM's factory: Machine::create on `kvm` (which must outlive the Runner).
-Runner::MachineFactory machine_factory(kvm::KvmSystem const& kvm);
+// `disks`: the [[disk]] images main() opened, shared by every boot (outlive the Runner).
+Runner::MachineFactory machine_factory(kvm::KvmSystem const& kvm, DiskImages const& disks = {});
 extern template class BasicRunner<Machine>; // Instantiated in runner.cpp.
 
 template<RunnerMachine M>

@@ -108,6 +108,16 @@ void DynamicMemory::send_hot_add_request()
     }
 }
 
+// Linux answers hot-add requests one at a time and in order (one work item, hv_balloon.c:1555-1581
+// schedule_work(&ha_wrk.wrk); hot_add_req() sends one response per run, :1060-1071), and a
+// response names no range: its trans_id is the guest's own counter (:1067). A request that
+// arrives before the previous one's work ran overwrites it (:1567-1579), so two requests can get
+// one answer. The host can match answers to requests only by order, so it never has two
+// outstanding: after a timeout, step() holds further hot-add until the late answer comes
+// (docs/guest-interface.md §9.4), and that answer is judged exactly as it would have been on
+// time. Without this, a request sent after the timeout took the late answer for its own: a full
+// 128 MiB answer to a 384 MiB request read as "fewer pages than asked" and ended hot-add for
+// the boot (e2e dm-balance, issue 15), and the range the guest did add went unrecorded.
 void DynamicMemory::handle_hot_add_response(std::span<std::byte const> message)
 {
     if (message.size() < sizeof(DmHotAddResponse)) {
@@ -115,13 +125,14 @@ void DynamicMemory::handle_hot_add_response(std::span<std::byte const> message)
         return;
     }
     auto response = wire_from<DmHotAddResponse>(message);
-    bool expected = m_state == State::HotAddWaitReply && m_hot_add_in_flight;
-    if (!expected && !m_hot_add_late) {
+    bool const late = m_hot_add_late.has_value();
+    bool const expected = !late && m_state == State::HotAddWaitReply && m_hot_add_in_flight;
+    if (!expected && !late) {
         ++m_counters.unsolicited_messages;
         VMM_GUEST_WARN(COMPONENT, "hot-add response in state {}", state_name(m_state));
         return;
     }
-    auto range = expected ? *m_hot_add_in_flight : *m_hot_add_late;
+    auto range = late ? *m_hot_add_late : *m_hot_add_in_flight;
     std::uint64_t added = response.page_count;
     if (added > range.count.raw()) {
         ++m_counters.hot_add_overreports;
@@ -135,26 +146,34 @@ void DynamicMemory::handle_hot_add_response(std::span<std::byte const> message)
         m_counters.hot_added_pages_total += added;
         m_hot_add_cursor = std::max(m_hot_add_cursor.value_or(range.end()), range.end());
     }
-    if (!expected) {
-        m_hot_add_late.reset(); // A late answer to a timed-out request: recorded, nothing else.
-        return;
+    if (late) {
+        m_hot_add_late.reset();
+        log::info(COMPONENT, "late answer to the timed-out hot-add of {}: {} pages added", range, added);
+        if (added == 0 && response.result != 1)
+            m_hot_add_cursor = range.start; // Transient, and nothing was sent since: retry it.
+    } else {
+        m_hot_add_in_flight.reset();
     }
-    m_hot_add_in_flight.reset();
-    update_progress(OperationKind::HotAdd);
-    enter(State::Idle);
-    if (added == range.count.raw()) {
-        step();
-        return;
-    }
-    if (added > 0) {
+    // The guest's verdict on hot-add, whenever it came.
+    if (added > 0 && added < range.count.raw()) {
         // "page_count less than requested: assume all further hot adds fail" (hv_balloon.c:355-358).
         m_hot_add_exhausted = true;
-        step();
-        return;
-    }
-    if (response.result == 1) {
+    } else if (added == 0 && response.result == 1) {
         // Success with 0 pages = permanent: hot-add is off in this guest (hv_balloon.c:1043-1056).
         m_hot_add_disabled = true;
+    }
+    if (late) {
+        // An operation that waited for this answer (step()) goes on; none runs if it was
+        // superseded by a shrink or finished meanwhile.
+        if (m_state == State::Idle && operation_running()) {
+            update_progress(OperationKind::HotAdd);
+            step();
+        }
+        return;
+    }
+    update_progress(OperationKind::HotAdd);
+    enter(State::Idle);
+    if (added > 0 || response.result == 1) {
         step();
         return;
     }

@@ -159,6 +159,13 @@ void DynamicMemory::step()
     }
     if (hot_add_available()) {
         m_operation->kind = OperationKind::HotAdd;
+        if (m_hot_add_late) {
+            // One hot-add outstanding at a time, late ones included (dm_hot_add.cpp): this
+            // operation stays running and goes on when the guest answers the timed-out request.
+            log::info(COMPONENT, "operation {}: hot-add waits for the guest's late answer to {}", m_operation->id,
+                *m_hot_add_late);
+            return;
+        }
         begin_hot_add(target - current);
         return;
     }

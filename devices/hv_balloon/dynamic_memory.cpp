@@ -288,7 +288,9 @@ void DynamicMemory::handle_timeout()
         finish_operation(OperationState::TimedOut, "no unballoon response from the guest");
         break;
     case State::HotAddWaitReply:
-        // The guest may still add the range: accept a late response, never re-offer it.
+        // The guest may still add the range: its late answer is awaited before any other
+        // hot-add (dm_hot_add.cpp), and the range is not re-offered unless that answer says
+        // "transient, nothing added". Ballooning goes on meanwhile (other messages).
         m_hot_add_late = m_hot_add_in_flight;
         if (m_hot_add_in_flight)
             m_hot_add_cursor = m_hot_add_in_flight->end();

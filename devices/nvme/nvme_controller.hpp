@@ -43,8 +43,14 @@ struct NvmeControllerConfig {
     // Figure 247); the PCI wiring sets them. Not 1b36:0010 as a device: Linux applies QEMU's
     // NVME_QUIRK_BOGUS_NID to that ID (drivers/nvme/host/pci.c nvme_id_table) and would ignore
     // the NGUID.
+    // The function's IDs (vmm/devices/nvme_pci_function.cpp reports these in config space):
+    // Red Hat's vendor ID, as the host bridge's (1b36:0008), with a device ID outside the ones
+    // QEMU's NVMe and bridges use; Linux, OVMF and stornvme bind NVMe by class code 01/08/02,
+    // and no quirk in drivers/nvme/host/pci.c nvme_id_table matches 1b36:1000.
     u16 pci_vendor_id { 0x1B36 };
+    u16 pci_device_id { 0x1000 };
     u16 pci_subsystem_vendor_id { 0x1B36 };
+    u16 pci_subsystem_id { 0x1000 };
 };
 
 // Counters since construction (read under the owner's lock).

@@ -79,7 +79,12 @@ public:
     virtual BarLayouts bars() const { return {}; }
     virtual std::optional<MsixLayout> msix() const { return std::nullopt; }
     virtual std::vector<PciCapability> capabilities() const { return {}; }
+    // The doorbells that should be eventfds now. A device whose set changes at run time (NVMe
+    // turns its doorbells into value-less kicks only while the guest keeps shadow copies) bumps
+    // ioevents_generation(); the root asks ioevents() again after any bar_write that changed it,
+    // before the vCPU returns to the guest. Both may be called from any thread under the root lock.
     virtual std::vector<IoEventRegion> ioevents() const { return {}; }
+    virtual u64 ioevents_generation() const { return 0; }
 
     // A guest access inside BAR `bar` (offset + data.size() inside the BAR, data.size() 1, 2, 4
     // or 8), only while that BAR's decode (command register) is enabled. The guest is hostile:

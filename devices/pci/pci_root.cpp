@@ -93,7 +93,8 @@ Result<u8> PciRoot::add(PciFunction& function)
     for (u8 i = 0; i < BAR_COUNT; ++i)
         if (bars[i])
             addresses[i] = VMM_TRY(allocate(*bars[i]).context("placing BAR {} of {}", i, function.name()));
-    auto& slot = free->emplace(Slot { std::make_unique<PciEndpoint>(function, m_msi, addresses), function.ioevents(), {} });
+    auto& slot = free->emplace(Slot {
+        std::make_unique<PciEndpoint>(function, m_msi, addresses), function.ioevents(), function.ioevents_generation(), {} });
     for (auto const& region : slot.ioevents) {
         auto const& bar = bars[region.bar < BAR_COUNT ? region.bar : 0];
         VMM_ASSERT(region.bar < BAR_COUNT && bar && region.offset + region.length <= bar->size_bytes);
@@ -252,6 +253,7 @@ bool PciRoot::dispatch(bool io_space, u64 address, std::span<std::byte> read, st
                 endpoint.function().bar_read(bar, offset, read);
             } else {
                 endpoint.function().bar_write(bar, offset, write);
+                refresh_ioevents(*slot);
             }
             return true;
         }
@@ -283,9 +285,25 @@ bool PciRoot::io_write(u64 port, std::span<std::byte const> data)
     return !data.empty() && dispatch(true, port, {}, data);
 }
 
+void PciRoot::refresh_ioevents(Slot& slot)
+{
+    auto& function = slot.endpoint->function();
+    u64 const generation = function.ioevents_generation();
+    if (generation == slot.ioevents_generation)
+        return;
+    slot.ioevents_generation = generation;
+    slot.ioevents = function.ioevents();
+    auto const bars = slot.endpoint->bars();
+    for (auto const& region : slot.ioevents) {
+        auto const& bar = bars[region.bar < BAR_COUNT ? region.bar : 0];
+        VMM_ASSERT(region.bar < BAR_COUNT && bar && region.offset + region.length <= bar->size_bytes);
+    }
+    sync_ioevents(slot);
+}
+
 void PciRoot::sync_ioevents(Slot& slot)
 {
-    if (!m_ioevents || slot.ioevents.empty())
+    if (!m_ioevents || (slot.ioevents.empty() && slot.registered.empty()))
         return;
     auto& endpoint = *slot.endpoint;
     // Where each doorbell should be registered now (nothing while its BAR does not decode).

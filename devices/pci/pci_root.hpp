@@ -79,6 +79,7 @@ private:
     struct Slot {
         std::unique_ptr<PciEndpoint> endpoint;
         std::vector<IoEventRegion> ioevents;
+        u64 ioevents_generation { 0 };
         std::vector<std::pair<IoEventRegion, u64>> registered; // Region, address it is registered at.
     };
     PciEndpoint* endpoint(u64 bus, u64 device, u64 function);
@@ -87,6 +88,7 @@ private:
     bool inside_window(BarKind, u64 base, u64 size) const;
     bool dispatch(bool io_space, u64 address, std::span<std::byte> read, std::span<std::byte const> write);
     void sync_ioevents(Slot&);
+    void refresh_ioevents(Slot&);
     Result<u64> allocate(BarLayout const&);
 
     PciWindows const m_windows;

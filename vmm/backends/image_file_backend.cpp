@@ -17,6 +17,7 @@
 #include <liburing.h>
 
 #include "base/log.hpp"
+#include "vmm/sandbox/thread_sandbox.hpp"
 
 namespace vmm {
 
@@ -24,70 +25,37 @@ namespace {
 
 constexpr std::string_view LOG = "disk";
 constexpr u64 WAKE_USER_DATA = ~u64 { 0 };
-constexpr u64 LBA_BYTES = 512;
-
-std::string describe(std::filesystem::path const& path, std::string_view what, int err)
-{
-    return fmt::format("disk image {}: {}: {}", path.string(), what, std::strerror(err));
-}
+// user_data of a doorbell eventfd read: KICK_USER_DATA_BASE + its index (op indexes + 1 stay
+// far below: at most RING_ENTRIES ops exist).
+constexpr u64 KICK_USER_DATA_BASE = u64 { 1 } << 62;
 
 } // namespace
 
-ImageFileBackend::ImageFileBackend(Fd fd, u64 size, bool read_only, std::filesystem::path path)
-    : m_fd(std::move(fd))
-    , m_size(size)
-    , m_read_only(read_only)
-    , m_path(std::move(path))
+ImageFileBackend::ImageFileBackend(std::shared_ptr<ImageFile const> image)
+    : m_image(std::move(image))
 {
+    VMM_ASSERT(m_image != nullptr);
 }
 
 Result<std::unique_ptr<ImageFileBackend>> ImageFileBackend::open(std::filesystem::path const& path, bool read_only)
 {
-    Fd fd { ::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC) };
-    if (!fd.is_open())
-        return fail(Errc::Config, describe(path, read_only ? "cannot open for reading" : "cannot open for reading and writing", errno));
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0)
-        return fail(Errc::Config, describe(path, "fstat", errno));
-    u64 size = 0;
-    if (S_ISREG(st.st_mode)) {
-        size = static_cast<u64>(st.st_size);
-    } else if (S_ISBLK(st.st_mode)) {
-        if (::ioctl(fd.get(), BLKGETSIZE64, &size) != 0)
-            return fail(Errc::Config, describe(path, "BLKGETSIZE64", errno));
-    } else {
-        return fail(Errc::Config, fmt::format("disk image {}: not a regular file or block device", path.string()));
-    }
-    // The namespace has 512-byte blocks; a partial last block is not addressable.
-    if (size < LBA_BYTES)
-        return fail(Errc::Config, fmt::format("disk image {}: {} bytes is smaller than one 512-byte block", path.string(), size));
-    size &= ~(LBA_BYTES - 1);
-    // Open file description lock on the whole file (fcntl(2) "Open file description locks"):
-    // conflicts with other processes and with other opens in this one, released with the fd.
-    struct flock lock {};
-    lock.l_type = read_only ? F_RDLCK : F_WRLCK;
-    lock.l_whence = SEEK_SET;
-    if (::fcntl(fd.get(), F_OFD_SETLK, &lock) != 0) {
-        if (errno == EAGAIN || errno == EACCES)
-            return fail(Errc::Config,
-                fmt::format("disk image {}: in use: another process (another VM?) holds a {} lock on it", path.string(),
-                    read_only ? "write" : "read or write"));
-        return fail(Errc::Config, describe(path, "locking (F_OFD_SETLK)", errno));
-    }
-    return std::unique_ptr<ImageFileBackend>(new ImageFileBackend(std::move(fd), size, read_only, path));
+    return std::make_unique<ImageFileBackend>(VMM_TRY(ImageFile::open(path, read_only)));
 }
 
-Result<void> ImageFileBackend::start(CompletionSink sink)
+Result<void> ImageFileBackend::start(CompletionSink sink, std::vector<int> kick_fds, KickSink kick)
 {
-    VMM_ASSERT(!m_thread.joinable() && sink);
+    VMM_ASSERT(!m_thread.joinable() && sink && kick_fds.size() <= MAX_KICK_FDS && (kick_fds.empty() || kick));
     m_wake = Fd { ::eventfd(0, EFD_CLOEXEC) };
     if (!m_wake.is_open())
         return fail_errno("eventfd for disk I/O");
     auto ring = std::make_unique<io_uring>();
     if (int r = io_uring_queue_init(RING_ENTRIES, ring.get(), 0); r < 0)
-        return fail_errno(fmt::format("io_uring_queue_init for disk image {}", m_path.string()), -r);
+        return fail_errno(fmt::format("io_uring_queue_init for disk image {}", m_image->path().string()), -r);
     m_ring = std::move(ring);
     m_sink = std::move(sink);
+    m_kick = std::move(kick);
+    m_kick_fds = std::move(kick_fds);
+    m_kick_values.assign(m_kick_fds.size(), 0);
     m_thread = std::thread([this] { run(); });
     return {};
 }
@@ -136,7 +104,7 @@ void ImageFileBackend::queue_sqe(u32 index)
     }
     VMM_ASSERT(sqe != nullptr); // At most RING_ENTRIES - 1 ops are in the ring.
     Op& op = m_ops[index];
-    int const fd = m_fd.get();
+    int const fd = m_image->fd();
     auto const offset = static_cast<off_t>(op.offset);
     auto const length = static_cast<off_t>(op.length);
     constexpr int zero = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
@@ -158,6 +126,18 @@ void ImageFileBackend::queue_sqe(u32 index)
     case nvme::BlockOp::Discard: io_uring_prep_fallocate(sqe, fd, op.stage == 0 ? punch : zero, offset, length); break;
     }
     io_uring_sqe_set_data64(sqe, u64 { index } + 1);
+}
+
+void ImageFileBackend::arm_kick(std::size_t index)
+{
+    io_uring_sqe* sqe = io_uring_get_sqe(m_ring.get());
+    if (sqe == nullptr) {
+        static_cast<void>(io_uring_submit(m_ring.get()));
+        sqe = io_uring_get_sqe(m_ring.get());
+    }
+    VMM_ASSERT(sqe != nullptr); // Kick reads and ops together stay below RING_ENTRIES.
+    io_uring_prep_read(sqe, m_kick_fds[index], &m_kick_values[index], sizeof(u64), 0);
+    io_uring_sqe_set_data64(sqe, KICK_USER_DATA_BASE + index);
 }
 
 void ImageFileBackend::finish(u32 index, i32 result, std::vector<nvme::BlockCompletion>& done)
@@ -217,6 +197,7 @@ void ImageFileBackend::on_cqe(u32 index, i32 result, std::vector<nvme::BlockComp
 void ImageFileBackend::run()
 {
     pthread_setname_np(pthread_self(), "nvme-io");
+    sandbox::enter_thread(sandbox::ThreadKind::NvmeIo); // Before the first guest request.
     auto arm_wake = [this] {
         io_uring_sqe* sqe = io_uring_get_sqe(m_ring.get());
         VMM_ASSERT(sqe != nullptr);
@@ -224,12 +205,15 @@ void ImageFileBackend::run()
         io_uring_sqe_set_data64(sqe, WAKE_USER_DATA);
     };
     arm_wake();
+    for (std::size_t i = 0; i < m_kick_fds.size(); ++i)
+        arm_kick(i);
     std::vector<nvme::BlockCompletion> done;
+    std::vector<std::size_t> kicked;
     for (;;) {
         int const r = io_uring_submit_and_wait(m_ring.get(), 1);
         if (r < 0 && r != -EINTR && r != -EBUSY && r != -EAGAIN) {
             // A ring failure is a host problem; retrying keeps acknowledged writes intact.
-            log::error(LOG, "disk image {}: io_uring_submit_and_wait: {}", m_path.string(), std::strerror(-r));
+            log::error(LOG, "disk image {}: io_uring_submit_and_wait: {}", m_image->path().string(), std::strerror(-r));
             continue;
         }
         bool rearm = false;
@@ -242,17 +226,25 @@ void ImageFileBackend::run()
             u64 const data = io_uring_cqe_get_data64(cqe);
             if (data == WAKE_USER_DATA)
                 rearm = true;
+            else if (data >= KICK_USER_DATA_BASE)
+                kicked.push_back(static_cast<std::size_t>(data - KICK_USER_DATA_BASE));
             else
                 on_cqe(static_cast<u32>(data - 1), cqe->res, done);
         }
         io_uring_cq_advance(m_ring.get(), seen);
         if (rearm)
             arm_wake();
+        // Doorbells first: the requests they submit join the ring below in this round.
+        for (std::size_t index : kicked) {
+            m_kick(index);
+            arm_kick(index);
+        }
+        kicked.clear();
         bool stop = false;
         {
             std::lock_guard guard(m_lock);
-            // One ring entry stays for the wake read.
-            while (!m_queued.empty() && m_in_ring < RING_ENTRIES - 1) {
+            // One ring entry stays for the wake read and one for each doorbell read.
+            while (!m_queued.empty() && m_in_ring < RING_ENTRIES - 1 - m_kick_fds.size()) {
                 u32 index;
                 if (m_free_ops.empty()) {
                     index = static_cast<u32>(m_ops.size());

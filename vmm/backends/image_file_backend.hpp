@@ -10,17 +10,19 @@
 //   Discard      -> fallocate(PUNCH_HOLE | KEEP_SIZE), else ZERO_RANGE (reads must give zeroes:
 //                   Identify Namespace DLFEAT).
 //
-// The image is opened O_RDWR (O_RDONLY when read-only) and locked with an open file description
-// lock on the whole file (F_OFD_SETLK): exclusive for a writable disk, shared for a read-only
-// one, so two VMs never write one image and a writer never shares it with readers. The lock
-// lives as long as the fd.
+// The image (opened and locked once per VMM: vmm/backends/image_file.hpp) is shared with the
+// back-end of every boot. The same thread also waits on the disk's doorbell eventfds
+// (KVM_IOEVENTFD, vmm/devices/nvme_pci_function.hpp) and hands each kick to the kick sink, so
+// a guest's doorbell costs its vCPU no exit to user space and the engine runs here.
 //
 // Threads and locks (ARCHITECTURE.md): submit() runs on the caller's thread (under the NVMe
 // controller's lock) and only appends to a queue under `m_lock` (a leaf std::mutex) and writes
 // an eventfd. The `nvme-io` thread moves queued requests into the ring, reaps completions and
 // hands each batch to the completion sink with no lock of its own held; the sink (the PCI
-// wiring) takes the controller's lock and calls NvmeController::on_io_complete. Destruction
-// finishes every request already submitted (delivering its completion) before the thread ends.
+// wiring) takes the controller's lock and calls NvmeController::on_io_complete; the kick sink
+// likewise takes it for NvmeController::doorbell_kick. Destruction finishes every request
+// already submitted (delivering its completion) before the thread ends. The thread runs under
+// its own seccomp filter (sandbox ThreadKind::NvmeIo, SECURITY.md).
 #pragma once
 
 #include <atomic>
@@ -38,6 +40,7 @@
 #include "base/error.hpp"
 #include "base/fd.hpp"
 #include "devices/nvme/block_backend.hpp"
+#include "vmm/backends/image_file.hpp"
 
 struct io_uring;
 
@@ -46,19 +49,26 @@ namespace vmm {
 class ImageFileBackend final : public nvme::BlockBackend {
 public:
     using CompletionSink = std::function<void(std::span<nvme::BlockCompletion const>)>;
+    // A doorbell eventfd fired: its index in start()'s `kick_fds`.
+    using KickSink = std::function<void(std::size_t index)>;
     static constexpr unsigned RING_ENTRIES = 256;
+    static constexpr std::size_t MAX_KICK_FDS = 64; // Each keeps one ring entry armed.
 
-    // Opens and locks the image; errors name the file and say what failed, in one line.
+    // Opens and locks the image (ImageFile::open) for this back-end alone.
     static Result<std::unique_ptr<ImageFileBackend>> open(std::filesystem::path const& path, bool read_only);
+    // Over an image already open (shared with later boots).
+    explicit ImageFileBackend(std::shared_ptr<ImageFile const>);
     ~ImageFileBackend() override;
     ImageFileBackend(ImageFileBackend const&) = delete;
     ImageFileBackend& operator=(ImageFileBackend const&) = delete;
 
-    // Starts the I/O thread; completions go to `sink` on that thread. Call once, before submit().
-    Result<void> start(CompletionSink sink);
+    // Starts the I/O thread; completions go to `sink` on that thread, and each signal of one of
+    // `kick_fds` (eventfds the caller owns and keeps open until this back-end is gone; at most
+    // MAX_KICK_FDS) to `kick`. Call once, before submit().
+    Result<void> start(CompletionSink sink, std::vector<int> kick_fds = {}, KickSink kick = {});
 
-    u64 size_bytes() const override { return m_size; }
-    bool read_only() const override { return m_read_only; }
+    u64 size_bytes() const override { return m_image->size_bytes(); }
+    bool read_only() const override { return m_image->read_only(); }
     void submit(nvme::BlockRequest const&) override;
 
 private:
@@ -71,19 +81,18 @@ private:
         std::vector<iovec> iov; // What is left to transfer.
         int stage { 0 };        // WriteZeroes/Discard: fallback and FUA steps.
     };
-    ImageFileBackend(Fd fd, u64 size, bool read_only, std::filesystem::path path);
     void run();
+    void arm_kick(std::size_t index);
     void queue_sqe(u32 index);
     void on_cqe(u32 index, i32 result, std::vector<nvme::BlockCompletion>& done);
     void finish(u32 index, i32 result, std::vector<nvme::BlockCompletion>& done);
 
-    Fd m_fd;
-    u64 m_size;
-    bool m_read_only;
-    std::filesystem::path m_path;
+    std::shared_ptr<ImageFile const> m_image;
     Fd m_wake; // eventfd: submit() and the destructor wake the thread.
     std::unique_ptr<io_uring> m_ring;
     CompletionSink m_sink;
+    KickSink m_kick;
+    std::vector<int> m_kick_fds;
     std::thread m_thread;
 
     std::mutex m_lock; // Leaf: guards m_queued and m_stopping's transition.
@@ -95,6 +104,7 @@ private:
     std::vector<u32> m_free_ops;
     u32 m_in_ring { 0 };
     u64 m_wake_value { 0 };
+    std::vector<u64> m_kick_values; // One eventfd read buffer per kick fd.
 };
 
 } // namespace vmm

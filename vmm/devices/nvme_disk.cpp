@@ -9,15 +9,26 @@ Result<std::unique_ptr<NvmeDisk>> NvmeDisk::create(DiskSection const& disk, mem:
     nvme::NvmeInterrupts& interrupts, u16 io_queues, u16 msix_vectors)
 {
     VMM_ASSERT(io_queues >= 1 && msix_vectors >= 1);
-    auto backend = VMM_TRY(ImageFileBackend::open(disk.path, disk.read_only));
+    auto image = VMM_TRY(ImageFile::open(disk.path, disk.read_only));
     nvme::NvmeControllerConfig config;
     config.serial = disk.serial;
     config.max_io_queues = io_queues;
     config.msix_vectors = msix_vectors;
+    return create(std::move(image), std::move(config), memory, interrupts, {});
+}
+
+Result<std::unique_ptr<NvmeDisk>> NvmeDisk::create(std::shared_ptr<ImageFile const> image, nvme::NvmeControllerConfig config,
+    mem::GuestMemory const& memory, nvme::NvmeInterrupts& interrupts, Kicks kicks)
+{
+    VMM_ASSERT(config.max_io_queues >= 1 && config.msix_vectors >= 1 && kicks.fds.size() == kicks.offsets.size());
+    std::string const path = image->path().string();
+    auto backend = std::make_unique<ImageFileBackend>(std::move(image));
     auto* raw = backend.get();
     std::unique_ptr<NvmeDisk> device(new NvmeDisk(std::move(backend), std::move(config), memory, interrupts));
-    VMM_TRY(raw->start([device = device.get()](std::span<nvme::BlockCompletion const> batch) { device->on_completions(batch); })
-                .context("starting the I/O thread of disk image {}", disk.path.string()));
+    auto* disk = device.get();
+    VMM_TRY(raw->start([disk](std::span<nvme::BlockCompletion const> batch) { disk->on_completions(batch); }, kicks.fds,
+                   [disk, offsets = std::move(kicks.offsets)](std::size_t index) { disk->doorbell_kick(offsets[index]); })
+                .context("starting the I/O thread of disk image {}", path));
     return device;
 }
 

@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "base/error.hpp"
 #include "base/ranked_mutex.hpp"
@@ -31,6 +32,15 @@ public:
     // is what Linux and stornvme ask for); `msix_vectors` the function's MSI-X table size.
     static Result<std::unique_ptr<NvmeDisk>> create(DiskSection const&, mem::GuestMemory const&, nvme::NvmeInterrupts&,
         u16 io_queues, u16 msix_vectors);
+    // Over an image the VMM opened at start (shared by every boot), with the controller's whole
+    // configuration; each signal of kick_fds[i] becomes doorbell_kick(kick_offsets[i]) on the
+    // disk's nvme-io thread (the fds stay owned by the caller and open while the disk lives).
+    struct Kicks {
+        std::vector<int> fds;
+        std::vector<u64> offsets;
+    };
+    static Result<std::unique_ptr<NvmeDisk>> create(std::shared_ptr<ImageFile const>, nvme::NvmeControllerConfig,
+        mem::GuestMemory const&, nvme::NvmeInterrupts&, Kicks);
     ~NvmeDisk();
     NvmeDisk(NvmeDisk const&) = delete;
     NvmeDisk& operator=(NvmeDisk const&) = delete;

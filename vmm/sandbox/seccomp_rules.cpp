@@ -97,6 +97,9 @@ void vcpu_own(Rules& rules)
 {
     common(rules);
     one_of(rules, SYS_ioctl, 1, { KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS, KVM_IRQ_LINE });
+    // PCI doorbells (devices/pci/pci_root.cpp sync_ioevents): a guest enabling or moving a BAR,
+    // or an NVMe controller turning shadow doorbells on or off, (un)registers their eventfds.
+    one_of(rules, SYS_ioctl, 1, { KVM_IOEVENTFD });
     device_work(rules);
 }
 
@@ -134,6 +137,21 @@ void net_own(Rules& rules)
     device_work(rules);
 }
 
+// A disk's I/O thread (vmm/backends/image_file_backend.cpp run()): one io_uring_enter submits
+// and waits for everything (the image's reads, writes, fdatasync and fallocate run inside
+// io_uring, as do the reads of its wake and doorbell eventfds); submit() from the engine on
+// this thread writes the wake eventfd (common set). The NVMe engine it drives raises MSI-X
+// vectors (vmm/pci_glue.cpp KvmMsiSink: KVM_SIGNAL_MSI). strace -f of vmm_unit's
+// NvmePciFunction.ShadowDoorbells* (kicks, reads, completions on nvme-io) shows io_uring_enter,
+// write, mmap/mprotect/munmap/madvise (malloc), prctl(PR_SET_NAME) and exit; the rest of its
+// calls (rseq, set_robust_list) come before its filter, under the loop's.
+void nvme_io_own(Rules& rules)
+{
+    common(rules);
+    any(rules, { SYS_io_uring_enter });
+    one_of(rules, SYS_ioctl, 1, { KVM_SIGNAL_MSI });
+}
+
 void loop_own(Rules& rules)
 {
     common(rules);
@@ -145,7 +163,9 @@ void loop_own(Rules& rules)
                    // Starting the vCPU and timer threads of each boot (std::thread: glibc 2.36
                    // clone3; clone's flags are in memory, not filterable), and what a new thread
                    // does first.
-                   SYS_clone3, SYS_set_robust_list, SYS_rseq });
+                   SYS_clone3, SYS_set_robust_list, SYS_rseq,
+                   // Each boot's disk back-ends (vmm/backends/image_file_backend.cpp start()).
+                   SYS_io_uring_setup });
     // Children stack their own filter on top of this one (libseccomp's seccomp_load: no new
     // privileges, then seccomp(SECCOMP_SET_MODE_FILTER); its API probe ran before any filter).
     one_of(rules, SYS_seccomp, 0, { SECCOMP_SET_MODE_FILTER });
@@ -176,6 +196,7 @@ std::vector<SyscallRule> own_rules(ThreadKind kind)
     case ThreadKind::Api: api_own(rules); break;
     case ThreadKind::HvTimers: timers_own(rules); break;
     case ThreadKind::Net: net_own(rules); break;
+    case ThreadKind::NvmeIo: nvme_io_own(rules); break;
     }
     return rules;
 }
@@ -184,7 +205,7 @@ std::vector<SyscallRule> rules_for(ThreadKind kind)
 {
     Rules rules = own_rules(kind);
     if (kind == ThreadKind::EventLoop)
-        for (ThreadKind child : { ThreadKind::Vcpu, ThreadKind::HvTimers })
+        for (ThreadKind child : { ThreadKind::Vcpu, ThreadKind::HvTimers, ThreadKind::NvmeIo })
             for (auto& rule : own_rules(child))
                 rules.push_back(std::move(rule));
 #ifdef MICROVMM_SANITIZER_BUILD

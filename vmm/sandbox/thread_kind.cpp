@@ -11,6 +11,7 @@ std::string_view thread_kind_name(ThreadKind kind)
     case ThreadKind::Api: return "api";
     case ThreadKind::HvTimers: return "hv-timers";
     case ThreadKind::Net: return "net";
+    case ThreadKind::NvmeIo: return "nvme-io";
     }
     return "?";
 }

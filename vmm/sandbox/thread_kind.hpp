@@ -16,12 +16,13 @@ enum class ThreadKind : std::uint8_t {
     Api,       // The REST socket's I/O thread (Boost.Asio).
     HvTimers,  // Hyper-V synthetic timers (one per Machine).
     Net,       // The [[net]] TAP pump (vmm/backends/net_backend.*), one per VMM.
+    NvmeIo,    // One per [[disk]] and boot: io_uring and doorbell kicks (vmm/backends/image_file_backend.*).
 };
 
 inline constexpr ThreadKind ALL_THREAD_KINDS[] = { ThreadKind::EventLoop, ThreadKind::Vcpu, ThreadKind::Api,
-    ThreadKind::HvTimers, ThreadKind::Net };
+    ThreadKind::HvTimers, ThreadKind::Net, ThreadKind::NvmeIo };
 
-// The name used in the SIGSYS log line and by the test hook ("loop", "vcpu", "api", "hv-timers").
+// The name used in the SIGSYS log line and by the test hook ("loop", "vcpu", "api", "hv-timers", "net", "nvme-io").
 std::string_view thread_kind_name(ThreadKind);
 std::optional<ThreadKind> thread_kind_from_name(std::string_view);
 

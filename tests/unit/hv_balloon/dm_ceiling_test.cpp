@@ -10,80 +10,21 @@
 #include "devices/hv_balloon/dm_arbiter.hpp"
 #include "devices/hv_balloon/dm_policy.hpp"
 #include "devices/hv_balloon/dm_status.hpp"
+#include "tests/support/dm_policy_model.hpp"
 
 using namespace vmm;
 using namespace vmm::hv_balloon;
+using namespace vmm::test;
 using mem::PageCount;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-namespace {
-
-constexpr std::uint64_t MIB = (1ull << 20) / mem::PAGE_SIZE;
-PageCount mib(std::uint64_t n) { return PageCount { n * MIB }; }
-
-PolicyConfig auto_config(std::uint32_t weight = 50)
-{
-    PolicyConfig c;
-    c.mode = PolicyMode::Auto;
-    c.min = mib(256);
-    c.max = mib(4096);
-    c.weight = weight;
-    c.min_interval = seconds { 2 };
-    c.shrink_delay = seconds { 10 };
-    return c;
-}
-
-// A Linux guest that follows each target at once (as DmPolicy's own tests model it).
-struct Guest {
-    DmPolicy policy;
-    PageCount current = mib(512);
-    PageCount boot = mib(512);
-    PageCount ballooned;
-    GuestStatusReport report;
-    std::vector<PageCount> targets;
-
-    explicit Guest(PolicyConfig c) : policy(c) {}
-
-    void report_use(Instant now, PageCount use)
-    {
-        report = GuestStatusReport {};
-        report.num_committed = use + ballooned + linux_balloon_floor(current);
-        report.received_at = now;
-        evaluate(now);
-    }
-    void evaluate(Instant now)
-    {
-        PolicyView v;
-        v.now = now;
-        v.connected = true;
-        v.current = current;
-        v.ballooned = ballooned;
-        v.reachable = mib(4096);
-        v.report = &report;
-        if (auto t = policy.evaluate(v)) {
-            targets.push_back(*t);
-            ballooned = *t < boot ? boot - *t : PageCount { 0 };
-            current = *t;
-            policy.on_operation_finished(true);
-        }
-    }
-    ArbiterVm arbiter_input() const
-    {
-        auto const& d = policy.last_decision();
-        return ArbiterVm { (d.wanted ? *d.wanted : current).mib(), policy.config().min.mib(),
-            policy.config().max.mib(), policy.config().weight };
-    }
-};
-
-} // namespace
-
 TEST(DmCeiling, BoundsGrowthAndShrinksAtOnceWhenAbove)
 {
-    Guest g { auto_config() };
+    ModelGuest g { auto_config() };
     Instant now { seconds { 100 } };
     g.policy.set_ceiling(HostCeiling { mib(800), now + seconds { 3 } });
-    g.report_use(now, mib(1500)); // Wants 1500 * 1.2 + floor: far above 800.
+    g.report_use_at(now, mib(1500)); // Wants 1500 * 1.2 + floor: far above 800.
     ASSERT_EQ(g.targets.size(), 1u);
     EXPECT_EQ(g.targets[0], mib(800)) << "grows only to the ceiling";
     EXPECT_EQ(g.policy.last_decision().desired, mib(800));
@@ -92,30 +33,30 @@ TEST(DmCeiling, BoundsGrowthAndShrinksAtOnceWhenAbove)
     // shrink_delay and no halving.
     now += seconds { 2 };
     EXPECT_TRUE(g.policy.set_ceiling(HostCeiling { mib(600), now + seconds { 3 } }));
-    g.report_use(now, mib(1500));
+    g.report_use_at(now, mib(1500));
     ASSERT_EQ(g.targets.size(), 2u);
     EXPECT_EQ(g.targets[1], mib(600));
     EXPECT_EQ(g.policy.last_decision().reason, "shrink: above the host ceiling");
     // A ceiling below min acts as min.
     now += seconds { 2 };
     g.policy.set_ceiling(HostCeiling { mib(100), now + seconds { 3 } });
-    g.report_use(now, mib(1500));
+    g.report_use_at(now, mib(1500));
     EXPECT_EQ(g.current, mib(256));
     EXPECT_EQ(g.policy.counters().ceiling_changes, 3u);
 }
 
 TEST(DmCeiling, RenewalKeepsTheLimitAndALapsedLeaseFallsBackToTheVmsOwnLimits)
 {
-    Guest g { auto_config() };
+    ModelGuest g { auto_config() };
     Instant now { seconds { 100 } };
     g.policy.set_ceiling(HostCeiling { mib(700), now + seconds { 3 } });
-    g.report_use(now, mib(1500));
+    g.report_use_at(now, mib(1500));
     EXPECT_EQ(g.current, mib(700));
     // Renewed every second for 10 s: the same limit, no change counted, no new decision.
     for (int i = 0; i < 10; ++i) {
         now += seconds { 1 };
         EXPECT_FALSE(g.policy.set_ceiling(HostCeiling { mib(700), now + seconds { 3 } }));
-        g.report_use(now, mib(1500));
+        g.report_use_at(now, mib(1500));
     }
     EXPECT_EQ(g.targets.size(), 1u);
     EXPECT_EQ(g.policy.counters().ceiling_changes, 1u);
@@ -127,17 +68,17 @@ TEST(DmCeiling, RenewalKeepsTheLimitAndALapsedLeaseFallsBackToTheVmsOwnLimits)
     EXPECT_FALSE(g.policy.expire_ceiling(now)) << "once per lease";
     EXPECT_EQ(g.policy.counters().ceiling_expiries, 1u);
     // ...and the next evaluation grows to the VM's own wish.
-    g.report_use(now, mib(1500));
+    g.report_use_at(now, mib(1500));
     EXPECT_GT(g.current, mib(1900));
     EXPECT_FALSE(g.policy.ceiling());
 }
 
 TEST(DmCeiling, EvaluateIgnoresALapsedLeaseEvenIfNobodyExpiredIt)
 {
-    Guest g { auto_config() };
+    ModelGuest g { auto_config() };
     Instant now { seconds { 100 } };
     g.policy.set_ceiling(HostCeiling { mib(600), now + milliseconds { 500 } });
-    g.report_use(now + seconds { 1 }, mib(1500));
+    g.report_use_at(now + seconds { 1 }, mib(1500));
     EXPECT_GT(g.current, mib(1900));
     EXPECT_EQ(g.policy.counters().ceiling_expiries, 1u);
 }
@@ -146,10 +87,10 @@ TEST(DmCeiling, ManualModeKeepsTheCeilingButIgnoresIt)
 {
     auto c = auto_config();
     c.mode = PolicyMode::Manual;
-    Guest g { c };
+    ModelGuest g { c };
     Instant now { seconds { 100 } };
     g.policy.set_ceiling(HostCeiling { mib(300), now + seconds { 3 } });
-    g.report_use(now, mib(100));
+    g.report_use_at(now, mib(100));
     EXPECT_TRUE(g.targets.empty());
     EXPECT_EQ(g.current, mib(512));
     EXPECT_TRUE(g.policy.ceiling());
@@ -161,22 +102,22 @@ TEST(DmCeiling, ManualModeKeepsTheCeilingButIgnoresIt)
 // arbiter dies and both go back to their own wishes after the lease.
 TEST(DmCeiling, TwoVmsUnderTheArbiterShareByWeightAndSurviveItsDeath)
 {
-    Guest a { auto_config(75) };
-    Guest b { auto_config(25) };
+    ModelGuest a { auto_config(75) };
+    ModelGuest b { auto_config(25) };
     std::uint64_t const supply = 1536;
     Instant now { seconds { 100 } };
     PageCount const use = mib(1400); // wanted = 1400 * 1.2 + floor(size) > 1680.
     for (int t = 0; t < 40; ++t) {
         now += seconds { 1 };
-        a.report_use(now, use);
-        b.report_use(now + milliseconds { 300 }, use);
+        a.report_use_at(now, use);
+        b.report_use_at(now + milliseconds { 300 }, use);
         std::vector<ArbiterVm> vms { a.arbiter_input(), b.arbiter_input() };
         auto split = arbitrate(vms, supply);
         ASSERT_LE(split.granted_mib, supply);
         a.policy.set_ceiling(HostCeiling { mib(split.vms[0].ceiling_mib), now + seconds { 3 } });
         b.policy.set_ceiling(HostCeiling { mib(split.vms[1].ceiling_mib), now + seconds { 3 } });
-        a.evaluate(now + milliseconds { 500 });
-        b.evaluate(now + milliseconds { 500 });
+        a.evaluate_at(now + milliseconds { 500 });
+        b.evaluate_at(now + milliseconds { 500 });
         // Never more than the host can give, once both have obeyed (shrinks wait min_interval).
         if (t > 4) {
             EXPECT_LE(a.current.mib() + b.current.mib(), supply) << "t=" << t;
@@ -188,8 +129,8 @@ TEST(DmCeiling, TwoVmsUnderTheArbiterShareByWeightAndSurviveItsDeath)
     // The arbiter dies: within lease + min_interval both grow back to their own wishes.
     for (int t = 0; t < 6; ++t) {
         now += seconds { 1 };
-        a.report_use(now, use);
-        b.report_use(now, use);
+        a.report_use_at(now, use);
+        b.report_use_at(now, use);
     }
     EXPECT_EQ(a.policy.counters().ceiling_expiries, 1u);
     EXPECT_EQ(b.policy.counters().ceiling_expiries, 1u);
@@ -202,9 +143,9 @@ TEST(DmCeiling, TwoVmsUnderTheArbiterShareByWeightAndSurviveItsDeath)
 // arbiter instead of none.
 TEST(DmCeiling, StaleReportsStillObeyTheCeilingAndKeepTheLastWish)
 {
-    Guest g { auto_config() };
+    ModelGuest g { auto_config() };
     Instant now { seconds { 100 } };
-    g.report_use(now, mib(1400));
+    g.report_use_at(now, mib(1400));
     auto const wish = *g.policy.last_decision().wanted;
     EXPECT_GT(wish, mib(1800)); // 1400 * 1.2 + floor(512 MiB) = 1848.
     // A grow to 768 is running (the engine's view) when the arbiter lowers the ceiling to 448 and

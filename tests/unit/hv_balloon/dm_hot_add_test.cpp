@@ -162,6 +162,72 @@ TEST(DmHotAdd, TimedOutRequestIsNeverReofferedAndALateAnswerIsRecorded)
     EXPECT_TRUE(rig.map.hot_added().contains_all(pages(WINDOW.start.raw(), 2 * BLOCK_PAGES)));
 }
 
+// Linux answers hot-add requests in order and its answer names no range (hv_balloon.c:1060-1071),
+// so a request sent after a timeout would take the late answer for its own. Found by e2e
+// dm-balance: a full answer to a timed-out 128 MiB request, read as a short answer to the next
+// 384 MiB request, ended hot-add for the boot. Now the engine waits for the late answer before
+// any other hot-add, records it where it belongs, and the window stays open.
+TEST(DmHotAdd, ALateAnswerIsAwaitedBeforeTheNextRequestAndDoesNotEndHotAdd)
+{
+    DmRig rig { DmConfig {}, guest_with(HotAddBehaviour::Ignore) };
+    rig.connect();
+    rig.target(rig.boot() + PageCount { BLOCK_PAGES });
+    rig.advance(std::chrono::seconds { 16 }); // 10 s + 6 s per block.
+    ASSERT_EQ(rig.status().operation->state, OperationState::TimedOut);
+    // A new target (auto mode retries) while the guest is still adding the first block.
+    rig.guest.options.hot_add = HotAddBehaviour::Full;
+    auto id = rig.engine.set_target(rig.boot() + PageCount { 3 * BLOCK_PAGES });
+    ASSERT_TRUE(id.has_value());
+    EXPECT_EQ(rig.port.sent.size(), 0u) << "no hot-add request while one is unanswered";
+    EXPECT_EQ(rig.status().operation->state, OperationState::Running);
+    EXPECT_TRUE(rig.status().hot_add_available) << "the policy may still count on the window";
+    // The guest's answer to the first request comes first (it works through them in order).
+    rig.guest.send(dm_hot_add_response(77, BLOCK_PAGES, 1));
+    EXPECT_TRUE(rig.map.hot_added().contains_all(pages(WINDOW.start.raw(), BLOCK_PAGES)));
+    rig.guest.pump(); // The waiting operation went on: one request for the 2 blocks left.
+    auto status = rig.status();
+    EXPECT_EQ(rig.guest.hot_add_requests, 2u);
+    EXPECT_EQ(status.operation->id, *id);
+    EXPECT_EQ(status.operation->state, OperationState::Done);
+    EXPECT_EQ(status.current, rig.boot() + PageCount { 3 * BLOCK_PAGES });
+    EXPECT_TRUE(rig.map.hot_added().contains_all(pages(WINDOW.start.raw(), 3 * BLOCK_PAGES)));
+    EXPECT_TRUE(status.hot_add_available) << "a full late answer does not end hot-add";
+    rig.expect_consistent();
+}
+
+// A late answer is judged as an on-time one would be: short ends hot-add for the boot
+// (hv_balloon.c:355-358), "transient, nothing added" lets the same range be offered again.
+TEST(DmHotAdd, ALateAnswerIsJudgedAsAnOnTimeOneWouldBe)
+{
+    DmRig rig { DmConfig {}, guest_with(HotAddBehaviour::Ignore) };
+    rig.connect();
+    rig.target(rig.boot() + PageCount { 2 * BLOCK_PAGES });
+    rig.advance(std::chrono::seconds { 22 }); // 10 s + 6 s per block.
+    ASSERT_EQ(rig.status().operation->state, OperationState::TimedOut);
+    rig.guest.send(dm_hot_add_response(77, 0, 0)); // Transient: nothing added.
+    EXPECT_EQ(rig.map.hot_added_pages().raw(), 0u);
+    rig.guest.options.hot_add = HotAddBehaviour::Full;
+    rig.target(rig.boot() + PageCount { BLOCK_PAGES });
+    EXPECT_TRUE(rig.map.hot_added().contains_all(pages(WINDOW.start.raw(), BLOCK_PAGES))) << "offered again";
+
+    DmRig short_rig { DmConfig {}, guest_with(HotAddBehaviour::Ignore) };
+    short_rig.connect();
+    short_rig.target(short_rig.boot() + PageCount { 2 * BLOCK_PAGES });
+    short_rig.advance(std::chrono::seconds { 22 });
+    short_rig.guest.send(dm_hot_add_response(77, BLOCK_PAGES, 1)); // 1 of 2 blocks.
+    EXPECT_EQ(short_rig.map.hot_added_pages().raw(), BLOCK_PAGES);
+    EXPECT_FALSE(short_rig.status().hot_add_available);
+    // Ballooning never waited for it: shrinking works meanwhile in another rig.
+    DmRig busy { DmConfig {}, guest_with(HotAddBehaviour::Ignore) };
+    busy.connect();
+    busy.target(busy.boot() + PageCount { BLOCK_PAGES });
+    busy.advance(std::chrono::seconds { 16 });
+    busy.target(busy.boot() - PageCount { 64 * MIB_PAGES });
+    EXPECT_EQ(busy.status().operation->state, OperationState::Done);
+    EXPECT_EQ(busy.status().current, busy.boot() - PageCount { 64 * MIB_PAGES });
+    busy.expect_consistent();
+}
+
 TEST(DmHotAdd, GuestWithoutHotAddCapabilityCannotGrowPastBoot)
 {
     FakeGuestOptions options;

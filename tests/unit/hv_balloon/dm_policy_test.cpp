@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
-// DmPolicy alone, fed report sequences shaped like Linux 6.1's post_status(): committed =
-// use + ballooned + linux floor (drivers/hv/hv_balloon.c:1130). A model guest follows each target
-// at once, as the engine does when the guest answers promptly.
+// DmPolicy alone, fed report sequences shaped like Linux 6.1's post_status() through
+// tests/support/dm_policy_model.hpp's ModelGuest.
 #include "devices/hv_balloon/dm_policy.hpp"
 
 #include <gtest/gtest.h>
@@ -9,81 +8,14 @@
 #include <vector>
 
 #include "devices/hv_balloon/dm_status.hpp"
+#include "tests/support/dm_policy_model.hpp"
 
 using namespace vmm;
 using namespace vmm::hv_balloon;
+using namespace vmm::test;
 using mem::PageCount;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-namespace {
-
-constexpr std::uint64_t MIB = (1ull << 20) / mem::PAGE_SIZE;
-PageCount mib(std::uint64_t n) { return PageCount { n * MIB }; }
-
-PolicyConfig auto_config()
-{
-    PolicyConfig c;
-    c.mode = PolicyMode::Auto;
-    c.min = mib(256);
-    c.max = mib(4096);
-    c.buffer_percent = 20;
-    c.min_step = mib(16);
-    c.min_interval = seconds { 2 };
-    c.hysteresis_percent = 5;
-    c.shrink_delay = seconds { 10 };
-    return c;
-}
-
-// A Linux guest using `use` MiB (Committed_AS), sized `current`, `reachable` at most.
-struct ModelGuest {
-    DmPolicy policy;
-    PageCount current = mib(512);
-    PageCount ballooned;            // Host's balloon (current < boot).
-    PageCount boot = mib(512);
-    PageCount reachable = mib(4096);
-    Instant now { seconds { 100 } };
-    GuestStatusReport report;
-    std::vector<PageCount> targets; // Every decision.
-    std::vector<Instant> decided_at;
-
-    explicit ModelGuest(PolicyConfig c) : policy(c) {}
-
-    void report_use(PageCount use, PageCount extra = PageCount { 0 })
-    {
-        report = GuestStatusReport {};
-        report.num_committed = use + ballooned + linux_balloon_floor(current) + extra;
-        report.received_at = now;
-        evaluate();
-    }
-    void evaluate()
-    {
-        PolicyView v;
-        v.now = now;
-        v.connected = true;
-        v.current = current;
-        v.ballooned = ballooned;
-        v.reachable = reachable;
-        v.report = &report;
-        if (auto t = policy.evaluate(v)) {
-            targets.push_back(*t);
-            decided_at.push_back(now);
-            ballooned = *t < boot ? boot - *t : PageCount { 0 };
-            current = *t; // The guest follows at once.
-            policy.on_operation_finished(true);
-        }
-    }
-    // One report per second for `n` seconds, with deadlines honoured in between.
-    void run(PageCount use, int n)
-    {
-        for (int i = 0; i < n; ++i) {
-            now += seconds { 1 };
-            report_use(use);
-        }
-    }
-};
-
-} // namespace
 
 TEST(DmPolicy, LinuxFloorMatchesComputeBalloonFloor)
 {

@@ -607,6 +607,17 @@ TEST_F(DiskConfigTest, DisksParseWithDefaults)
     EXPECT_TRUE(none->disks.empty());
 }
 
+TEST_F(DiskConfigTest, ADiskTurnsPciOnUnlessTheFileTurnedItOff)
+{
+    auto config = load("[[disk]]\npath = \"a.img\"\n");
+    ASSERT_TRUE(config) << config.error().message();
+    EXPECT_TRUE(config->pci.enabled);
+    auto explicit_on = load("[pci]\nenabled = true\n[[disk]]\npath = \"a.img\"\n");
+    ASSERT_TRUE(explicit_on) << explicit_on.error().message();
+    EXPECT_TRUE(explicit_on->pci.enabled);
+    expect_error("[pci]\nenabled = false\n[[disk]]\npath = \"a.img\"\n", "pci.enabled: false, but [[disk]] needs PCI");
+}
+
 TEST_F(DiskConfigTest, BadDisksAreOneLineErrors)
 {
     expect_error("[[disk]]\npath = \"missing.img\"\n", "disk[0].path: cannot open");
