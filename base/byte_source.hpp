@@ -23,6 +23,18 @@ public:
     // size() first; a source that cannot deliver it (file shrank, I/O error) fails.
     virtual Result<void> read_at(std::uint64_t offset, std::span<std::byte> out) const = 0;
 
+    // Copies [offset, offset + size) into the file `fd` at `fd_offset` inside the kernel,
+    // without touching a user mapping of either (guest RAM's memfd: the pages are allocated by
+    // the file's write path instead of one page fault each, ~35 % faster here, BENCHMARKS.md
+    // "Start-up"). False, with nothing copied, when this source cannot (the caller then uses
+    // read_at into its mapping). The caller checks both ranges first; the file position of
+    // `fd` is used and left anywhere (its owner does not use it).
+    virtual Result<bool> copy_to_file(std::uint64_t offset, std::uint64_t size, int fd, std::uint64_t fd_offset) const
+    {
+        (void)offset, (void)size, (void)fd, (void)fd_offset;
+        return false;
+    }
+
     // True when [offset, offset + length) lies inside the source (no overflow).
     bool contains(std::uint64_t offset, std::uint64_t length) const
     {

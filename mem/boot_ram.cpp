@@ -42,7 +42,7 @@ std::vector<RamRegion> BootRam::regions() const
     std::vector<RamRegion> out;
     std::uint64_t offset = 0;
     for (auto const& range : m_ranges) {
-        out.push_back(RamRegion { range.start, m_mapping.bytes().subspan(offset, range.size_bytes) });
+        out.push_back(RamRegion { range.start, m_mapping.bytes().subspan(offset, range.size_bytes), m_fd.get(), offset });
         offset += range.size_bytes;
     }
     return out;

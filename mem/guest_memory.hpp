@@ -19,6 +19,11 @@ namespace vmm::mem {
 struct RamRegion {
     Gpa start;
     std::span<std::byte> host; // Host view of [start, start + host.size()).
+    // The file mapped at `host` (BootRam's memfd) and host[0]'s offset in it, so bulk copies
+    // can go through the file's write path (write_from); -1: no file (tests' vectors, the
+    // hot-add window's anonymous reservation).
+    int fd = -1;
+    std::uint64_t fd_offset = 0;
 };
 
 // Doesn't own the backing: the Machine owns the Mappings, tests own vectors. The region table
@@ -39,10 +44,14 @@ public:
     // Copies; the range may cross region boundaries but not holes or unplugged chunks.
     Result<void> read(Gpa gpa, std::span<std::byte> out) const;
     Result<void> write(Gpa gpa, std::span<std::byte const> in) const;
+    // Zeroing >= 64 KiB of a file-backed region punches its whole pages out of the file
+    // (fresh zero pages, none allocated) instead of writing them.
     Result<void> fill(Gpa gpa, std::byte value, std::uint64_t size_bytes) const;
-    // Copies `size_bytes` of `source` from `offset` straight into guest RAM at `gpa` (pread
-    // into the guest's pages for a file: no intermediate buffer). The whole destination is
-    // checked before the first byte moves; a failing source may leave a partial copy.
+    // Copies `size_bytes` of `source` from `offset` straight into guest RAM at `gpa`: into the
+    // region's file where it has one and the source can (ByteSource::copy_to_file: sendfile
+    // from the page cache), else read_at into the guest's pages; no intermediate buffer. The
+    // whole destination is checked before the first byte moves; a failing source may leave a
+    // partial copy.
     Result<void> write_from(Gpa gpa, ByteSource const& source, std::uint64_t offset, std::uint64_t size_bytes) const;
 
     template<Wire T>
@@ -73,7 +82,12 @@ private:
         std::uint64_t chunk_bytes { 0 };
         std::vector<std::uint8_t> plugged; // One flag per chunk, read with atomic_ref.
     };
-    // Longest accessible prefix of [gpa, gpa + max_bytes) inside one region.
+    struct Prefix {
+        std::span<std::byte> host;
+        RamRegion const* region;
+    };
+    // Longest accessible prefix of [gpa, gpa + max_bytes) inside one region, and that region.
+    Result<Prefix> locate_prefix(Gpa gpa, std::uint64_t max_bytes) const;
     Result<std::span<std::byte>> contiguous_prefix(Gpa gpa, std::uint64_t max_bytes) const;
     std::vector<RamRegion> m_regions;
     std::vector<Pluggable> m_pluggable; // Parallel to m_regions; chunk_bytes 0 = always present.

@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   meson ninja-build g++ pkg-config
   libboost-dev libfmt-dev libtomlplusplus-dev libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev
-  # Per-thread seccomp filters (vmm/sandbox/, SECURITY.md); linked statically.
+  # Per-thread seccomp filters (vmm/sandbox/, SECURITY.md): compiled to BPF at build time.
   libseccomp-dev
   # io_uring for disk image back-ends (vmm/backends/image_file_backend.*).
   liburing-dev

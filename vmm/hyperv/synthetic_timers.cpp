@@ -46,7 +46,7 @@ SyntheticTimers::SyntheticTimers(ReferenceClock const& clock, Synic& synic, Inte
 {
 }
 
-void SyntheticTimers::set_rearm(std::function<void()> rearm)
+void SyntheticTimers::set_rearm(std::function<void(std::optional<u64>)> rearm)
 {
     std::lock_guard lock { m_mutex };
     m_rearm = std::move(rearm);
@@ -54,13 +54,18 @@ void SyntheticTimers::set_rearm(std::function<void()> rearm)
 
 void SyntheticTimers::notify_rearm()
 {
-    std::function<void()> rearm;
+    std::function<void(std::optional<u64>)> rearm;
+    std::optional<u64> earliest;
     {
         std::lock_guard lock { m_mutex };
         rearm = m_rearm;
+        for (auto const& vp : m_vps)
+            for (Timer const& timer : vp)
+                if (timer.armed && (!earliest || timer.deadline < *earliest))
+                    earliest = timer.deadline;
     }
     if (rearm)
-        rearm();
+        rearm(earliest);
 }
 
 void SyntheticTimers::reset()

@@ -57,8 +57,10 @@ public:
     std::optional<u64> run_expired(u64 now);
     // The SynIC says (vp, sint)'s message slot may be free: re-post pending timer messages.
     void slot_freed(u32 vp, u8 sint, u64 now);
-    // Called (without our lock held) whenever a write may have moved the earliest expiration.
-    void set_rearm(std::function<void()> rearm);
+    // Called (without our lock held) whenever a write may have moved the earliest expiration,
+    // with the earliest armed expiration now (nullopt: none armed), so the timer thread need
+    // only wake when it comes sooner than its current sleep (TimerThread::rearm).
+    void set_rearm(std::function<void(std::optional<u64> earliest)> rearm);
     void reset();
 
     u64 expirations() const { return m_expirations.load(std::memory_order_relaxed); }
@@ -89,7 +91,7 @@ private:
     bool const m_direct_mode_available;
     mutable RankedMutex<LockRank::SyntheticTimers> m_mutex;
     std::vector<VpTimers> m_vps;
-    std::function<void()> m_rearm; // Set before the vCPUs start.
+    std::function<void(std::optional<u64>)> m_rearm; // Set before the vCPUs start.
     std::atomic<u64> m_expirations { 0 };
     std::atomic<u64> m_coalesced { 0 };
 };

@@ -48,10 +48,13 @@ void TimerThread::stop()
         m_thread.join();
 }
 
-void TimerThread::rearm()
+void TimerThread::rearm(std::optional<u64> earliest)
 {
     {
         std::lock_guard lock { m_mutex };
+        // Asleep until an expiration no later than the new earliest: it wakes in time anyway.
+        if (!m_dirty && m_sleep_until != 0 && earliest && *earliest >= m_sleep_until)
+            return;
         m_dirty = true;
     }
     m_cv.notify_one();
@@ -78,11 +81,15 @@ void TimerThread::run()
             continue;
         auto const woken = [this] { return m_stop || m_dirty; };
         if (!next) {
+            m_sleep_until = ~u64 { 0 };
             m_cv.wait(lock, woken);
         } else if (*next > now) {
-            auto const sleep = std::chrono::nanoseconds { std::min(*next - now, MAX_SLEEP_100NS) * 100 };
+            u64 const wait_100ns = std::min(*next - now, MAX_SLEEP_100NS);
+            m_sleep_until = now + wait_100ns;
+            auto const sleep = std::chrono::nanoseconds { wait_100ns * 100 };
             m_cv.wait_until(lock, std::chrono::steady_clock::now() + sleep, woken);
         }
+        m_sleep_until = 0;
     }
 }
 

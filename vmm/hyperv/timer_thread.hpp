@@ -15,6 +15,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "base/types.hpp"
@@ -33,7 +34,13 @@ public:
 
     void start();
     void stop();  // Idempotent; joins.
-    void rearm(); // Any thread: the earliest expiration may have moved.
+    // Any thread: the earliest expiration may have moved; `earliest` is it (reference time),
+    // when known. The thread is woken only if that comes before the expiration it already
+    // sleeps until: Linux writes STIMER0_COUNT for every clock event it programs
+    // (drivers/clocksource/hyperv_timer.c hv_ce_set_next_event), mostly further out than the
+    // expiration pending, and an idle guest's timer thread then wakes once per expiry instead
+    // of twice. A later or cancelled expiration is found at the old wake-up (one recompute).
+    void rearm(std::optional<u64> earliest = std::nullopt);
 
     u64 wakeups() const; // Loop iterations (for tests: no busy loop).
 
@@ -45,6 +52,7 @@ private:
     mutable std::mutex m_mutex; // Leaf lock: nothing is called while it is held.
     std::condition_variable m_cv;
     bool m_dirty { true };
+    u64 m_sleep_until { 0 }; // Reference time the thread sleeps until; 0: not asleep, ~0: no deadline.
     bool m_stop { false };
     u64 m_wakeups { 0 };
     std::thread m_thread;

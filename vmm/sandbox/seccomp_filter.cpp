@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "vmm/sandbox/seccomp_filter.hpp"
 
-#include <seccomp.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -9,21 +10,19 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <initializer_list>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "base/log.hpp"
+#include "vmm/sandbox/seccomp_programs.hpp"
 
 namespace vmm::sandbox {
 
 namespace {
-
-// x86-64 system call numbers in use end below 512 (arch/x86/entry/syscalls/syscall_64.tbl);
-// a larger number prints as "?" with its number.
-constexpr int NAME_TABLE_SIZE = 512;
-constexpr std::size_t NAME_BYTES = 24;
-char g_names[NAME_TABLE_SIZE][NAME_BYTES];
 
 // What the SIGSYS line calls this thread: set by load_filter() before the filter goes on.
 thread_local char const* t_kind_name = nullptr;
@@ -78,7 +77,8 @@ void on_sigsys(int, siginfo_t* info, void* context)
     line.add("microvmm: seccomp: ");
     line.add(t_kind_name ? t_kind_name : "unknown");
     line.add(" thread made a forbidden system call: ");
-    line.add(nr >= 0 && nr < NAME_TABLE_SIZE && g_names[nr][0] ? g_names[nr] : "?");
+    char const* name = syscall_name(nr); // Constant data (seccomp_programs.hpp); "?" past the table.
+    line.add(name ? name : "?");
     line.add(" (");
     line.add_dec(static_cast<unsigned long>(nr));
     line.add(", args ");
@@ -95,42 +95,25 @@ void on_sigsys(int, siginfo_t* info, void* context)
     ::syscall(SYS_tgkill, ::getpid(), ::syscall(SYS_gettid), SIGSYS);
 }
 
-int to_scmp(ArgCheck const& check, scmp_arg_cmp& out)
-{
-    switch (check.op) {
-    case ArgCheck::Op::Eq: out = SCMP_CMP(check.index, SCMP_CMP_EQ, check.value); return 0;
-    case ArgCheck::Op::Ne: out = SCMP_CMP(check.index, SCMP_CMP_NE, check.value); return 0;
-    case ArgCheck::Op::MaskedEq: out = SCMP_CMP(check.index, SCMP_CMP_MASKED_EQ, check.mask, check.value); return 0;
-    }
-    return -1;
-}
-
-struct FilterContext {
-    scmp_filter_ctx ctx;
-    ~FilterContext() { seccomp_release(ctx); }
-};
-
 } // namespace
 
 Result<void> prepare_seccomp()
 {
-    for (int nr = 0; nr < NAME_TABLE_SIZE; ++nr) {
-        char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
-        if (name) {
-            std::strncpy(g_names[nr], name, NAME_BYTES - 1);
-            std::free(name);
-        }
-    }
     struct sigaction action {};
     action.sa_sigaction = on_sigsys;
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_SIGINFO | SA_RESETHAND;
     if (::sigaction(SIGSYS, &action, nullptr) < 0)
         return fail_errno("sigaction SIGSYS (seccomp reporter)");
-    // libseccomp probes the kernel's seccomp API once per process (cached): do it here, before
-    // any filter, so no thread's filter has to allow the probes.
-    if (seccomp_api_get() < 2)
-        return fail(Errc::Unsupported, "seccomp: the kernel lacks the seccomp(2) system call (Linux >= 3.17)");
+    // The programs return these two actions (and ALLOW): ask the kernel once, before any
+    // filter (so no list has to allow the query), instead of failing on the first thread.
+    // SECCOMP_GET_ACTION_AVAIL and SECCOMP_RET_KILL_PROCESS are Linux 4.14 (seccomp(2)).
+    for (std::uint32_t wanted : { std::uint32_t { SECCOMP_RET_TRAP }, std::uint32_t { SECCOMP_RET_KILL_PROCESS } }) {
+        if (::syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &wanted) < 0) {
+            int const err = errno;
+            return fail_errno(fmt::format("seccomp: the kernel lacks seccomp(2) action {:#x} (needs Linux >= 4.14)", wanted), err);
+        }
+    }
 #ifdef MICROVMM_SECCOMP_TEST_HOOK
     if (char const* violate = std::getenv("MICROVMM_SECCOMP_TEST_VIOLATE"))
         g_violate = violate;
@@ -138,31 +121,24 @@ Result<void> prepare_seccomp()
     return {};
 }
 
-Result<void> load_filter(ThreadKind kind, std::vector<SyscallRule> const& rules)
+Result<void> load_filter(ThreadKind kind)
 {
-    FilterContext filter { seccomp_init(SCMP_ACT_TRAP) };
-    if (!filter.ctx)
-        return fail(Errc::Syscall, "seccomp_init failed");
-    // A call through another ABI (i386 int 0x80, x32) is no call of ours: kill outright.
-    if (int rc = seccomp_attr_set(filter.ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS); rc < 0)
-        return fail(Errc::Syscall, fmt::format("seccomp bad-arch action: {}", std::strerror(-rc)));
-    // A binary tree of the allowed numbers instead of a linear scan (libseccomp >= 2.5).
-    (void)seccomp_attr_set(filter.ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
-    for (auto const& rule : rules) {
-        scmp_arg_cmp cmps[6];
-        unsigned count = 0;
-        for (auto const& check : rule.checks) {
-            VMM_ASSERT(count < 6 && check.index < 6);
-            (void)to_scmp(check, cmps[count++]);
-        }
-        if (int rc = seccomp_rule_add_array(filter.ctx, SCMP_ACT_ALLOW, rule.nr, count, cmps); rc < 0)
-            return fail(Errc::Syscall, fmt::format("seccomp rule for system call {}: {}", rule.nr, std::strerror(-rc)));
-    }
+    auto const program = filter_program(kind);
+    // The kernel copies the program (kernel/seccomp.c seccomp_prepare_filter) and never writes it.
+    sock_fprog const fprog { static_cast<unsigned short>(program.size()), const_cast<sock_filter*>(program.data()) };
     t_kind_name = thread_kind_name(kind).data(); // A NUL-terminated literal.
-    // libseccomp sets PR_SET_NO_NEW_PRIVS first (SCMP_FLTATR_CTL_NNP defaults to on).
-    if (int rc = seccomp_load(filter.ctx); rc < 0)
-        return fail(Errc::Syscall, fmt::format("loading the {} thread's seccomp filter: {}", thread_kind_name(kind),
-            std::strerror(-rc)));
+    // What libseccomp's seccomp_load() did: no new privileges (a filter needs it without
+    // CAP_SYS_ADMIN; already set process-wide by configure(), harmless again), then the filter
+    // on this thread only (no SECCOMP_FILTER_FLAG_TSYNC: other threads keep theirs).
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        int const err = errno;
+        return fail_errno(fmt::format("loading the {} thread's seccomp filter: prctl(PR_SET_NO_NEW_PRIVS)", thread_kind_name(kind)), err);
+    }
+    if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) < 0) {
+        int const err = errno;
+        return fail_errno(fmt::format("loading the {} thread's seccomp filter ({} instructions)", thread_kind_name(kind),
+            program.size()), err);
+    }
     return {};
 }
 

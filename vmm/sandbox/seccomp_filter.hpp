@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Per-thread seccomp-bpf (SECURITY.md "Seccomp filters"); threads load theirs through
-// sandbox::enter_thread() (thread_sandbox.hpp). A call outside the list traps
+// sandbox::enter_thread() (thread_sandbox.hpp). The programs are compiled at build time
+// (seccomp_compiler.cpp -> seccomp_programs.hpp). A call outside the list traps
 // (SCMP_ACT_TRAP): the SIGSYS handler writes one line naming the thread type and the call, then
 // kills the process with SIGSYS.
 //
@@ -12,19 +13,19 @@
 #pragma once
 
 #include "base/error.hpp"
-#include "vmm/sandbox/seccomp_rules.hpp"
 #include "vmm/sandbox/thread_kind.hpp"
 
 namespace vmm::sandbox {
 
-// Main thread, once, before any other thread exists: installs the SIGSYS reporter and resolves
-// the system call names it prints (libseccomp allocates; the handler must not).
+// Main thread, once, before any other thread exists: installs the SIGSYS reporter and checks
+// the kernel offers the programs' actions (TRAP, KILL_PROCESS).
 Result<void> prepare_seccomp();
 
-// Builds the BPF for `rules` and loads it on the calling thread (no TSYNC: other threads keep
-// theirs). `kind` is what the SIGSYS line calls this thread. Also sets PR_SET_NO_NEW_PRIVS,
-// which a filter needs without CAP_SYS_ADMIN.
-Result<void> load_filter(ThreadKind kind, std::vector<SyscallRule> const& rules);
+// Loads `kind`'s program, compiled at build time from rules_for(kind) (seccomp_programs.hpp),
+// on the calling thread (no TSYNC: other threads keep theirs). `kind` is also what the SIGSYS
+// line calls this thread. Also sets PR_SET_NO_NEW_PRIVS, which a filter needs without
+// CAP_SYS_ADMIN. Two system calls, nothing allocated.
+Result<void> load_filter(ThreadKind kind);
 
 // Test builds only (meson -Dseccomp_test_hook=true, never the product): if the environment
 // variable MICROVMM_SECCOMP_TEST_VIOLATE named this thread type at prepare_seccomp(), issue a

@@ -166,12 +166,14 @@ void loop_own(Rules& rules)
                    SYS_clone3, SYS_set_robust_list, SYS_rseq,
                    // Each boot's disk back-ends (vmm/backends/image_file_backend.cpp start()).
                    SYS_io_uring_setup });
-    // Children stack their own filter on top of this one (libseccomp's seccomp_load: no new
-    // privileges, then seccomp(SECCOMP_SET_MODE_FILTER); its API probe ran before any filter).
+    // Children stack their own filter on top of this one (seccomp_filter.cpp load_filter: no
+    // new privileges, then seccomp(SECCOMP_SET_MODE_FILTER)).
     one_of(rules, SYS_seccomp, 0, { SECCOMP_SET_MODE_FILTER });
     one_of(rules, SYS_prctl, 0, { PR_SET_NO_NEW_PRIVS });
-    // Kernel and initrd of every boot (vmm/guest_images.cpp): read-only opens.
+    // Kernel and initrd of every boot (vmm/guest_images.cpp): read-only opens, and their bytes
+    // copied into the guest RAM memfd at the right offset (base/read_only_file.cpp copy_to_file).
     rules.push_back(SyscallRule { SYS_openat, { none_of(2, O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND) } });
+    any(rules, { SYS_lseek, SYS_sendfile });
     // hv_sock host side (vmm/backends/hvsock_backend.cpp): Unix sockets only.
     rules.push_back(SyscallRule { SYS_socket, { eq(0, AF_UNIX) } });
     // Building a Machine on every boot: /dev/kvm, VM and vCPU set-up ioctls.

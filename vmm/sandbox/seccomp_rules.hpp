@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The seccomp allow-lists, one per thread type, as data: a rule is one system call with an
 // optional conjunction of argument comparisons; several rules for one call are alternatives.
-// SeccompFilter (seccomp_filter.*) turns a list into BPF with libseccomp. Kept apart so the
-// tables can be read (and reviewed) as one page and unit-tested without loading them.
+// seccomp_compiler.cpp turns each list into BPF with libseccomp at build time; seccomp_filter.*
+// loads the result. Kept apart so the tables can be read (and reviewed) as one page and
+// unit-tested without loading them.
 #pragma once
 
 #include <cstdint>

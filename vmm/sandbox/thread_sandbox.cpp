@@ -42,7 +42,7 @@ void enter_thread(ThreadKind kind)
             die(thread_kind_name(kind), dropped.error());
     if (!g_options.seccomp)
         return;
-    if (auto loaded = load_filter(kind, rules_for(kind)); !loaded)
+    if (auto loaded = load_filter(kind); !loaded)
         die(thread_kind_name(kind), loaded.error());
     run_test_hook(kind);
 }

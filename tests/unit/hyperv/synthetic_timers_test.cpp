@@ -292,7 +292,7 @@ TEST(TimerThreadTest, DeliversOnTimeFromOneSleepingThreadWithoutBusyLooping)
     };
     Partition partition { ram.memory(), interrupts, config };
     TimerThread thread { *partition.synthetic_timers(), *partition.reference_clock() };
-    partition.synthetic_timers()->set_rearm([&] { thread.rearm(); });
+    partition.synthetic_timers()->set_rearm([&](std::optional<std::uint64_t> earliest) { thread.rearm(earliest); });
     thread.start();
     auto const start = std::chrono::steady_clock::now();
     std::uint64_t const now = *partition.read_msr(0, HV_X64_MSR_TIME_REF_COUNT);
@@ -310,6 +310,46 @@ TEST(TimerThreadTest, DeliversOnTimeFromOneSleepingThreadWithoutBusyLooping)
     EXPECT_GE(times.front() - start, std::chrono::milliseconds { 10 }); // Nothing fires early.
     // Sleeps between expirations: a handful of wake-ups per delivery, never thousands.
     EXPECT_LE(thread.wakeups(), 4 * times.size() + 10);
+}
+
+} // namespace
+} // namespace vmm::hyperv::test
+
+namespace vmm::hyperv::test {
+namespace {
+
+// Linux reprograms its clock event (STIMER0_COUNT) far more often than a timer expires; a
+// write that moves nothing earlier must not wake the timer thread (an idle guest's host cost).
+TEST(TimerThreadTest, LaterReprogrammingDoesNotWakeTheSleepingThread)
+{
+    FakeGuestMemory ram { { 0, 0x1'0000 } };
+    LockedInterrupts interrupts;
+    PartitionConfig config { 2, 1'000'000'000, APIC_HZ };
+    config.read_guest_tsc = [] {
+        return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    };
+    Partition partition { ram.memory(), interrupts, config };
+    TimerThread thread { *partition.synthetic_timers(), *partition.reference_clock() };
+    partition.synthetic_timers()->set_rearm([&](std::optional<std::uint64_t> earliest) { thread.rearm(earliest); });
+    thread.start();
+    std::uint64_t const now = *partition.read_msr(0, HV_X64_MSR_TIME_REF_COUNT);
+    ASSERT_TRUE(partition.write_msr(0, STIMER0_CONFIG, LINUX_DIRECT_CONFIG));
+    ASSERT_TRUE(partition.write_msr(0, STIMER0_COUNT, now + 10'000'000)); // 1 s out.
+    ASSERT_TRUE(partition.write_msr(1, STIMER0_CONFIG, LINUX_DIRECT_CONFIG));
+    std::this_thread::sleep_for(std::chrono::milliseconds { 20 }); // Asleep until VP 0's expiry.
+    std::uint64_t const before = thread.wakeups();
+    for (std::uint64_t i = 1; i <= 100; ++i)
+        ASSERT_TRUE(partition.write_msr(1, STIMER0_COUNT, now + 20'000'000 + i)); // 2 s out: later.
+    std::this_thread::sleep_for(std::chrono::milliseconds { 20 });
+    EXPECT_LE(thread.wakeups() - before, 2u); // Was 100 (one per write).
+    // An earlier expiration still wakes it, and fires on time.
+    auto const start = std::chrono::steady_clock::now();
+    ASSERT_TRUE(partition.write_msr(1, STIMER0_COUNT, *partition.read_msr(1, HV_X64_MSR_TIME_REF_COUNT) + 100'000));
+    std::this_thread::sleep_for(std::chrono::milliseconds { 60 });
+    thread.stop();
+    auto const times = interrupts.times();
+    ASSERT_EQ(times.size(), 1u);
+    EXPECT_GE(times.front() - start, std::chrono::milliseconds { 9 });
 }
 
 } // namespace

@@ -3,10 +3,14 @@
 // MMIO hole, and that discard really frees host memory (st_blocks) and nothing else.
 #include "mem/boot_ram.hpp"
 
+#include <unistd.h>
+
 #include <cstring>
+#include <string>
 
 #include <gtest/gtest.h>
 
+#include "base/read_only_file.hpp"
 #include "base/types.hpp"
 
 using namespace vmm;
@@ -141,4 +145,121 @@ TEST(BootRam, DiscardedPagesReadZeroAndAreUsableAgain)
     fill(ram, 2 * MIB, 2 * MIB, 0xD4);
     EXPECT_TRUE(all_equal(ram, 2 * MIB, 2 * MIB, 0xD4));
     EXPECT_EQ(ram.allocated_bytes().value(), 7 * MIB);
+}
+
+// Kernel and initrd loading (GuestMemory::write_from) goes through the memfd at the range's file
+// offset, not through the mapping: the regions name the file, and the destination is checked
+// before anything moves.
+namespace {
+
+// Records what write_from asks of it; copies nothing itself through the file path.
+class RecordingSource final : public ByteSource {
+public:
+    explicit RecordingSource(std::uint64_t size)
+        : m_size(size)
+    {
+    }
+    std::uint64_t size() const override { return m_size; }
+    Result<void> read_at(std::uint64_t, std::span<std::byte> out) const override
+    {
+        reads += out.size();
+        return {};
+    }
+    Result<bool> copy_to_file(std::uint64_t offset, std::uint64_t size, int fd, std::uint64_t fd_offset) const override
+    {
+        copies.push_back({ offset, size, fd, fd_offset });
+        return true;
+    }
+    struct Copy {
+        std::uint64_t offset, size;
+        int fd;
+        std::uint64_t fd_offset;
+        bool operator==(Copy const&) const = default;
+    };
+    mutable std::vector<Copy> copies;
+    mutable std::uint64_t reads = 0;
+
+private:
+    std::uint64_t m_size;
+};
+
+struct TempImage {
+    std::string path;
+    explicit TempImage(std::vector<std::uint8_t> const& bytes)
+    {
+        char name[] = "/tmp/microvmm-bootram-XXXXXX";
+        int fd = ::mkstemp(name);
+        EXPECT_GE(fd, 0);
+        EXPECT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+        ::close(fd);
+        path = name;
+    }
+    ~TempImage() { ::unlink(path.c_str()); }
+};
+
+} // namespace
+
+TEST(BootRam, RegionsNameTheMemfdAndEachRangesOffsetInIt)
+{
+    auto ram = BootRam::create(pc_ranges()).value();
+    auto const regions = ram.regions();
+    ASSERT_EQ(regions.size(), 3u);
+    EXPECT_EQ(regions[0].fd, ram.fd());
+    EXPECT_EQ(regions[0].fd_offset, 0u);
+    EXPECT_EQ(regions[1].fd_offset, 640 * KIB);
+    EXPECT_EQ(regions[2].fd_offset, 640 * KIB + 7 * MIB);
+
+    auto memory = GuestMemory::from_regions(regions).value();
+    RecordingSource source { 64 * KIB };
+    ASSERT_TRUE(memory.write_from(Gpa { 4 * GIB + 0x3000 }, source, 0x1000, 0x8000));
+    ASSERT_EQ(source.copies.size(), 1u);
+    EXPECT_EQ(source.copies[0], (RecordingSource::Copy { 0x1000, 0x8000, ram.fd(), 640 * KIB + 7 * MIB + 0x3000 }));
+    EXPECT_EQ(source.reads, 0u);
+    // A destination reaching into the MMIO-like hole after [1 MiB, 8 MiB): refused before any copy.
+    auto refused = memory.write_from(Gpa { 8 * MIB - 0x1000 }, source, 0, 0x2000);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code(), Errc::NotMapped);
+    EXPECT_EQ(source.copies.size(), 1u);
+}
+
+TEST(BootRam, FileBytesLandAtTheirGpaThroughTheMemfd)
+{
+    std::vector<std::uint8_t> bytes(3 * PAGE_SIZE + 123);
+    for (std::size_t i = 0; i < bytes.size(); ++i)
+        bytes[i] = static_cast<std::uint8_t>(i * 13 + 5);
+    TempImage image { bytes };
+    auto file = ReadOnlyFile::open(image.path).value();
+    auto ram = BootRam::create(pc_ranges()).value();
+    auto memory = GuestMemory::from_regions(ram.regions()).value();
+    ASSERT_TRUE(memory.write_from(Gpa { 2 * MIB + 0x100 }, file, 7, bytes.size() - 7));
+    EXPECT_EQ(std::memcmp(host_of(ram, 2 * MIB + 0x100), bytes.data() + 7, bytes.size() - 7), 0);
+    EXPECT_TRUE(all_equal(ram, 2 * MIB, 0x100, 0));
+    // Only the pages written to hold memory (no mapping was faulted around them).
+    EXPECT_EQ(ram.allocated_bytes().value(), 4 * PAGE_SIZE);
+
+    // The file shrinking under the copy is an error, never a short copy reported as done.
+    ASSERT_EQ(::truncate(image.path.c_str(), PAGE_SIZE), 0);
+    EXPECT_FALSE(memory.write_from(Gpa { 3 * MIB }, file, 0, 2 * PAGE_SIZE));
+}
+
+// An ELF kernel's bss: a large zero fill punches whole pages out of the memfd (nothing is
+// allocated for them) and writes only the partial pages at either end.
+TEST(BootRam, LargeZeroFillsPunchWholePagesAndWriteTheEdges)
+{
+    auto ram = BootRam::create(pc_ranges()).value();
+    auto memory = GuestMemory::from_regions(ram.regions()).value();
+    fill(ram, 2 * MIB, 40 * PAGE_SIZE, 0xEE); // Stale bytes under the fill.
+    EXPECT_EQ(ram.allocated_bytes().value(), 40 * PAGE_SIZE);
+    ASSERT_TRUE(memory.fill(Gpa { 2 * MIB + 0x10 }, std::byte { 0 }, 32 * PAGE_SIZE));
+    EXPECT_EQ(ram.allocated_bytes().value(), 9 * PAGE_SIZE) << "31 whole pages punched out";
+    EXPECT_EQ(host_of(ram, 2 * MIB + 0xF)[0], std::byte { 0xEE });
+    EXPECT_TRUE(all_equal(ram, 2 * MIB + 0x10, 32 * PAGE_SIZE, 0));
+    EXPECT_EQ(host_of(ram, 2 * MIB + 0x10 + 32 * PAGE_SIZE)[0], std::byte { 0xEE });
+    auto fresh = BootRam::create(pc_ranges()).value();
+    auto fresh_memory = GuestMemory::from_regions(fresh.regions()).value();
+    ASSERT_TRUE(fresh_memory.fill(Gpa { 3 * MIB + 0x800 }, std::byte { 0 }, 64 * PAGE_SIZE));
+    EXPECT_EQ(fresh.allocated_bytes().value(), 2 * PAGE_SIZE) << "only the two edge pages were written";
+    // Small fills and other values write as before.
+    ASSERT_TRUE(fresh_memory.fill(Gpa { 5 * MIB }, std::byte { 0x5A }, 32 * PAGE_SIZE));
+    EXPECT_TRUE(all_equal(fresh, 5 * MIB, 32 * PAGE_SIZE, 0x5A));
 }

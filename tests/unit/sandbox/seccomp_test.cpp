@@ -28,6 +28,7 @@
 
 #include "vmm/sandbox/least_privilege.hpp"
 #include "vmm/sandbox/seccomp_filter.hpp"
+#include "vmm/sandbox/seccomp_programs.hpp"
 #include "vmm/sandbox/seccomp_rules.hpp"
 
 namespace vmm::sandbox {
@@ -48,7 +49,7 @@ ChildResult run_filtered(ThreadKind kind, std::function<void()> const& body)
         ::dup2(pipe_fds[1], STDERR_FILENO);
         rlimit no_core {};
         ::setrlimit(RLIMIT_CORE, &no_core); // SIGSYS dumps core by default: not in tests.
-        if (!prepare_seccomp() || !load_filter(kind, rules_for(kind)))
+        if (!prepare_seccomp() || !load_filter(kind))
             ::_exit(3);
         body();
         ::_exit(0);
@@ -79,6 +80,51 @@ TEST(Seccomp, EveryThreadTypeDiesOnACallOutsideItsListAndSaysWhich)
         EXPECT_NE(result.stderr_text.find("microvmm: seccomp: " + name + " thread made a forbidden system call: personality (135"),
             std::string::npos)
             << result.stderr_text;
+    }
+}
+
+// Another ABI's call is no call of ours (the filters' bad-arch action): the process is killed
+// outright, before the SIGSYS reporter could run. x32 numbers carry __X32_SYSCALL_BIT
+// (arch/x86/include/uapi/asm/unistd.h); i386 enters through int 0x80 (AUDIT_ARCH_I386).
+TEST(Seccomp, OtherAbisKillTheProcessWithoutTheReporter)
+{
+    for (ThreadKind kind : ALL_THREAD_KINDS) {
+        auto const x32 = run_filtered(kind, [] { (void)::syscall(0x40000000L | SYS_getpid); });
+        EXPECT_TRUE(killed_by_sigsys(x32)) << thread_kind_name(kind) << ": status " << x32.status;
+        EXPECT_EQ(x32.stderr_text.find("microvmm: seccomp:"), std::string::npos) << x32.stderr_text;
+    }
+    auto const i386 = run_filtered(ThreadKind::Vcpu, [] {
+        long result = 20; // __NR_getpid of i386 (arch/x86/entry/syscalls/syscall_32.tbl).
+        asm volatile("int $0x80" : "+a"(result) : : "memory");
+    });
+    if (WIFSIGNALED(i386.status) && WTERMSIG(i386.status) == SIGSEGV)
+        GTEST_SKIP() << "this kernel has no i386 emulation (int 0x80 faults before seccomp)";
+    EXPECT_TRUE(killed_by_sigsys(i386)) << "status " << i386.status;
+    EXPECT_EQ(i386.stderr_text.find("microvmm: seccomp:"), std::string::npos) << i386.stderr_text;
+}
+
+// The reporter's names come from the build-time table (seccomp_compiler.cpp), not libseccomp.
+TEST(Seccomp, SystemCallNamesAreTheX86_64Table)
+{
+    EXPECT_STREQ(syscall_name(0), "read");
+    EXPECT_STREQ(syscall_name(SYS_personality), "personality");
+    EXPECT_STREQ(syscall_name(SYS_io_uring_enter), "io_uring_enter");
+    EXPECT_EQ(syscall_name(-1), nullptr);
+    EXPECT_EQ(syscall_name(SYSCALL_NAME_TABLE_SIZE), nullptr);
+    EXPECT_EQ(syscall_name(400), nullptr); // A gap between 334 (rseq) and 424 (pidfd_send_signal).
+}
+
+// Every program is a classic-BPF filter the kernel accepts: at most BPF_MAXINSNS, first checking
+// the architecture (seccomp_data.arch at offset 4).
+TEST(Seccomp, ProgramsCheckTheArchitectureFirst)
+{
+    for (ThreadKind kind : ALL_THREAD_KINDS) {
+        auto const program = filter_program(kind);
+        ASSERT_GT(program.size(), 2u) << thread_kind_name(kind);
+        EXPECT_LE(program.size(), std::size_t { BPF_MAXINSNS });
+        EXPECT_EQ(program[0].code, BPF_LD | BPF_W | BPF_ABS);
+        EXPECT_EQ(program[0].k, 4u);
+        EXPECT_EQ(program[1].k, 0xc000003eu); // AUDIT_ARCH_X86_64 (include/uapi/linux/audit.h).
     }
 }
 
@@ -168,7 +214,7 @@ TEST(Seccomp, ThreadsStartedByTheFilteredLoopStackTheirOwnFilter)
 {
     auto const clean = run_filtered(ThreadKind::EventLoop, [] {
         std::thread vcpu([] {
-            if (!load_filter(ThreadKind::Vcpu, rules_for(ThreadKind::Vcpu)))
+            if (!load_filter(ThreadKind::Vcpu))
                 ::_exit(4);
             if (::ioctl(-1, KVM_RUN, 0) != -1 || errno != EBADF)
                 ::_exit(5);
@@ -179,7 +225,7 @@ TEST(Seccomp, ThreadsStartedByTheFilteredLoopStackTheirOwnFilter)
     // memfd_create is the loop's, not the vCPU's: the stacked filter refuses it.
     auto const refused = run_filtered(ThreadKind::EventLoop, [] {
         std::thread vcpu([] {
-            if (!load_filter(ThreadKind::Vcpu, rules_for(ThreadKind::Vcpu)))
+            if (!load_filter(ThreadKind::Vcpu))
                 ::_exit(4);
             (void)::syscall(SYS_memfd_create, "x", 0);
         });
