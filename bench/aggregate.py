@@ -27,6 +27,8 @@ REQUIRED = [
     "nvme.microvmm.randread_iops", "nvme.qemu.randread_iops", "nvme.randread.iops_ratio",
     "nvme.microvmm.randwrite_iops", "nvme.qemu.randwrite_iops", "nvme.randwrite.iops_ratio",
     "nvme.microvmm.randread_cpu_us_per_io", "nvme.qemu.randread_cpu_us_per_io", "nvme.randread.cpu_us_per_io_ratio",
+    "net.microvmm.tcp_to_guest_kib_s", "net.microvmm.tcp_from_guest_kib_s", "net.microvmm.ping_ms",
+    "net.ratio.tcp_to_guest_kib_s", "net.ratio.tcp_from_guest_kib_s", "net.ratio.ping_ms",
     "auto_memory.grow_decision_s", "auto_memory.grow_s", "auto_memory.hot_add_s", "auto_memory.shrink_s",
     "auto_memory.balloon_mib_per_s", "auto_memory.unballoon_mib_per_s", "auto_memory.reporting_mib_per_s",
 ]

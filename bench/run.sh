@@ -71,6 +71,10 @@ if [[ -x $build/microvmm && -f $kernel && -f $initrd ]]; then
   ((${#qemu[@]})) || nvme_qemu=(--qemu-boot "")
   run nvme nvme python3 "$root/bench/nvme.py" --microvmm "$build/microvmm" \
     --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt" "${nvme_qemu[@]}"
+  # Guest TCP both ways and ping, microvmm netvsc next to QEMU virtio-net (with and without its
+  # offloads) on one TAP in a network namespace (needs root and /dev/net/tun).
+  run net net python3 "$root/bench/net.py" --microvmm "$build/microvmm" \
+    --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt" "${qemu[@]}"
   run auto_memory auto_memory python3 "$root/bench/auto_memory.py" --microvmm "$build/microvmm" \
     --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt"
 else
@@ -80,6 +84,7 @@ else
   missing+=(--missing "startup_vmm_own_ms=needs build/microvmm and the test guest")
   missing+=(--missing "idle_wakeups_per_s=needs build/microvmm and the test guest")
   missing+=(--missing "nvme=needs build/microvmm and the test guest")
+  missing+=(--missing "net=needs build/microvmm and the test guest")
   missing+=(--missing "auto_memory=needs build/microvmm and the test guest")
 fi
 

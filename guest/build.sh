@@ -231,7 +231,7 @@ build_initramfs() {
   build_tool nvmeload
   build_tool nvmet
   # The applets /init runs; ash finds them through these links when /proc/self/exe is absent.
-  local applets=(sh mount poweroff reboot dmesg dd sed rm sleep cat ls readlink setsid cttyhack mknod strings date ip ping nc sha256sum wc)
+  local applets=(sh mount poweroff reboot dmesg dd sed rm sleep cat ls readlink setsid cttyhack mknod strings date ip ping nc sha256sum wc seq head)
   local available
   available=$("$BUSYBOX" --list) # not piped into grep -q: SIGPIPE would fail under pipefail
   for applet in "${applets[@]}"; do

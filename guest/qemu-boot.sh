@@ -7,7 +7,8 @@
 #   KERNEL is the uncompressed vmlinux (PVH entry; qboot jumps straight to it).
 #   GUEST_MEM (default 128M) sets -m, QEMU_CPU (default host,-arch-capabilities) sets -cpu. The command line is guest/cmdline.txt plus the extras.
 #   QEMU_MACHINE_OPTS (e.g. ",pcie=on") is appended to the -M options, QEMU_EXTRA_ARGS (split on
-#   spaces, so no spaces inside one argument) to the command: bench/nvme.py adds an NVMe disk.
+#   spaces, so no spaces inside one argument) to the command: bench/nvme.py adds an NVMe disk,
+#   bench/net.py a -netdev tap + virtio-net-device.
 set -euo pipefail
 
 if (($# < 3)); then

@@ -101,6 +101,7 @@ void NetvscDevice::on_close()
     m_rndis_initialized = false;
     m_packet_filter = 0;
     m_control.clear();
+    m_stats.rx_no_driver += m_to_guest_frames.size();
     m_to_guest_frames.clear();
     changed();
 }
@@ -465,8 +466,12 @@ bool NetvscDevice::deliver_frame(std::span<std::byte const> frame)
         ++m_stats.rx_too_big;
         return false;
     }
-    if (!m_config.link_up || m_port == nullptr || !m_rndis_initialized) {
-        ++m_stats.rx_dropped;
+    if (!m_config.link_up) {
+        ++m_stats.rx_link_down;
+        return false;
+    }
+    if (m_port == nullptr || !m_rndis_initialized) {
+        ++m_stats.rx_no_driver;
         return false;
     }
     if (!filter_accepts(frame)) {
@@ -474,7 +479,7 @@ bool NetvscDevice::deliver_frame(std::span<std::byte const> frame)
         return false;
     }
     if (!rx_room()) {
-        ++m_stats.rx_dropped;
+        ++m_stats.rx_queue_full;
         return false;
     }
     m_to_guest_frames.emplace_back(frame.begin(), frame.end());
@@ -497,7 +502,7 @@ void NetvscDevice::set_link(bool up)
         return;
     m_config.link_up = up;
     if (!up) { // Frames of a pulled cable are lost, as on hardware.
-        m_stats.rx_dropped += m_to_guest_frames.size();
+        m_stats.rx_link_down += m_to_guest_frames.size();
         m_to_guest_frames.clear();
     }
     if (m_rndis_initialized)

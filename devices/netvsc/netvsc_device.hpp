@@ -64,12 +64,17 @@ struct NetvscConfig {
 struct NetvscStats {
     u64 rx_packets { 0 }; // Host -> guest frames placed in the receive buffer.
     u64 rx_bytes { 0 };
-    u64 rx_dropped { 0 };          // Receive buffer and queue full, link down, no guest.
+    // Host -> guest frames not delivered, by reason (every frame handed to deliver_frame() is
+    // delivered or counted in exactly one of these).
+    u64 rx_queue_full { 0 };       // Receive buffer and the bounded queue full.
+    u64 rx_no_driver { 0 };        // No channel open, RNDIS not initialised or halted/closed.
+    u64 rx_link_down { 0 };        // The host set the link down (queued frames included).
     u64 rx_filtered { 0 };         // Not accepted by the guest's packet filter.
     u64 rx_too_big { 0 };          // Larger than a sub-allocation.
     u64 tx_packets { 0 };          // Guest -> host frames handed to the owner.
     u64 tx_bytes { 0 };
-    u64 tx_dropped { 0 };          // Queue full or link down.
+    u64 tx_queue_full { 0 };       // The owner's queue full (it did not keep up).
+    u64 tx_link_down { 0 };        // Sent while the host had the link down.
     u64 guest_errors { 0 };        // Refused guest messages (malformed, out of order, hostile).
     u64 stale_completions { 0 };   // Completions for no packet in flight.
     u64 control_dropped { 0 };     // RNDIS responses dropped: the guest's requests outran the bound.

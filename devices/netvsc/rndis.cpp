@@ -88,7 +88,7 @@ bool NetvscDevice::handle_rndis_message(std::span<std::byte const> message)
         // No reply (rndis_filter_halt_device() does not wait for one, rndis_filter.c:1155-1180).
         m_rndis_initialized = false;
         m_packet_filter = 0;
-        m_stats.rx_dropped += m_to_guest_frames.size();
+        m_stats.rx_no_driver += m_to_guest_frames.size();
         m_to_guest_frames.clear();
         changed();
         return true;
@@ -130,8 +130,12 @@ void NetvscDevice::rndis_data(std::span<std::byte const> message)
         refuse("frame size outside Ethernet with this MTU", packet.data_len);
         return;
     }
-    if (!m_config.link_up || m_to_host.size() >= m_config.tx_queue_frames) {
-        ++m_stats.tx_dropped;
+    if (!m_config.link_up) {
+        ++m_stats.tx_link_down;
+        return;
+    }
+    if (m_to_host.size() >= m_config.tx_queue_frames) {
+        ++m_stats.tx_queue_full;
         return;
     }
     auto frame = message.subspan(start, packet.data_len);
@@ -218,13 +222,13 @@ void NetvscDevice::rndis_query(std::span<std::byte const> message)
             put_counter(m_stats.rx_packets);
             break;
         case OID_GEN_XMIT_ERROR:
-            put_counter(m_stats.tx_dropped);
+            put_counter(m_stats.tx_queue_full + m_stats.tx_link_down);
             break;
         case OID_GEN_RCV_ERROR:
             put_counter(0); // Nothing reaches the guest damaged: frames are copied whole or not at all.
             break;
         case OID_GEN_RCV_NO_BUFFER:
-            put_counter(m_stats.rx_dropped);
+            put_counter(m_stats.rx_queue_full);
             break;
         case OID_802_3_PERMANENT_ADDRESS:
         case OID_802_3_CURRENT_ADDRESS:

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace vmm::api {
@@ -49,6 +50,10 @@ struct NicInfo {
     std::string guest;        // "absent" (no channel), "connected" (channel open), "ready" (RNDIS up, filter set).
     std::uint64_t rx_packets = 0, rx_bytes = 0, rx_dropped = 0;
     std::uint64_t tx_packets = 0, tx_bytes = 0, tx_dropped = 0;
+    // The dropped frames by reason, in a fixed order; rx_dropped / tx_dropped are their sums.
+    // rx: queue_full, too_big, no_driver, link_down, filtered; tx: queue_full, link_down,
+    // tap_full, tap_error (NetBackend, vmm/backends/net_backend.cpp, says what each means).
+    std::vector<std::pair<std::string, std::uint64_t>> rx_dropped_by, tx_dropped_by;
     std::uint64_t guest_errors = 0;
 };
 
@@ -230,6 +235,13 @@ public:
     }
     // Extra Prometheus text (complete HELP/TYPE/sample lines) appended to GET /metrics.
     virtual std::string extra_metrics() { return {}; }
+    // PUT /api/v1/net/{nic}/link: sets the link state the guest sees on NIC `nic` (config order)
+    // and returns the NIC as GET /api/v1/vm shows it. The error is the fault_message of a 404
+    // (no such NIC; a backend without NICs has none).
+    virtual std::expected<NicInfo, std::string> set_link(std::uint32_t nic, bool)
+    {
+        return std::unexpected("no NIC " + std::to_string(nic) + " (this VM has no [[net]] NICs)");
+    }
     // Asks the guest to shut down or restart; never waits for it. The error is the
     // fault_message of a 409 (nothing to stop, or a shutdown already under way). A backend
     // without VM lifecycle control (the memory-only tests' fakes) refuses.
@@ -265,6 +277,7 @@ public:
         return m_inner.set_ceiling(request);
     }
     std::string extra_metrics() override { return m_inner.extra_metrics(); }
+    std::expected<NicInfo, std::string> set_link(std::uint32_t nic, bool up) override { return m_inner.set_link(nic, up); }
     std::expected<ShutdownStarted, std::string> shutdown(ShutdownRequest const& request) override
     {
         return m_inner.shutdown(request);

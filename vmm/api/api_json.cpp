@@ -26,24 +26,37 @@ json to_json(VmInfo const& info)
         out["guest"] = to_json(*info.guest);
     if (!info.nics.empty()) {
         json nics = json::array();
-        for (auto const& nic : info.nics) {
-            nics.push_back(json {
-                { "index", nic.index },
-                { "tap", nic.tap },
-                { "tap_created", nic.tap_created },
-                { "mac", nic.mac },
-                { "mtu", nic.mtu },
-                { "link", nic.link },
-                { "guest", nic.guest },
-                { "rx", json { { "packets", nic.rx_packets }, { "bytes", nic.rx_bytes }, { "dropped", nic.rx_dropped } } },
-                { "tx", json { { "packets", nic.tx_packets }, { "bytes", nic.tx_bytes }, { "dropped", nic.tx_dropped } } },
-                { "guest_errors", nic.guest_errors },
-            });
-        }
+        for (auto const& nic : info.nics)
+            nics.push_back(to_json(nic));
         out["nics"] = std::move(nics);
     }
     return out;
 }
+
+json to_json(NicInfo const& nic)
+{
+    auto reasons = [](std::vector<std::pair<std::string, std::uint64_t>> const& by) {
+        json out = json::object();
+        for (auto const& [reason, count] : by)
+            out[reason] = count;
+        return out;
+    };
+    return json {
+        { "index", nic.index },
+        { "tap", nic.tap },
+        { "tap_created", nic.tap_created },
+        { "mac", nic.mac },
+        { "mtu", nic.mtu },
+        { "link", nic.link },
+        { "guest", nic.guest },
+        { "rx", json { { "packets", nic.rx_packets }, { "bytes", nic.rx_bytes }, { "dropped", nic.rx_dropped },
+                    { "dropped_by", reasons(nic.rx_dropped_by) } } },
+        { "tx", json { { "packets", nic.tx_packets }, { "bytes", nic.tx_bytes }, { "dropped", nic.tx_dropped },
+                    { "dropped_by", reasons(nic.tx_dropped_by) } } },
+        { "guest_errors", nic.guest_errors },
+    };
+}
+
 
 namespace {
 
@@ -384,6 +397,18 @@ std::expected<ShutdownRequest, std::string> parse_shutdown_request(std::string_v
         request.reboot = parsed["reboot"].get<bool>();
     }
     return request;
+}
+
+std::expected<bool, std::string> parse_link_request(std::string_view body)
+{
+    auto object = parse_object(body, { "up" });
+    if (!object)
+        return std::unexpected(object.error());
+    if (!object->contains("up"))
+        return std::unexpected(std::string("missing field 'up'"));
+    if (!(*object)["up"].is_boolean())
+        return std::unexpected(std::string("field 'up' must be true or false"));
+    return (*object)["up"].get<bool>();
 }
 
 } // namespace vmm::api

@@ -34,6 +34,9 @@ std::expected<CeilingRequest, std::string> parse_ceiling_request(std::string_vie
 std::expected<PolicyUpdate, std::string> parse_policy_update(std::string_view body);
 
 nlohmann::json to_json(GuestHealth const&);
+nlohmann::json to_json(NicInfo const&);
+// The body of PUT /api/v1/net/{nic}/link: exactly {"up": bool}.
+std::expected<bool, std::string> parse_link_request(std::string_view body);
 nlohmann::json to_json(ShutdownStarted const&);
 // The body of PUT /api/v1/vm/shutdown: {"timeout_ms"?: u64 <= MAX_TIMEOUT_MS, "reboot"?: bool};
 // an empty body means all defaults.

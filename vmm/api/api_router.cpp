@@ -15,6 +15,8 @@ namespace vmm::api {
 namespace {
 
 constexpr std::string_view OPERATIONS_PREFIX = "/api/v1/memory/operations/";
+constexpr std::string_view NET_PREFIX = "/api/v1/net/";
+constexpr std::string_view LINK_SUFFIX = "/link";
 
 HttpResponse json_response(unsigned status, nlohmann::json const& body)
 {
@@ -145,6 +147,22 @@ RouteResult ApiRouter::route(HttpRequest const& request)
         if (!op)
             return error_response(404, fmt::format("no operation {}", *id));
         return json_response(200, to_json(*op));
+    }
+    if (path.starts_with(NET_PREFIX) && path.ends_with(LINK_SUFFIX)
+        && path.size() > NET_PREFIX.size() + LINK_SUFFIX.size()) {
+        // PUT /api/v1/net/{nic}/link {"up": bool}: the cable, as the guest sees it.
+        auto id = parse_id(path.substr(NET_PREFIX.size(), path.size() - NET_PREFIX.size() - LINK_SUFFIX.size()));
+        if (!id || *id > UINT32_MAX)
+            return error_response(404, "no such NIC");
+        if (request.method != "PUT")
+            return method_not_allowed("PUT");
+        auto up = parse_link_request(request.body);
+        if (!up)
+            return error_response(400, up.error());
+        auto nic = m_backend.set_link(static_cast<std::uint32_t>(*id), *up);
+        if (!nic)
+            return error_response(404, nic.error());
+        return json_response(200, to_json(*nic));
     }
     if (path == "/api/v1/events") {
         if (!get)

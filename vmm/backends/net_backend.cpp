@@ -36,12 +36,15 @@ void add_stats(netvsc::NetvscStats& into, netvsc::NetvscStats const& now, netvsc
 {
     into.rx_packets += now.rx_packets - before.rx_packets;
     into.rx_bytes += now.rx_bytes - before.rx_bytes;
-    into.rx_dropped += now.rx_dropped - before.rx_dropped;
+    into.rx_queue_full += now.rx_queue_full - before.rx_queue_full;
+    into.rx_no_driver += now.rx_no_driver - before.rx_no_driver;
+    into.rx_link_down += now.rx_link_down - before.rx_link_down;
     into.rx_filtered += now.rx_filtered - before.rx_filtered;
     into.rx_too_big += now.rx_too_big - before.rx_too_big;
     into.tx_packets += now.tx_packets - before.tx_packets;
     into.tx_bytes += now.tx_bytes - before.tx_bytes;
-    into.tx_dropped += now.tx_dropped - before.tx_dropped;
+    into.tx_queue_full += now.tx_queue_full - before.tx_queue_full;
+    into.tx_link_down += now.tx_link_down - before.tx_link_down;
     into.guest_errors += now.guest_errors - before.guest_errors;
     into.stale_completions += now.stale_completions - before.stale_completions;
     into.control_dropped += now.control_dropped - before.control_dropped;
@@ -136,6 +139,7 @@ void NetBackend::attach(mem::GuestMemory const& memory, VmbusGlue& glue)
         config.instance = instance_for(i, nic.config.mac);
         config.mac = nic.config.mac;
         config.mtu = nic.config.mtu;
+        config.link_up = nic.link_up;
         nic.device = std::make_unique<netvsc::NetvscDevice>(memory, config);
         nic.device->set_change_hook([this] { wake(); });
         nic.last = {};
@@ -243,7 +247,7 @@ bool NetBackend::service(Nic& nic)
             ++nic.tap_errors;
             VMM_GUEST_WARN("net", "TAP {}: {}", nic.config.tap, wrote.error());
         } else if (!*wrote) {
-            ++nic.tap_dropped;
+            ++nic.tap_full;
         }
     }
     moved |= !out.empty();
@@ -266,7 +270,7 @@ bool NetBackend::service(Nic& nic)
         if (*got == 0)
             break;
         if (!active) {
-            ++nic.host_dropped;
+            ++(nic.link_up ? nic.no_driver : nic.link_down);
             continue;
         }
         in.emplace_back(m_frame.begin(), m_frame.begin() + static_cast<std::ptrdiff_t>(*got));
@@ -286,34 +290,70 @@ std::vector<api::NicInfo> NetBackend::nic_info()
 {
     std::vector<api::NicInfo> out;
     std::lock_guard guard { m_lock };
-    for (std::size_t i = 0; i < m_nics.size(); ++i) {
-        auto& nic = m_nics[i];
-        api::NicInfo info;
-        info.index = static_cast<u32>(i);
-        info.tap = nic.config.tap;
-        info.tap_created = nic.tap && nic.tap->created();
-        info.mac = mac_text(nic.config.mac);
-        info.mtu = nic.config.mtu;
-        info.link = "down";
-        info.guest = "absent";
-        if (nic.device && m_glue) {
-            m_glue->with_host([&](vmbus::VmbusHost&) {
-                fold_stats(nic);
-                info.link = nic.device->link_up() ? "up" : "down";
-                info.guest = nic.device->guest_active() ? "ready" : nic.device->open() ? "connected" : "absent";
-            });
-        }
-        auto const& t = nic.total;
-        info.rx_packets = t.rx_packets;
-        info.rx_bytes = t.rx_bytes;
-        info.rx_dropped = t.rx_dropped + t.rx_too_big + nic.host_dropped;
-        info.tx_packets = t.tx_packets;
-        info.tx_bytes = t.tx_bytes;
-        info.tx_dropped = t.tx_dropped + nic.tap_dropped + nic.tap_errors;
-        info.guest_errors = t.guest_errors;
-        out.push_back(std::move(info));
-    }
+    for (std::size_t i = 0; i < m_nics.size(); ++i)
+        out.push_back(info_of(i));
     return out;
+}
+
+api::NicInfo NetBackend::info_of(std::size_t index)
+{
+    auto& nic = m_nics[index];
+    api::NicInfo info;
+    info.index = static_cast<u32>(index);
+    info.tap = nic.config.tap;
+    info.tap_created = nic.tap && nic.tap->created();
+    info.mac = mac_text(nic.config.mac);
+    info.mtu = nic.config.mtu;
+    info.link = nic.link_up ? "up" : "down";
+    info.guest = "absent";
+    if (nic.device && m_glue) {
+        m_glue->with_host([&](vmbus::VmbusHost&) {
+            fold_stats(nic);
+            info.guest = nic.device->guest_active() ? "ready" : nic.device->open() ? "connected" : "absent";
+        });
+    }
+    auto const& t = nic.total;
+    info.rx_packets = t.rx_packets;
+    info.rx_bytes = t.rx_bytes;
+    // Every host frame read from the TAP and not delivered, once, by why:
+    //  queue_full: the guest's receive buffer and the bounded queue were full (the "net"
+    //    thread stops reading the TAP first, so this stays 0 unless the guest stalls mid-batch);
+    //  too_big: longer than the guest's MTU allows;
+    //  no_driver: no guest driver ready (before boot, while hv_netvsc binds or rebinds, across
+    //    a reboot: e.g. the host's IPv6 router and neighbour solicitations on a fresh TAP);
+    //  link_down: the host set the link down;
+    //  filtered: not accepted by the guest's packet filter (e.g. multicast it did not ask for).
+    info.rx_dropped_by = { { "queue_full", t.rx_queue_full }, { "too_big", t.rx_too_big },
+        { "no_driver", t.rx_no_driver + nic.no_driver }, { "link_down", t.rx_link_down + nic.link_down },
+        { "filtered", t.rx_filtered } };
+    //  queue_full: the "net" thread's queue from the guest was full; link_down: sent while the
+    //  host had the link down; tap_full: the TAP refused the write (its queue full, or the
+    //  host interface down); tap_error: any other write error (logged).
+    info.tx_dropped_by = { { "queue_full", t.tx_queue_full }, { "link_down", t.tx_link_down },
+        { "tap_full", nic.tap_full }, { "tap_error", nic.tap_errors } };
+    for (auto const& [reason, count] : info.rx_dropped_by)
+        info.rx_dropped += count;
+    for (auto const& [reason, count] : info.tx_dropped_by)
+        info.tx_dropped += count;
+    info.tx_packets = t.tx_packets;
+    info.tx_bytes = t.tx_bytes;
+    info.guest_errors = t.guest_errors;
+    return info;
+}
+
+std::expected<api::NicInfo, std::string> NetBackend::set_link(std::uint32_t index, bool up)
+{
+    std::lock_guard guard { m_lock };
+    if (index >= m_nics.size())
+        return std::unexpected(fmt::format("no NIC {} (this VM has {})", index, m_nics.size()));
+    auto& nic = m_nics[index];
+    if (nic.link_up != up)
+        log::info("net", "NIC {} ({}): link {} by the API", index, nic.config.tap, up ? "up" : "down");
+    nic.link_up = up;
+    if (nic.device && m_glue)
+        m_glue->with_host([&](vmbus::VmbusHost&) { nic.device->set_link(up); });
+    wake(); // The device queued an indication; "net" re-reads the NIC's state.
+    return info_of(index);
 }
 
 api::VmInfo NetBackend::vm_info()
@@ -329,19 +369,28 @@ std::string NetBackend::extra_metrics()
     if (m_nics.empty())
         return out;
     auto nics = nic_info();
-    auto family = [&](char const* name, char const* help, auto field) {
-        out += fmt::format("# HELP microvmm_net_{} {}\n# TYPE microvmm_net_{} counter\n", name, help, name);
+    auto family = [&](char const* name, char const* help, auto field, char const* type = "counter") {
+        out += fmt::format("# HELP microvmm_net_{} {}\n# TYPE microvmm_net_{} {}\n", name, help, name, type);
         for (auto const& nic : nics)
             out += fmt::format("microvmm_net_{}{{nic=\"{}\",tap=\"{}\"}} {}\n", name, nic.index, nic.tap, field(nic));
     };
     family("rx_packets_total", "Frames delivered host -> guest.", [](api::NicInfo const& n) { return n.rx_packets; });
     family("rx_bytes_total", "Bytes delivered host -> guest.", [](api::NicInfo const& n) { return n.rx_bytes; });
-    family("rx_dropped_total", "Host frames dropped: guest receive buffer full, too big, link down, no driver.",
-        [](api::NicInfo const& n) { return n.rx_dropped; });
+    auto reasons = [&](char const* name, char const* help, auto field) {
+        out += fmt::format("# HELP microvmm_net_{} {}\n# TYPE microvmm_net_{} counter\n", name, help, name);
+        for (auto const& nic : nics)
+            for (auto const& [reason, count] : field(nic))
+                out += fmt::format("microvmm_net_{}{{nic=\"{}\",tap=\"{}\",reason=\"{}\"}} {}\n", name, nic.index,
+                    nic.tap, reason, count);
+    };
+    family("link_up", "1 while the link the guest sees is up (PUT /api/v1/net/{nic}/link).",
+        [](api::NicInfo const& n) { return n.link == "up" ? 1 : 0; }, "gauge");
+    reasons("rx_dropped_total", "Host frames not delivered to the guest, by reason (API.md).",
+        [](api::NicInfo const& n) { return n.rx_dropped_by; });
     family("tx_packets_total", "Frames sent guest -> host.", [](api::NicInfo const& n) { return n.tx_packets; });
     family("tx_bytes_total", "Bytes sent guest -> host.", [](api::NicInfo const& n) { return n.tx_bytes; });
-    family("tx_dropped_total", "Guest frames dropped: TAP queue full or down, link down.",
-        [](api::NicInfo const& n) { return n.tx_dropped; });
+    reasons("tx_dropped_total", "Guest frames not written to the TAP, by reason (API.md).",
+        [](api::NicInfo const& n) { return n.tx_dropped_by; });
     family("guest_errors_total", "Malformed or out-of-order guest messages refused.",
         [](api::NicInfo const& n) { return n.guest_errors; });
     return out;

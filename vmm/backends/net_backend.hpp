@@ -55,9 +55,13 @@ public:
 
     std::vector<api::NicInfo> nic_info();
 
-    // api::ApiBackend: VM view and metrics gain the NICs, everything else forwarded.
+    // api::ApiBackend: VM view and metrics gain the NICs, link control; everything else forwarded.
     api::VmInfo vm_info() override;
     std::string extra_metrics() override;
+    // The link state is the host's (a cable): it holds across guest reboots and driver reloads
+    // until changed again. Down: the guest gets RNDIS_STATUS_MEDIA_DISCONNECT (Linux: carrier
+    // off), frames both ways are dropped and counted as link_down.
+    std::expected<api::NicInfo, std::string> set_link(std::uint32_t nic, bool up) override;
 
 private:
     struct Nic {
@@ -65,8 +69,10 @@ private:
         std::optional<TapDevice> tap;
         std::unique_ptr<netvsc::NetvscDevice> device; // This boot's; null between boots.
         bool reading = true;                          // EPOLLIN armed on the TAP.
-        u64 host_dropped = 0;  // Host frames read while no guest driver could take them.
-        u64 tap_dropped = 0;   // Guest frames the TAP refused (queue full, interface down).
+        bool link_up = true;                          // The host's cable (set_link).
+        u64 no_driver = 0;     // Host frames read while no guest driver could take them.
+        u64 link_down = 0;     // ... while the link was down and no driver was there either.
+        u64 tap_full = 0;      // Guest frames the TAP refused (queue full, interface down).
         u64 tap_errors = 0;
         netvsc::NetvscStats last {}; // The device's counters, kept across boots.
         netvsc::NetvscStats total {};
@@ -77,6 +83,7 @@ private:
     bool service(Nic& nic);
     void set_reading(Nic& nic, bool on);
     void fold_stats(Nic& nic); // m_lock held: adds the device's counter deltas to total.
+    api::NicInfo info_of(std::size_t index); // m_lock held.
 
     RankedMutex<LockRank::NetDevices> m_lock;
     std::vector<Nic> m_nics;

@@ -75,7 +75,8 @@ void common(Rules& rules)
 
 // VMBus device work (the DM engine, ICs, hv_sock, under the VMBus glue lock) runs on whichever
 // thread brought its input: a vCPU (guest messages), the API thread (PUT .../target,
-// /vm/shutdown run the engine there: vmm/dm_api_backend.cpp with_engine) and the loop (timers).
+// /vm/shutdown run the engine there: vmm/dm_api_backend.cpp with_engine; PUT /net/{nic}/link
+// queues netvsc's status indication: vmm/backends/net_backend.cpp set_link) and the loop (timers).
 // It signals the guest (SynIC: KVM_SIGNAL_MSI), adds and removes hot-add memslots
 // (vmm/guest_ram_backends.cpp: KVM_SET_USER_MEMORY_REGION, mprotect RW/none, MADV_DONTNEED),
 // discards boot RAM (mem/boot_ram.cpp: fallocate PUNCH_HOLE|KEEP_SIZE only), posts to the loop

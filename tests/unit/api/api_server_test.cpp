@@ -52,6 +52,27 @@ TEST_F(ApiServerTest, PutShutdownAnswers202ThenConflictAndChecksItsBody)
     expect_fault(request("PUT", "/api/v1/vm/shutdown", ""), 409, "a shutdown is already under way (requested)");
 }
 
+TEST_F(ApiServerTest, PutNetLinkSwitchesTheLinkAndChecksNicAndBody)
+{
+    start();
+    auto response = request("PUT", "/api/v1/net/0/link", R"({"up": false})");
+    ASSERT_TRUE(response.has_value());
+    EXPECT_EQ(response->status, 200);
+    auto body = json::parse(response->body);
+    EXPECT_EQ(body["link"], "down");
+    EXPECT_EQ(body["tap"], "tap0");
+    EXPECT_EQ(body["rx"]["dropped"], 3);
+    EXPECT_EQ(body["rx"]["dropped_by"]["link_down"], 3);
+    EXPECT_EQ(json::parse(request("PUT", "/api/v1/net/0/link", R"({"up": true})")->body)["link"], "up");
+    expect_fault(request("GET", "/api/v1/net/0/link"), 405, "method not allowed; use PUT");
+    expect_fault(request("PUT", "/api/v1/net/1/link", R"({"up": true})"), 404, "no NIC 1 (this VM has 1)");
+    expect_fault(request("PUT", "/api/v1/net/x/link", R"({"up": true})"), 404, "no such NIC");
+    expect_fault(request("PUT", "/api/v1/net//link", R"({"up": true})"), 404, "no such endpoint");
+    expect_fault(request("PUT", "/api/v1/net/0/link", R"({"up": 1})"), 400, "field 'up' must be true or false");
+    expect_fault(request("PUT", "/api/v1/net/0/link", R"({})"), 400, "missing field 'up'");
+    expect_fault(request("PUT", "/api/v1/net/0/link", R"({"up": true, "speed": 1})"), 400, "unknown field 'speed'");
+}
+
 TEST_F(ApiServerTest, GetMemoryReturnsEveryFieldWithNullsWhenUnknown)
 {
     start();

@@ -112,6 +112,18 @@ public:
     }
 
     // Stores the lease as given (expires_in_ms = lease_ms: the fake has no clock).
+    // One NIC (index 0) whose link the API switches.
+    std::expected<NicInfo, std::string> set_link(std::uint32_t nic, bool up) override
+    {
+        if (nic != 0)
+            return std::unexpected("no NIC " + std::to_string(nic) + " (this VM has 1)");
+        NicInfo info;
+        info.tap = "tap0";
+        info.link = up ? "up" : "down";
+        info.rx_dropped_by = { { "link_down", 3 } };
+        info.rx_dropped = 3;
+        return info;
+    }
     std::expected<std::optional<MemoryCeiling>, std::string> set_ceiling(std::optional<CeilingRequest> const& request) override
     {
         std::lock_guard lock(m_mutex);
