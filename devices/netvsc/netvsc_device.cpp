@@ -96,7 +96,6 @@ void NetvscDevice::on_close()
     m_recv_count = m_recv_in_flight = m_send_count = 0;
     m_recv_free.clear();
     m_recv_busy.clear();
-    ++m_recv_generation;
     m_nvsp_version = m_ndis_version = 0;
     m_rndis_initialized = false;
     m_packet_filter = 0;
@@ -234,8 +233,7 @@ void NetvscDevice::handle_receive_buffer(vmbus::InboundPacket const& packet)
     m_recv_id = msg->id;
     m_recv_count = static_cast<u32>(count);
     m_recv_in_flight = 0;
-    ++m_recv_generation;
-    m_recv_busy.assign(m_recv_count, false);
+    m_recv_busy.assign(m_recv_count, 0);
     m_recv_free.resize(m_recv_count);
     for (u32 i = 0; i < m_recv_count; ++i)
         m_recv_free[i] = m_recv_count - 1 - i; // Lowest index on top.
@@ -298,8 +296,7 @@ void NetvscDevice::release_receive_buffer()
     m_recv.reset();
     m_recv_count = m_recv_in_flight = 0;
     m_recv_free.clear();
-    m_recv_busy.clear();
-    ++m_recv_generation; // Completions for the old buffer are stale from now on.
+    m_recv_busy.clear(); // Completions for the old buffer are stale from now on.
 }
 
 void NetvscDevice::release_send_buffer()
@@ -386,15 +383,17 @@ void NetvscDevice::handle_completion(vmbus::InboundPacket const& packet)
 {
     // The guest's receive completion (netvsc.c:1396-1420): the transaction id names the
     // sub-allocation of one transfer-page packet; its status does not matter here.
+    // Only the id in flight at that index counts: a repeated completion arriving after the
+    // sub-allocation was freed and announced again (same index, newer id) must not free the new
+    // packet while the guest still reads it (found by fuzz_netvsc).
     u64 id = packet.transaction_id;
-    u32 generation = static_cast<u32>(id >> 32);
     u32 index = static_cast<u32>(id);
-    if (!m_recv || generation != m_recv_generation || index >= m_recv_count || !m_recv_busy[index]) {
+    if (!m_recv || index >= m_recv_count || id == 0 || m_recv_busy[index] != id) { // 0 marks a free one.
         ++m_stats.stale_completions;
         VMM_GUEST_WARN("netvsc", "completion for no receive in flight ({:#x})", id);
         return;
     }
-    m_recv_busy[index] = false;
+    m_recv_busy[index] = 0;
     m_recv_free.push_back(index);
     --m_recv_in_flight;
     changed();
@@ -416,13 +415,16 @@ bool NetvscDevice::send_to_guest(std::span<std::byte const> message, u32 channel
     auto payload = nvsp_message(nvsp);
     vmbus::TransferPageRange range { static_cast<u32>(message.size()), static_cast<u32>(offset) };
     auto header = vmbus::transfer_page_header(m_recv_id, std::span { &range, 1 });
-    u64 id = u64 { m_recv_generation } << 32 | index;
+    // Never 0 (the free marker): the sequence skips 0 when it wraps.
+    if (++m_recv_sequence == 0)
+        m_recv_sequence = 1;
+    u64 id = u64 { m_recv_sequence } << 32 | index;
     auto sent = m_port->send(vmbus::OutboundPacket { vmbus::VmPacketType::VM_PKT_DATA_USING_XFER_PAGES,
         vmbus::VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, id, header, payload });
     if (!sent)
         return false; // Ring full: the sub-allocation stays free, the message waits.
     m_recv_free.pop_back();
-    m_recv_busy[index] = true;
+    m_recv_busy[index] = id;
     ++m_recv_in_flight;
     return true;
 }

@@ -165,15 +165,17 @@ private:
     u32 m_nvsp_version { 0 };
     u32 m_ndis_version { 0 };
     // Receive buffer: sub-allocations of m_recv_section_bytes; each busy one remembers the
-    // transaction id of the transfer-page packet that announced it (0 = free).
+    // transaction id of the transfer-page packet that announced it (0 = free). The id is
+    // (send sequence << 32) | index, the sequence never reset, so an id is never reused while
+    // a stale copy of it can still come back (a repeated completion, one for a revoked buffer).
     std::optional<vmbus::GpadlView> m_recv;
     u16 m_recv_id { 0 };
     u32 m_recv_section_bytes;
     u32 m_recv_count { 0 };
     u32 m_recv_in_flight { 0 };
-    u32 m_recv_generation { 0 };
+    u32 m_recv_sequence { 0 };        // Upper half of the next transfer-page packet's id.
     std::vector<u32> m_recv_free;     // Stack of free sub-allocation indices.
-    std::vector<bool> m_recv_busy;
+    std::vector<u64> m_recv_busy;     // Per index: the id in flight there, 0 when free.
     std::optional<vmbus::GpadlView> m_send;
     u32 m_send_count { 0 };
 

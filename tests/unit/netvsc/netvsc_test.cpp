@@ -398,6 +398,29 @@ TEST_F(NetvscTest, RevokeReleasesTheBuffersAndStaleCompletionsAreIgnored)
     EXPECT_EQ(device.stats().stale_completions, 3u);
 }
 
+// A completion repeated after its sub-allocation was announced again (same offset) is stale: it
+// must not free the newer packet the guest is still reading (fuzz_netvsc's in-flight mismatch).
+TEST_F(NetvscTest, ARepeatedCompletionNeverFreesTheSubAllocationsNextPacket)
+{
+    up();
+    ASSERT_TRUE(device.deliver_frame(frame_to(MAC, 60, 1)));
+    auto first = nic.receive();
+    ASSERT_TRUE(first.has_value());
+    nic.complete_receive(first->tid);
+    ASSERT_TRUE(device.deliver_frame(frame_to(MAC, 60, 2)));
+    auto second = nic.receive();
+    ASSERT_TRUE(second.has_value());
+    ASSERT_EQ(second->offset, first->offset); // The freed sub-allocation is the one reused.
+    EXPECT_NE(second->tid, first->tid);
+    nic.complete_receive(first->tid); // Late duplicate of the first completion.
+    nic.complete_receive(0);          // Id 0 marks a free sub-allocation inside the device.
+    EXPECT_EQ(device.stats().stale_completions, 2u);
+    EXPECT_EQ(device.receive_sections_in_flight(), 1u);
+    nic.complete_receive(second->tid);
+    EXPECT_EQ(device.receive_sections_in_flight(), 0u);
+    EXPECT_EQ(device.stats().stale_completions, 2u);
+}
+
 TEST_F(NetvscTest, HostilePacketsAreRefusedAndTheDeviceKeepsWorking)
 {
     up();
