@@ -223,6 +223,9 @@ build_kvp_daemon() {
 
 build_initramfs() {
   local list=$out/initramfs.list cpio=$out/initramfs.cpio applet
+  # A syntax error in /init panics the guest at boot ("Attempted to kill init") and fails every
+  # e2e test at once: refuse to pack it (busybox sh parses what POSIX sh -n accepts).
+  sh -n "$guest/init" || die "guest/init has a shell syntax error (see above)"
   build_gen_init_cpio
   build_tool memdirty
   build_tool clockprobe
