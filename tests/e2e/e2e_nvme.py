@@ -155,19 +155,23 @@ def nvme_root(args) -> None:
         subprocess.run([mkfs, "-q", "-F", "-t", "ext4", "-d", str(tree), str(image)], check=True)
         cmdline = (paths["cmdline"].read_text().strip()
                    + " root=/dev/nvme0n1 rootfstype=ext4 rw rootwait init=/init microvmm.test=nvme-root")
-        config = write_config(directory, {"vcpus": 1, "memory_mib": 256},
+        # 2 vCPUs: the driver must get one I/O queue pair per vCPU (the other case keeps 1 vCPU:
+        # two emulated vCPUs boot slowly on a loaded 2-core host).
+        config = write_config(directory, {"vcpus": 2, "memory_mib": 256},
                               {"kernel": paths["vmlinux"], "cmdline": cmdline},
                               f'[[disk]]\npath = "{image}"\nserial = "ROOT"\n')
         run = Run(args.microvmm, config, args.timeout)
-        root = expect(run, r"INIT: nvme root=(\S+) type=(\S+) nvme0n1=(\S+)", "init did not report its root")
+        root = expect(run, r"INIT: nvme root=(\S+) type=(\S+) nvme0n1=(\S+) io_queues=(\d+)", "init did not report its root")
         if root.group(2) != "ext4" or root.group(1) != root.group(3):
             fail(f"/ is {root.group(1)} ({root.group(2)}), not nvme0n1 ({root.group(3)}) as ext4")
+        if int(root.group(4)) != 2:
+            fail(f"the guest has {root.group(4)} NVMe I/O queues with 2 vCPUs, wanted one per vCPU")
         expect(run, r"INIT: poweroff", "no poweroff")
         status, log = run.finish()
         if status != 0:
             fail(f"microvmm exited with {status}")
         check_log(log)
-        print(f"root on NVMe: / is {root.group(1)} = nvme0n1, ext4", flush=True)
+        print(f"root on NVMe: / is {root.group(1)} = nvme0n1, ext4; {root.group(4)} I/O queues for 2 vCPUs", flush=True)
 
 
 CASES = {"nvme": nvme, "nvme-root": nvme_root}
