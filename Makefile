@@ -12,9 +12,7 @@ endif
 MESON_FLAGS ?=
 ifneq ($(SANITIZE),)
 # b_lundef=false: meson's default -Wl,--no-undefined breaks sanitizer runtime linking.
-# seccomp_test_hook: sanitizer builds are test-only builds, so they also prove each thread's
-# seccomp filter kills it (e2e-seccomp-hook-*, SECURITY.md).
-override MESON_FLAGS += -Db_sanitize=$(SANITIZE) -Db_lundef=false -Dseccomp_test_hook=true
+override MESON_FLAGS += -Db_sanitize=$(SANITIZE) -Db_lundef=false
 endif
 # REQUIRE_E2E=1: `make check` fails when a test is skipped (e.g. no /dev/kvm) instead of passing.
 REQUIRE_E2E ?= 0

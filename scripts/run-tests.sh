@@ -14,8 +14,7 @@ if [[ -n ${MICROVMM_SANITIZE:-} ]]; then
   # Sanitized guest boots are slower: twice meson's per-test timeouts.
   meson test -C "$build" --print-errorlogs --num-processes 2 --timeout-multiplier 2 --suite unit --logbase unit
   status=$?
-  # The seccomp hook cases exist when the build has -Dseccomp_test_hook=true (the Makefile sets
-  # it for sanitizer builds; a build directory set up before that lacks them).
+  # The seccomp hook cases (build/microvmm-seccomp-hook, SECURITY.md), under the sanitizer too.
   mapfile -t hooks < <(meson test -C "$build" --list 2>/dev/null | sed -n 's|.* / \(e2e-seccomp-hook-.*\)|\1|p')
   meson test -C "$build" --print-errorlogs --num-processes 1 --timeout-multiplier 2 --logbase e2e \
     e2e-tiny-poweroff e2e-tiny-reset e2e-stress e2e-api-tiny e2e-vmbus-1vcpu e2e-sandbox "${hooks[@]}"

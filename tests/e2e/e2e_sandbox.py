@@ -6,7 +6,7 @@
 #   sandbox: every thread has its seccomp filter (the vCPU, hv-timers and nvme-io threads two: the loop's,
 #            inherited, and their own), no capability (effective, permitted, bounding), no new
 #            privileges; every fd is close-on-exec; the API socket is 0600.
-#   seccomp-hook-<thread>: needs a build with -Dseccomp_test_hook=true; that thread issues a call
+#   seccomp-hook-<thread>: run with build/microvmm-seccomp-hook (the armed test hook); that thread issues a call
 #            outside its filter (MICROVMM_SECCOMP_TEST_VIOLATE): microvmm dies of SIGSYS and its
 #            last log line names the thread type and the call.
 import os
@@ -140,7 +140,7 @@ def seccomp_hook(thread: str):
             began = time.monotonic()
             status, log = run.finish()
             if status != -signal.SIGSYS:
-                fail(f"exit status {status}, wanted death by SIGSYS ({-signal.SIGSYS}); is this a -Dseccomp_test_hook=true build?")
+                fail(f"exit status {status}, wanted death by SIGSYS ({-signal.SIGSYS}); is this build/microvmm-seccomp-hook?")
             wanted = rf"microvmm: seccomp: {re.escape(thread)} thread made a forbidden system call: personality \(135"
             if not re.search(wanted, log):
                 fail(f"no log line naming the {thread} thread and personality: {log!r}")

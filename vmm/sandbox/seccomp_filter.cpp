@@ -19,6 +19,7 @@
 
 #include "base/log.hpp"
 #include "vmm/sandbox/seccomp_programs.hpp"
+#include "vmm/sandbox/seccomp_test_hook.hpp"
 
 namespace vmm::sandbox {
 
@@ -26,12 +27,6 @@ namespace {
 
 // What the SIGSYS line calls this thread: set by load_filter() before the filter goes on.
 thread_local char const* t_kind_name = nullptr;
-
-#ifdef MICROVMM_SECCOMP_TEST_HOOK
-// Test builds only (meson -Dseccomp_test_hook=true): MICROVMM_SECCOMP_TEST_VIOLATE=<thread
-// type> makes that thread issue a call outside its filter right after loading it.
-std::string g_violate;
-#endif
 
 // Async-signal-safe formatting into a fixed buffer.
 struct Line {
@@ -114,10 +109,7 @@ Result<void> prepare_seccomp()
             return fail_errno(fmt::format("seccomp: the kernel lacks seccomp(2) action {:#x} (needs Linux >= 4.14)", wanted), err);
         }
     }
-#ifdef MICROVMM_SECCOMP_TEST_HOOK
-    if (char const* violate = std::getenv("MICROVMM_SECCOMP_TEST_VIOLATE"))
-        g_violate = violate;
-#endif
+    arm_test_hook(); // Nothing outside build/microvmm-seccomp-hook (seccomp_test_hook.hpp).
     return {};
 }
 
@@ -140,14 +132,6 @@ Result<void> load_filter(ThreadKind kind)
             program.size()), err);
     }
     return {};
-}
-
-void run_test_hook([[maybe_unused]] ThreadKind kind)
-{
-#ifdef MICROVMM_SECCOMP_TEST_HOOK
-    if (g_violate == thread_kind_name(kind))
-        ::syscall(SYS_personality, 0xffffffffUL); // Outside every list: must die here with SIGSYS.
-#endif
 }
 
 } // namespace vmm::sandbox

@@ -27,9 +27,5 @@ Result<void> prepare_seccomp();
 // CAP_SYS_ADMIN. Two system calls, nothing allocated.
 Result<void> load_filter(ThreadKind kind);
 
-// Test builds only (meson -Dseccomp_test_hook=true, never the product): if the environment
-// variable MICROVMM_SECCOMP_TEST_VIOLATE named this thread type at prepare_seccomp(), issue a
-// call outside its filter now. An empty function otherwise.
-void run_test_hook(ThreadKind kind);
 
 } // namespace vmm::sandbox

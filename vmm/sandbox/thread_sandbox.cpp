@@ -6,6 +6,7 @@
 #include "base/log.hpp"
 #include "vmm/sandbox/least_privilege.hpp"
 #include "vmm/sandbox/seccomp_filter.hpp"
+#include "vmm/sandbox/seccomp_test_hook.hpp"
 
 namespace vmm::sandbox {
 
