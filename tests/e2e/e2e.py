@@ -99,6 +99,15 @@ class Run:
             if self._remaining() <= 0 or self._take(self._remaining()) is None:
                 return None
 
+    def expect(self, pattern: str, what: str) -> re.Match:
+        """wait_for, or stop microvmm and fail with `what` (its log printed)."""
+        match = self.wait_for(pattern)
+        if not match:
+            self.process.kill()
+            self.finish()
+            fail(what)
+        return match
+
     def finish(self) -> tuple[int, str]:
         try:
             self.process.wait(timeout=max(1.0, self._remaining()))

@@ -110,24 +110,15 @@ def send_all(port: int, payload: bytes, timeout: float) -> None:
             pass
 
 
-def expect(run: Run, pattern: str, what: str):
-    match = run.wait_for(pattern)
-    if not match:
-        run.process.kill()
-        run.finish()
-        fail(what)
-    return match
-
-
 def boot_checks(run: Run, boot: int) -> str:
-    match = expect(run, r"INIT: net eth0 mac=(\S+) mtu=(\d+)|INIT: error net", f"boot {boot}: no eth0")
+    match = run.expect(r"INIT: net eth0 mac=(\S+) mtu=(\d+)|INIT: error net", f"boot {boot}: no eth0")
     if match.group(1) != MAC or match.group(2) != "1500":
         fail(f"boot {boot}: eth0 has MAC {match.group(1)} MTU {match.group(2)}, expected {MAC} 1500")
-    expect(run, r"INIT: net ping ok|INIT: error net ping", f"boot {boot}: guest -> host ping timed out")
+    run.expect(r"INIT: net ping ok|INIT: error net ping", f"boot {boot}: guest -> host ping timed out")
     if "error" in run.lines[run.cursor - 1][1]:
         fail(f"boot {boot}: the guest could not ping the host")
-    tx = expect(run, r"INIT: net tx sha256=(\w+)", f"boot {boot}: no tx data").group(1)
-    expect(run, r"INIT: net ready", f"boot {boot}: not ready")
+    tx = run.expect(r"INIT: net tx sha256=(\w+)", f"boot {boot}: no tx data").group(1)
+    run.expect(r"INIT: net ready", f"boot {boot}: not ready")
     summary = ping(GUEST_IP)
     if summary is None:
         fail(f"boot {boot}: host -> guest ping failed")
@@ -169,7 +160,7 @@ def net(args) -> None:
             payload = random.Random(13).randbytes(KIB * 1024)
             started = time.monotonic()
             send_all(7002, payload, 600)
-            rx = expect(run, r"INIT: net rx sha256=(\w+) bytes=(\d+)", "the guest did not report its received data")
+            rx = run.expect(r"INIT: net rx sha256=(\w+) bytes=(\d+)", "the guest did not report its received data")
             seconds = time.monotonic() - started
             if rx.group(1) != hashlib.sha256(payload).hexdigest() or int(rx.group(2)) != len(payload):
                 fail(f"host -> guest: the guest got {rx.group(2)} bytes, SHA-256 {rx.group(1)}")
@@ -180,10 +171,10 @@ def net(args) -> None:
                 nic = json.loads(api_request(api, "PUT", "/api/v1/net/0/link", json.dumps({"up": up})))
                 if nic.get("link") != ("up" if up else "down"):
                     fail(f"PUT /api/v1/net/0/link up={up}: {nic}")
-                expect(run, rf"INIT: net carrier {carrier}|INIT: error net carrier", f"no carrier {carrier} in the guest")
+                run.expect(rf"INIT: net carrier {carrier}|INIT: error net carrier", f"no carrier {carrier} in the guest")
                 if "error" in run.lines[run.cursor - 1][1]:
                     fail(f"the guest's carrier did not become {carrier} after the link went {'up' if up else 'down'}")
-            expect(run, r"INIT: net rebind ok|INIT: error net rebind", "driver rebind did not finish")
+            run.expect(r"INIT: net rebind ok|INIT: error net rebind", "driver rebind did not finish")
             if "error" in run.lines[run.cursor - 1][1]:
                 fail("the link did not come back after unbind/rebind")
             vm = json.loads(api_get(api, "/api/v1/vm"))
@@ -204,7 +195,7 @@ def net(args) -> None:
             # Reboot: the NIC must come up again on the second boot.
             with connect(7003, 60) as client:
                 client.sendall(b"reboot\n")
-            expect(run, r"INIT: net rebooting", "the guest did not take the reboot request")
+            run.expect(r"INIT: net rebooting", "the guest did not take the reboot request")
             boot_checks(run, 2)
             run.process.kill()
             status, log = run.finish()

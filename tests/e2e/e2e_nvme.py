@@ -41,15 +41,6 @@ def block(seed: int, number: int) -> bytes:
     return struct.pack("<Q", (seed << 32) | number) * (BLOCK // 8)
 
 
-def expect(run: Run, pattern: str, what: str):
-    match = run.wait_for(pattern)
-    if not match:
-        run.process.kill()
-        run.finish()
-        fail(what)
-    return match
-
-
 def api_get(path: Path, url: str) -> str:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.settimeout(30)
@@ -91,25 +82,25 @@ def nvme(args) -> None:
         run = Run(args.microvmm, config, args.timeout)
         functions = 0
         while functions < 2:
-            match = expect(run, r"INIT: pci \S+ vendor=(\S+) device=(\S+) class=(\S+)", "fewer than 2 NVMe functions in sysfs")
+            match = run.expect(r"INIT: pci \S+ vendor=(\S+) device=(\S+) class=(\S+)", "fewer than 2 NVMe functions in sysfs")
             if match.group(3) == "0x010802":
                 if (match.group(1), match.group(2)) != ("0x1b36", "0x1000"):
                     fail(f"NVMe function with IDs {match.group(1)}:{match.group(2)}")
                 functions += 1
-        found = expect(run, r"INIT: nvme rw=(/dev/nvme\dn1) ro=(/dev/nvme\dn1)|INIT: error nvme", "no NVMe block devices")
+        found = run.expect(r"INIT: nvme rw=(/dev/nvme\dn1) ro=(/dev/nvme\dn1)|INIT: error nvme", "no NVMe block devices")
         if found.group(1) is None or {found.group(1), found.group(2)} != {"/dev/nvme0n1", "/dev/nvme1n1"}:
             fail("the guest did not get /dev/nvme0n1 and /dev/nvme1n1 for serials RW and RO")
-        expect(run, r"NVMET: read ok blocks=8", "the guest did not read the host's pattern")
-        expect(run, r"NVMET: write ok blocks=8", "the guest's O_DSYNC write failed")
-        refused = expect(run, r"NVMET: write (\S+)", "no result of the read-only write")
+        run.expect(r"NVMET: read ok blocks=8", "the guest did not read the host's pattern")
+        run.expect(r"NVMET: write ok blocks=8", "the guest's O_DSYNC write failed")
+        refused = run.expect(r"NVMET: write (\S+)", "no result of the read-only write")
         if refused.group(1) != "error":
             fail("a write to the read_only disk succeeded in the guest")
         print(f"read-only disk: the guest's write failed ({run.lines[run.cursor - 1][1]})", flush=True)
-        expect(run, r"NVMET: stream reboot acked=\d+", "the stream did not reach its reboot")
-        expect(run, r"INIT: nvme second boot", "no second boot seeing the stream's marker")
+        run.expect(r"NVMET: stream reboot acked=\d+", "the stream did not reach its reboot")
+        run.expect(r"INIT: nvme second boot", "no second boot seeing the stream's marker")
         acked = [int(m.group(1)) for _, line in run.lines
                  if (m := re.search(r"NVMET: stream acked block=(\d+)", line))]
-        expect(run, r"NVMET: read ok blocks=8", "the second boot could not read the first boot's writes")
+        run.expect(r"NVMET: read ok blocks=8", "the second boot could not read the first boot's writes")
         metrics = api_get(api, "/metrics")
         for disk, serial in ((0, "RW"), (1, "RO")):
             if f'microvmm_disk_read_commands_total{{disk="{disk}",serial="{serial}"}}' not in metrics:
@@ -117,7 +108,7 @@ def nvme(args) -> None:
         written = re.search(r'microvmm_disk_write_bytes_total\{disk="0",serial="RW"\} (\d+)', metrics)
         if not written or int(written.group(1)) < (8 + len(acked)) * BLOCK:
             fail(f"/metrics: disk 0 wrote {written and written.group(1)} bytes, expected >= {(8 + len(acked)) * BLOCK}")
-        expect(run, r"INIT: poweroff", "the second boot did not power off")
+        run.expect(r"INIT: poweroff", "the second boot did not power off")
         status, log = run.finish()
         if status != 0:
             fail(f"microvmm exited with {status}")
@@ -161,12 +152,12 @@ def nvme_root(args) -> None:
                               {"kernel": paths["vmlinux"], "cmdline": cmdline},
                               f'[[disk]]\npath = "{image}"\nserial = "ROOT"\n')
         run = Run(args.microvmm, config, args.timeout)
-        root = expect(run, r"INIT: nvme root=(\S+) type=(\S+) nvme0n1=(\S+) io_queues=(\d+)", "init did not report its root")
+        root = run.expect(r"INIT: nvme root=(\S+) type=(\S+) nvme0n1=(\S+) io_queues=(\d+)", "init did not report its root")
         if root.group(2) != "ext4" or root.group(1) != root.group(3):
             fail(f"/ is {root.group(1)} ({root.group(2)}), not nvme0n1 ({root.group(3)}) as ext4")
         if int(root.group(4)) != 2:
             fail(f"the guest has {root.group(4)} NVMe I/O queues with 2 vCPUs, wanted one per vCPU")
-        expect(run, r"INIT: poweroff", "no poweroff")
+        run.expect(r"INIT: poweroff", "no poweroff")
         status, log = run.finish()
         if status != 0:
             fail(f"microvmm exited with {status}")
