@@ -62,31 +62,59 @@ struct Line {
     }
 };
 
-// SA_SIGINFO | SA_RESETHAND: runs once, on the thread whose call trapped; only write(), getpid,
-// gettid and tgkill, which every filter allows.
+// A system call number no x86-64 kernel has (the table ends below 512; arch/x86/entry/syscalls/
+// syscall_64.tbl) and so no filter allows: the programs' default action, TRAP, applies to it.
+constexpr long kNoSuchCall = 1023;
+
+// si_code of a seccomp trap (SYS_SECCOMP, include/uapi/asm-generic/siginfo.h); glibc's
+// <signal.h> spells it only under some feature macros.
+constexpr int kSiCodeSeccomp = 1;
+
+// SA_SIGINFO without SA_RESETHAND, on the thread whose call trapped; only write(), getpid,
+// gettid, tgkill and rt_sigaction, async-signal-safe.
+//
+// Why not SA_RESETHAND: with several threads trapping at once (two vCPUs running the same
+// code), the first delivery resets the action and the second thread's trap then kills the
+// process by default before the first handler has written its line (CI saw exactly that: death
+// by SIGSYS with no line). Here every trapping thread writes its own line, then dies the way
+// the kernel offers: a second trap while SIGSYS is blocked in this handler makes the kernel
+// reset the action to the default and deliver it (kernel/signal.c force_sig_info_to_task, via
+// force_sig_seccomp), so the process dies of SIGSYS (core) whatever other threads are doing.
 void on_sigsys(int, siginfo_t* info, void* context)
 {
-    int const nr = info->si_syscall;
     auto const* uc = static_cast<ucontext_t const*>(context);
     Line line;
     line.add("microvmm: seccomp: ");
     line.add(t_kind_name ? t_kind_name : "unknown");
-    line.add(" thread made a forbidden system call: ");
-    char const* name = syscall_name(nr); // Constant data (seccomp_programs.hpp); "?" past the table.
-    line.add(name ? name : "?");
-    line.add(" (");
-    line.add_dec(static_cast<unsigned long>(nr));
-    line.add(", args ");
-    line.add_hex(static_cast<unsigned long>(uc->uc_mcontext.gregs[REG_RDI]));
-    line.add(" ");
-    line.add_hex(static_cast<unsigned long>(uc->uc_mcontext.gregs[REG_RSI]));
-    line.add(" ");
-    line.add_hex(static_cast<unsigned long>(uc->uc_mcontext.gregs[REG_RDX]));
-    line.add("); killing the process\n");
+    if (info->si_code == kSiCodeSeccomp) {
+        int const nr = info->si_syscall;
+        line.add(" thread made a forbidden system call: ");
+        char const* name = syscall_name(nr); // Constant data (seccomp_programs.hpp); "?" past the table.
+        line.add(name ? name : "?");
+        line.add(" (");
+        line.add_dec(static_cast<unsigned long>(nr));
+        line.add(", args ");
+        line.add_hex(static_cast<unsigned long>(uc->uc_mcontext.gregs[REG_RDI]));
+        line.add(" ");
+        line.add_hex(static_cast<unsigned long>(uc->uc_mcontext.gregs[REG_RSI]));
+        line.add(" ");
+        line.add_hex(static_cast<unsigned long>(uc->uc_mcontext.gregs[REG_RDX]));
+        line.add("); killing the process\n");
+    } else {
+        // kill(2) from outside, not a filter: still die of it, as without the reporter.
+        line.add(" thread received SIGSYS from pid ");
+        line.add_dec(static_cast<unsigned long>(info->si_pid));
+        line.add("; killing the process\n");
+    }
     // The raw call: a sanitizer build intercepts write() with code of its own.
     ::syscall(SYS_write, STDERR_FILENO, line.text, line.size);
-    // SIGSYS is blocked while this runs and its action is back to the default (core): it is
-    // delivered, and kills the process, when the handler returns.
+    ::syscall(kNoSuchCall); // Traps under every filter: the process dies here (see above).
+    // Reached only on a thread without a filter (start-up, before enter_thread()): there
+    // rt_sigaction is allowed; SIGSYS stays blocked until this handler returns, then the
+    // pending signal kills the process by default.
+    struct sigaction fallback {};
+    fallback.sa_handler = SIG_DFL;
+    ::sigaction(SIGSYS, &fallback, nullptr);
     ::syscall(SYS_tgkill, ::getpid(), ::syscall(SYS_gettid), SIGSYS);
 }
 
@@ -97,7 +125,7 @@ Result<void> prepare_seccomp()
     struct sigaction action {};
     action.sa_sigaction = on_sigsys;
     sigemptyset(&action.sa_mask);
-    action.sa_flags = SA_SIGINFO | SA_RESETHAND;
+    action.sa_flags = SA_SIGINFO; // Not SA_RESETHAND: on_sigsys says why.
     if (::sigaction(SIGSYS, &action, nullptr) < 0)
         return fail_errno("sigaction SIGSYS (seccomp reporter)");
     // The programs return these two actions (and ALLOW): ask the kernel once, before any

@@ -7,7 +7,8 @@
 //
 // Why TRAP and not SCMP_ACT_KILL_PROCESS: a killed process leaves its reason only in the audit
 // log, which a VMM operator may not read; with TRAP the process still dies of SIGSYS (the
-// handler is SA_RESETHAND and re-raises) after an async-signal-safe write() to stderr. A
+// handler traps again with SIGSYS blocked, which the kernel turns into the default action)
+// after an async-signal-safe write() to stderr, on every thread that traps, however many at once. A
 // compromised thread cannot catch the trap: rt_sigaction(SIGSYS) is outside every list, and
 // the trapped call never runs either way.
 #pragma once
