@@ -228,8 +228,10 @@ Result<void> Machine::create_partition()
     }
     m_vmbus = std::make_unique<VmbusGlue>(m_memory, *m_partition, m_config.machine.vcpus);
     m_partition->set_hypercall_sink(m_vmbus.get());
-    if (auto* recorder = backends::TrafficRecorder::instance())
+    if (auto* recorder = backends::TrafficRecorder::instance()) {
         m_vmbus->with_host([recorder](vmbus::VmbusHost& host) { host.set_traffic_tap(recorder); });
+        m_partition->set_traffic_tap(recorder);
+    }
     m_hooks = m_partition_hooks.get();
     return m_vm.set_msr_filter(hyperv::Partition::msrs());
 }

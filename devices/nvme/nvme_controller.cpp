@@ -312,6 +312,8 @@ void NvmeController::process_sq(u16 sqid)
                 return fail_controller("submission queue entry not in guest RAM", sq.base);
             sq.head = (sq.head + 1) % sq.size;
             ++sq.in_flight;
+            if (m_tap != nullptr)
+                m_tap->on_command(sqid, *entry);
             if (sqid == 0)
                 admin_command(*entry);
             else

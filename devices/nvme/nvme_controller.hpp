@@ -25,6 +25,7 @@
 #include "base/log.hpp"
 #include "base/types.hpp"
 #include "devices/nvme/block_backend.hpp"
+#include "devices/nvme/command_tap.hpp"
 #include "devices/nvme/interrupt_sink.hpp"
 #include "devices/nvme/nvme_spec.hpp"
 #include "devices/nvme/prp.hpp"
@@ -103,6 +104,8 @@ public:
     u32 backend_in_flight() const { return m_backend_outstanding; }
     NvmeStats const& stats() const { return m_stats; }
     NvmeControllerConfig const& config() const { return m_config; }
+    // The traffic recorder's observer (nullptr: off, the default). Set before the guest runs.
+    void set_command_tap(CommandTap* tap) { m_tap = tap; }
 
 private:
     struct SubmissionQueue {
@@ -256,6 +259,8 @@ private:
 
     NvmeStats m_stats;
     log::RateLimit m_log_limit { 20, 2 };
+    CommandTap* m_tap { nullptr };
+    std::vector<u64> m_tap_list; // PRP list entries walked, for m_tap.
 };
 
 } // namespace vmm::nvme

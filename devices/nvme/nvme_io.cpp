@@ -128,7 +128,13 @@ std::optional<NvmeController::Completion> NvmeController::start_read_write(u16 s
     BlockOp const op = write ? BlockOp::Write : BlockOp::Read;
     u32 const index = allocate_slot(sqid, entry.cid(), op);
     auto& slot = m_slots[index];
-    if (auto mapped = map_prps(m_memory, entry.prp1, entry.prp2, bytes, slot.segments); !mapped) {
+    std::vector<u64>* walked = m_tap != nullptr ? &m_tap_list : nullptr;
+    if (walked != nullptr)
+        walked->clear();
+    auto mapped = map_prps(m_memory, entry.prp1, entry.prp2, bytes, slot.segments, walked);
+    if (walked != nullptr && !walked->empty())
+        m_tap->on_prp_list(sqid, entry.cid(), *walked);
+    if (!mapped) {
         release_slot(index);
         return Completion { .status = mapped.error() };
     }

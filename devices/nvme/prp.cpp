@@ -30,7 +30,8 @@ std::expected<void, Status> append(mem::GuestMemory const& memory, u64 gpa, u64 
 
 } // namespace
 
-std::expected<void, Status> map_prps(mem::GuestMemory const& memory, u64 prp1, u64 prp2, u64 length, Segments& out)
+std::expected<void, Status> map_prps(mem::GuestMemory const& memory, u64 prp1, u64 prp2, u64 length, Segments& out,
+    std::vector<u64>* list_entries)
 {
     VMM_ASSERT(length > 0);
     out.clear();
@@ -66,6 +67,8 @@ std::expected<void, Status> map_prps(mem::GuestMemory const& memory, u64 prp1, u
         auto bytes = std::as_writable_bytes(std::span { entries.data(), to_read });
         if (!memory.read(mem::Gpa { list }, bytes).has_value())
             return std::unexpected(Status::DataTransferError);
+        if (list_entries != nullptr)
+            list_entries->insert(list_entries->end(), entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(to_read));
         u64 const data_entries = chained ? in_page - 1 : wanted;
         for (u64 i = 0; i < data_entries; ++i) {
             if ((entries[i] & (PAGE - 1)) != 0)

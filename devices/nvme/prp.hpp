@@ -22,8 +22,10 @@ namespace vmm::nvme {
 using Segments = std::vector<std::span<std::byte>>;
 
 // Maps `length` bytes (> 0) described by PRP1/PRP2. `out` is cleared first. The views stay valid
-// while the GuestMemory's backing lives (the Machine's lifetime).
-std::expected<void, Status> map_prps(mem::GuestMemory const&, u64 prp1, u64 prp2, u64 length, Segments& out);
+// while the GuestMemory's backing lives (the Machine's lifetime). With `list_entries`, every PRP
+// list entry read (data and chain pointers, in order) is appended to it (the traffic recorder).
+std::expected<void, Status> map_prps(mem::GuestMemory const&, u64 prp1, u64 prp2, u64 length, Segments& out,
+    std::vector<u64>* list_entries = nullptr);
 
 // Copies between a host buffer and the guest pages of `segments` (sizes must match: a host bug).
 void copy_to_segments(Segments const&, std::span<std::byte const> from);

@@ -9,10 +9,16 @@
 # balloon, unballoon and hot-add responses, every IC's negotiation and answers, NVSP/RNDIS
 # bring-up and the VMBus messages around them. Then run
 #   tests/fuzz/traffic_to_corpus.py OUT/guest-traffic-*.bin
-# Needs /dev/kvm, root (TAP) and the test guest (guest/build.sh build/guest).
-# Usage: record_traffic.py [--microvmm build/microvmm] [--build-root build] OUT
+# --mode nvme-root records instead a guest with Hyper-V on (no DM) whose root file system is an
+# ext4 image on an NVMe disk (as e2e-nvme-root): the NVMe admin bring-up, the reads and writes
+# of mounting and using / with their PRP lists, the shutdown, and the guest's synthetic MSR
+# writes and hypercalls (fuzz_nvme, fuzz_hyperv_hypercall and fuzz_hyperv_time seeds).
+# Needs /dev/kvm, root (TAP, device nodes), mkfs.ext4 and cpio (nvme-root) and the test guest
+# (guest/build.sh build/guest).
+# Usage: record_traffic.py [--microvmm build/microvmm] [--build-root build] [--mode ic|nvme-root] OUT
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +35,7 @@ def main() -> None:
     parser.add_argument("--microvmm", default=str(root / "build" / "microvmm"))
     parser.add_argument("--build-root", default=str(root / "build"))
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--mode", choices=["ic", "nvme-root"], default="ic")
     parser.add_argument("out")
     args = parser.parse_args()
     args.source_root = str(root)
@@ -36,6 +43,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     os.environ["MICROVMM_RECORD_GUEST_TRAFFIC"] = str(out)
     paths = guest_paths(args)
+    if args.mode == "nvme-root":
+        return record_nvme_root(args, paths)
     with tempfile.TemporaryDirectory() as directory:
         socket = Path(directory) / "api.sock"
         cmdline = paths["cmdline"].read_text().strip() + " microvmm.test=ic microvmm.wait=60"
@@ -64,6 +73,30 @@ def main() -> None:
         ctl("vm", "shutdown")
         status, _ = run.finish()
         print(f"microvmm exited {status}; recording in {out}")
+
+
+def record_nvme_root(args, paths) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        directory = Path(directory)
+        tree, image = directory / "root", directory / "root.img"
+        tree.mkdir()
+        with open(paths["initramfs"], "rb") as archive:
+            subprocess.run([shutil.which("cpio") or "cpio", "-idm", "--quiet"], stdin=archive, cwd=tree, check=True)
+        with open(image, "wb") as f:
+            f.truncate(32 << 20)
+        subprocess.run([shutil.which("mkfs.ext4") or "/sbin/mkfs.ext4", "-q", "-F", "-t", "ext4", "-d", str(tree), str(image)],
+                       check=True)
+        cmdline = (paths["cmdline"].read_text().strip()
+                   + " root=/dev/nvme0n1 rootfstype=ext4 rw rootwait init=/init microvmm.test=nvme-root")
+        config = write_config(directory, {"vcpus": 1, "memory_mib": 256},
+                              {"kernel": paths["vmlinux"], "cmdline": cmdline},
+                              f'[hyperv]\nenabled = true\n[[disk]]\npath = "{image}"\nserial = "ROOT"\n')
+        run = Run(args.microvmm, config, args.timeout)
+        if not run.wait_for(r"INIT: poweroff"):
+            run.process.kill()
+            sys.exit("the guest never said INIT: poweroff")
+        status, _ = run.finish()
+        print(f"microvmm exited {status}; recording in {Path(args.out).resolve()}")
 
 
 if __name__ == "__main__":

@@ -82,10 +82,51 @@ void TrafficRecorder::on_guest_bytes(vmbus::Guid const& interface_type, u32 reli
     write_record(header, {}, bytes);
 }
 
+void TrafficRecorder::on_command(u16 sqid, nvme::SubmissionEntry const& entry)
+{
+    TrafficRecordHeader header {};
+    header.kind = static_cast<std::uint8_t>(TrafficKind::NvmeCommand);
+    header.id = sqid;
+    header.payload_bytes = sizeof entry;
+    write_record(header, {}, std::as_bytes(std::span { &entry, 1 }));
+}
+
+void TrafficRecorder::on_prp_list(u16 sqid, u16 cid, std::span<u64 const> entries)
+{
+    TrafficRecordHeader header {};
+    header.kind = static_cast<std::uint8_t>(TrafficKind::NvmePrpList);
+    header.id = sqid;
+    header.type = cid;
+    header.payload_bytes = static_cast<std::uint32_t>(entries.size_bytes());
+    write_record(header, {}, std::as_bytes(entries));
+}
+
+void TrafficRecorder::on_msr_write(std::uint32_t vp, std::uint32_t msr, std::uint64_t value)
+{
+    TrafficRecordHeader header {};
+    header.kind = static_cast<std::uint8_t>(TrafficKind::HypervMsrWrite);
+    header.id = msr;
+    header.vp_or_flags = vp;
+    header.payload_bytes = sizeof value;
+    write_record(header, {}, std::as_bytes(std::span { &value, 1 }));
+}
+
+void TrafficRecorder::on_hypercall(std::uint32_t vp, std::uint64_t control, std::uint64_t input, std::uint64_t output,
+    std::span<std::byte const> input_bytes)
+{
+    std::uint64_t const regs[3] = { control, input, output };
+    TrafficRecordHeader header {};
+    header.kind = static_cast<std::uint8_t>(TrafficKind::Hypercall);
+    header.vp_or_flags = vp;
+    header.header_bytes = sizeof regs;
+    header.payload_bytes = static_cast<std::uint32_t>(input_bytes.size());
+    write_record(header, std::as_bytes(std::span { regs }), input_bytes);
+}
+
 void TrafficRecorder::write_record(TrafficRecordHeader const& header, std::span<std::byte const> first,
     std::span<std::byte const> second)
 {
-    if (m_failed)
+    if (m_failed.load(std::memory_order_relaxed))
         return;
     timespec now {};
     ::clock_gettime(CLOCK_MONOTONIC, &now);
@@ -96,7 +137,7 @@ void TrafficRecorder::write_record(TrafficRecordHeader const& header, std::span<
     auto const total = sizeof header + first.size() + second.size();
     // One writev per record: a regular file takes it whole or fails (a short write is an error too).
     if (::writev(m_file.get(), parts, 3) != static_cast<ssize_t>(total)) {
-        m_failed = true;
+        m_failed.store(true, std::memory_order_relaxed);
         log::warn("vmm", "guest traffic recording stopped: write failed: {}", std::strerror(errno));
     }
 }

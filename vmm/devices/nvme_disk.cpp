@@ -3,6 +3,8 @@
 
 #include <mutex>
 
+#include "vmm/backends/traffic_recorder.hpp"
+
 namespace vmm {
 
 Result<std::unique_ptr<NvmeDisk>> NvmeDisk::create(DiskSection const& disk, mem::GuestMemory const& memory,
@@ -37,6 +39,9 @@ NvmeDisk::NvmeDisk(std::unique_ptr<ImageFileBackend> backend, nvme::NvmeControll
     : m_backend_owner(std::move(backend))
     , m_controller(std::move(config), memory, *m_backend_owner, interrupts)
 {
+    // MICROVMM_RECORD_GUEST_TRAFFIC: the guest's NVMe commands become fuzz seeds (README "Fuzzing").
+    if (auto* recorder = backends::TrafficRecorder::instance())
+        m_controller.set_command_tap(recorder);
 }
 
 NvmeDisk::~NvmeDisk()

@@ -93,6 +93,7 @@ void Partition::set_hypercall_sink(HypercallSink* sink) { m_sink.store(sink, std
 void Partition::set_memory_hint_sink(MemoryHintSink* sink) { m_hint_sink.store(sink, std::memory_order_release); }
 
 void Partition::set_platform_sink(PlatformSink* sink) { m_platform.store(sink, std::memory_order_release); }
+void Partition::set_traffic_tap(TrafficTap* tap) { m_tap.store(tap, std::memory_order_release); }
 
 std::span<std::uint32_t const> Partition::msrs() { return SYNTHETIC_MSRS; }
 
@@ -227,6 +228,8 @@ bool Partition::write_msr(std::uint32_t vp, std::uint32_t msr, std::uint64_t val
     VMM_ASSERT(vp < m_config.vcpu_count);
     if (!is_synthetic(msr))
         return false;
+    if (TrafficTap* tap = m_tap.load(std::memory_order_acquire))
+        tap->on_msr_write(vp, msr, value);
     bool ok;
     if (Synic::owns_msr(msr)) {
         std::vector<SintRef> retry;
@@ -450,10 +453,26 @@ void Partition::hypercall(std::uint32_t vp, HypercallRegs& regs)
         return;
     }
     m_hypercalls.fetch_add(1, std::memory_order_relaxed);
+    if (TrafficTap* tap = m_tap.load(std::memory_order_acquire))
+        record_hypercall(*tap, vp, regs);
     regs.rax = m_dispatcher->dispatch(vp, regs, m_sink.load(std::memory_order_acquire),
         m_hint_sink.load(std::memory_order_acquire));
     if ((regs.rax & HV_HYPERCALL_CODE_MASK) != HV_STATUS_SUCCESS)
         m_hypercall_failures.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Partition::record_hypercall(TrafficTap& tap, std::uint32_t vp, HypercallRegs const& regs) const
+{
+    // The start of a memory call's input page: a post message's header and payload (TLFS 11.8.3,
+    // 16 + 240 bytes) and most other inputs fit in 512 bytes; never past the page.
+    std::array<std::byte, 512> input {};
+    std::size_t length = 0;
+    if ((regs.rcx & HV_HYPERCALL_FAST_BIT) == 0) {
+        length = std::min<std::size_t>(input.size(), mem::PAGE_SIZE - (regs.rdx & (mem::PAGE_SIZE - 1)));
+        if (!m_memory.read(mem::Gpa { regs.rdx }, std::span { input.data(), length }).has_value())
+            length = 0;
+    }
+    tap.on_hypercall(vp, regs.rcx, regs.rdx, regs.r8, std::span { input.data(), length });
 }
 
 void Partition::reset()

@@ -29,6 +29,7 @@
 #include "vmm/hyperv/enlightenments.hpp"
 #include "vmm/hyperv/memory_hint_sink.hpp"
 #include "vmm/hyperv/reference_time.hpp"
+#include "vmm/hyperv/traffic_tap.hpp"
 
 namespace vmm::hyperv {
 
@@ -140,6 +141,7 @@ public:
     // Free page reporting (memory_hint_sink.hpp); null withdraws it. Before the vCPUs start.
     void set_memory_hint_sink(MemoryHintSink*);
     void set_platform_sink(PlatformSink*); // Before the vCPUs start.
+    void set_traffic_tap(TrafficTap*);     // The traffic recorder (traffic_tap.hpp); before the vCPUs start.
     // 0x40000000..0x4000000A; the VMM drops every KVM leaf (0x40000000+) and installs these.
     std::vector<CpuidLeaf> cpuid_leaves() const;
     // Every MSR that must exit to user space (for KVM_X86_SET_MSR_FILTER): the whole synthetic
@@ -186,12 +188,14 @@ private:
         return m_config.enlightenments.frequencies && m_config.tsc_hz != 0 && m_config.apic_timer_hz != 0;
     }
     void notify_slots_freed(std::vector<SintRef> const&);
+    void record_hypercall(TrafficTap&, std::uint32_t vp, HypercallRegs const&) const;
 
     mem::GuestMemory const& m_memory;
     PartitionConfig const m_config;
     std::atomic<HypercallSink*> m_sink { nullptr };
     std::atomic<MemoryHintSink*> m_hint_sink { nullptr };
     std::atomic<PlatformSink*> m_platform { nullptr };
+    std::atomic<TrafficTap*> m_tap { nullptr };
     InterruptSink& m_interrupts;
     std::unique_ptr<Synic> m_synic;
     std::unique_ptr<HypercallDispatcher> m_dispatcher;
