@@ -117,6 +117,7 @@ private:
     IcVersion m_service {};
     std::optional<InFlight> m_in_flight;
     std::vector<std::byte> m_pending; // A packet that met a full ring (sent on ring space).
+    std::vector<std::byte> m_packet;  // send_message's buffer, reused.
     u64 m_next_transaction { 1 };
     u8 m_ic_transaction { 0 };
     Clock m_clock;

@@ -13,10 +13,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <span>
 
 #include "base/log.hpp"
 #include "devices/ic/heartbeat_ic.hpp"
 #include "devices/ic/kvp_ic.hpp"
+#include "devices/ic/kvp_protocol.hpp"
 #include "devices/ic/shutdown_ic.hpp"
 #include "devices/ic/timesync_ic.hpp"
 #include "tests/support/fuzz_script.hpp"
@@ -128,6 +131,33 @@ void step(Subject& s, vmm::test::FuzzScript& in, std::uint64_t& clock)
     check_sent(s);
 }
 
+// The KVP daemon as the fake guest plays it: each pool holds two pairs (then HV_S_CONT, the end
+// of an enumeration, hv_kvp.c kvp_respond_to_host), so a walk is a few messages. With
+// wrong_sequence and answer_twice set (one op-2 in 32) it echoes every request instead: a pair
+// with an empty key at every index, which walks each pool to the MAX_PAIRS_PER_POOL truncation.
+// Echoing always made most of the target's time 256 2.6 KB enumerations per pool.
+std::optional<std::uint32_t> kvp_daemon(test::IcFakeGuest const& guest, std::span<std::byte> body)
+{
+    if ((guest.wrong_sequence && guest.answer_twice) || body.size() < sizeof(ic::KvpHeader) + sizeof(ic::KvpEnumerate))
+        return ic::HV_S_OK;
+    auto header = wire_from<ic::KvpHeader>(body);
+    if (header.operation != static_cast<std::uint8_t>(ic::KvpOperation::Enumerate))
+        return ic::HV_S_OK;
+    auto entry = body.subspan(sizeof(ic::KvpHeader));
+    std::uint32_t index;
+    std::memcpy(&index, entry.data(), sizeof index);
+    if (index >= 2)
+        return ic::HV_S_CONT;
+    // Key "K0"/"K1", value "V", REG_SZ, UTF-16 with the NUL (sizes in bytes).
+    std::uint32_t const fields[3] = { ic::KVP_REG_SZ, 6, 4 };
+    std::memcpy(entry.data() + offsetof(ic::KvpEnumerate, data), fields, sizeof fields);
+    std::uint8_t const key[6] = { 'K', 0, static_cast<std::uint8_t>('0' + index), 0, 0, 0 };
+    std::uint8_t const value[4] = { 'V', 0, 0, 0 };
+    std::memcpy(entry.data() + offsetof(ic::KvpEnumerate, data) + offsetof(ic::KvpValue, key), key, sizeof key);
+    std::memcpy(entry.data() + offsetof(ic::KvpEnumerate, data) + offsetof(ic::KvpValue, value), value, sizeof value);
+    return ic::HV_S_OK;
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size)
@@ -146,6 +176,9 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
     ic::KvpIc kvp { vmbus::Guid { { 4 } }, ic::KvpConfig { { { "VmName", "fuzz" }, { "Role", "x" } }, 3'000'000'000 } };
     Subject subjects[4] { { shutdown, { { 3, 2 }, { 3, 0 } }, clock }, { heartbeat, { { 3, 0 }, { 1, 0 } }, clock },
         { timesync, { { 4, 0 }, { 3, 0 } }, clock }, { kvp, { { 4, 0 }, { 1, 0 } }, clock } };
+    subjects[3].guest.service_answer = [&guest = subjects[3].guest](ic::IcMessageHeader const&, std::span<std::byte> body) {
+        return kvp_daemon(guest, body);
+    };
     while (!in.done()) {
         auto& s = subjects[in.byte() % 4];
         step(s, in, clock);
