@@ -358,8 +358,8 @@ def nvme_seeds(recs, cap=8):
         return []
     # The list record follows its command: key it by the command's index.
     by_index = {index - 1: entries for (sqid, cid, index), entries in lists.items()}
-    first_io = next((i for i, (sqid, _) in enumerate(commands) if sqid != 0), len(commands))
-    admin = [e for sqid, e in commands[:first_io] if sqid == 0]  # Not shutdown's deletes.
+    # The guest's admin commands but the deletes of its shutdown (the I/O queues must live).
+    admin = [e for sqid, e in commands if sqid == 0 and e[0] & 0xFF not in (0x00, 0x04)]
     shapes, io = set(), []
     for index, (sqid, e) in enumerate(commands):
         if sqid == 0:
@@ -441,10 +441,10 @@ def hv_records(recs):
 
 
 def hyperv_hypercall(recs, cap=96):
-    """fuzz_hyperv_hypercall: the guest's synthetic MSR writes (each distinct MSR/value once, page
-    addresses moved into the fake RAM) and its distinct hypercalls with their input pages written
+    """fuzz_hyperv_hypercall: the guest's synthetic MSR writes (each distinct MSR/value once, at most
+    4 per MSR, page addresses moved into the fake RAM) and its distinct hypercalls with their input pages written
     first (op 3 scribbles), in recorded order."""
-    f, pages, seen, kept = Fdp(), HvPages(), set(), 0
+    f, pages, seen, kept, per_msr = Fdp(), HvPages(), set(), 0, {}
     for r in hv_records(recs):
         vp = min(r["flags"], 2)
         if r["kind"] == 6:
@@ -452,7 +452,9 @@ def hyperv_hypercall(recs, cap=96):
             if r["id"] in HV_GPA_MSRS:
                 value = pages.map(value)
             key = (6, vp, r["id"], value)
-            if key in seen or not 0x40000000 <= r["id"] <= 0x40000200:
+            per_msr[r["id"]] = per_msr.get(r["id"], 0) + 1
+            # Each distinct write once, at most 4 per MSR (Linux rewrites STIMER0_COUNT each tick).
+            if key in seen or per_msr[r["id"]] > 4 or not 0x40000000 <= r["id"] <= 0x40000200:
                 continue
             f.range(vp, 0, 2), f.range(0, 0, 8), f.u(0, 8)  # vp, op 0 (WRMSR), not the array form
             f.range(r["id"], 0x40000000, 0x40000200), f.u(0, 8), f.u(value, 64)

@@ -61,16 +61,27 @@ u64 address(FuzzScript& s)
     }
 }
 
+// Low half first.
+u32 dword(FuzzScript& s)
+{
+    u32 const low = s.u16();
+    return low | (s.u16() << 16);
+}
+
 nvme::SubmissionEntry command(FuzzScript& s)
 {
     nvme::SubmissionEntry e {};
-    e.cdw0 = s.byte() | (static_cast<u32>(s.byte() & 0xC3) << 8) | (s.u16() << 16);
-    e.nsid = s.byte() < 200 ? 1 : s.u16() | (s.u16() << 16);
+    // Every read is its own statement: the operands of | (and a call's arguments) may be
+    // evaluated in any order, and g++ (the corpus replay) and clang (libFuzzer) differ.
+    u32 const opcode = s.byte();
+    u32 const flags = s.byte() & 0xC3;
+    e.cdw0 = opcode | (flags << 8) | (s.u16() << 16);
+    e.nsid = s.byte() < 200 ? 1 : dword(s);
     e.prp1 = address(s);
     e.prp2 = address(s);
-    e.cdw10 = s.u16() | (s.u16() << 16);
-    e.cdw11 = s.u16() | (s.u16() << 16);
-    e.cdw12 = s.u16() | (s.u16() << 16);
+    e.cdw10 = dword(s);
+    e.cdw11 = dword(s);
+    e.cdw12 = dword(s);
     e.cdw13 = s.byte();
     return e;
 }
@@ -163,12 +174,16 @@ void run_nvme_fuzz_input(std::uint8_t const* data, std::size_t size, nvme::NvmeS
                 ram().write(at, command(s));
             break;
         }
-        case 3: // Any doorbell, any value.
-            h.write32(nvme::REG_DOORBELL_BASE + (s.u16() % 0x3000), s.u16() % 80);
+        case 3: { // Any doorbell, any value.
+            u64 const offset = nvme::REG_DOORBELL_BASE + (s.u16() % 0x3000);
+            h.write32(offset, s.u16() % 80);
             break;
-        case 4: // Any register.
-            h.write32(s.byte() & 0x3C, s.u16() | (s.u16() << 16));
+        }
+        case 4: { // Any register.
+            u64 const offset = s.byte() & 0x3C;
+            h.write32(offset, dword(s));
             break;
+        }
         case 5: { // PRP list / data bytes.
             u64 const at = address(s);
             u64 const value = address(s);

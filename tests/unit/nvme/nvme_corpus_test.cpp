@@ -2,7 +2,10 @@
 // The fuzz_nvme seeds recorded from the Linux test guest (tests/fuzz/record_traffic.py --mode
 // nvme-root, then traffic_to_corpus.py) reach the controller's real paths, not only its
 // refusals: the guest's own admin bring-up creates its I/O queues, and its reads and writes (PRP
-// lists included) reach the back-end and complete, with no command refused as a guest error.
+// lists included) reach the back-end and complete. The one command refused is the one the real
+// controller refuses too: Linux's Identify CNS 06h (I/O command set specific controller, NVMe
+// 2.0; Linux 6.1 drivers/nvme/host/core.c:3181, failure tolerated) gets Invalid Field from a 1.4
+// controller.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -22,7 +25,7 @@ std::vector<std::uint8_t> read_seed(std::filesystem::path const& path)
 
 } // namespace
 
-TEST(NvmeCorpus, RecordedLinuxSeedsReachReadsAndWritesWithoutGuestErrors)
+TEST(NvmeCorpus, RecordedLinuxSeedsReachReadsAndWrites)
 {
     namespace fs = std::filesystem;
     vmm::nvme::NvmeStats total;
@@ -33,7 +36,7 @@ TEST(NvmeCorpus, RecordedLinuxSeedsReachReadsAndWritesWithoutGuestErrors)
         auto bytes = read_seed(file.path());
         vmm::nvme::NvmeStats stats;
         vmm::test::run_nvme_fuzz_input(bytes.data(), bytes.size(), &stats);
-        EXPECT_EQ(stats.guest_errors, 0u) << file.path();
+        EXPECT_EQ(stats.guest_errors, 1u) << file.path();
         EXPECT_EQ(stats.io_errors, 0u) << file.path();
         EXPECT_GT(stats.read_commands + stats.write_commands, 0u) << file.path();
         total.read_commands += stats.read_commands;
