@@ -2,6 +2,11 @@
 // NvmeController I/O commands, PRPs (hostile ones too), reset and shutdown with I/O in flight.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <tuple>
+#include <utility>
+#include <vector>
+
 #include <cstring>
 
 #include "tests/unit/nvme/nvme_test_rig.hpp"
@@ -392,4 +397,42 @@ TEST(NvmeIo, ShadowDoorbellsLetIoeventfdKicksCarryNoValue)
 }
 
 } // namespace
+// The traffic recorder's seam: every fetched entry (admin and I/O) as the guest wrote it, and the
+// PRP list a read/write walked (data and chain pointers, in order); nothing without a tap.
+TEST(NvmeIo, CommandTapSeesEveryEntryAndTheWalkedPrpList)
+{
+    struct Tap final : nvme::CommandTap {
+        std::vector<std::pair<u16, nvme::SubmissionEntry>> commands;
+        std::vector<std::tuple<u16, u16, std::vector<u64>>> lists;
+        void on_command(u16 sqid, nvme::SubmissionEntry const& e) override { commands.emplace_back(sqid, e); }
+        void on_prp_list(u16 sqid, u16 cid, std::span<u64 const> entries) override
+        {
+            lists.emplace_back(sqid, cid, std::vector<u64>(entries.begin(), entries.end()));
+        }
+    } tap;
+    NvmeRig rig;
+    rig.controller.set_command_tap(&tap);
+    rig.bring_up();
+    ASSERT_GE(tap.commands.size(), 2u); // Create I/O CQ and SQ.
+    EXPECT_TRUE(std::ranges::all_of(tap.commands, [](auto const& c) { return c.first == 0; }));
+    tap.commands.clear();
+    // Three pages: PRP1 and a list of two entries.
+    rig.ram.write<u64>(LIST_GPA, DATA_GPA + 0x1000);
+    rig.ram.write<u64>(LIST_GPA + 8, DATA_GPA + 0x2000);
+    auto entry = NvmeRig::rw(false, 8, 24, DATA_GPA, LIST_GPA);
+    entry.cdw0 |= u32 { 0x4321 } << 16; // The CID, so the driver keeps the entry as is.
+    ASSERT_EQ(rig.io(entry), 0);
+    ASSERT_EQ(tap.commands.size(), 1u);
+    EXPECT_EQ(tap.commands[0].first, 1);
+    EXPECT_EQ(std::memcmp(&tap.commands[0].second, &entry, sizeof entry), 0);
+    ASSERT_EQ(tap.lists.size(), 1u);
+    EXPECT_EQ(std::get<0>(tap.lists[0]), 1);
+    EXPECT_EQ(std::get<1>(tap.lists[0]), entry.cid());
+    EXPECT_EQ(std::get<2>(tap.lists[0]), (std::vector<u64> { DATA_GPA + 0x1000, DATA_GPA + 0x2000 }));
+    // Two pages need no list.
+    ASSERT_EQ(rig.io(NvmeRig::rw(false, 8, 16, DATA_GPA, DATA_GPA + 0x1000)), 0);
+    EXPECT_EQ(tap.commands.size(), 2u);
+    EXPECT_EQ(tap.lists.size(), 1u);
+}
+
 } // namespace vmm::test
