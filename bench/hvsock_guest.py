@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from net import Guest  # noqa: E402  (the serial-console reader of bench/net.py)
 
 PERIOD = 65521  # guest/vsockt.c BENCH_PERIOD
+GUEST_PORTS = (5000, 5001, 5002, 5011, 5012)  # guest/init mode_vsockbench
 
 
 def bench_byte(k):
@@ -246,6 +247,36 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def vcpu_schedstat(pid):
+    """(ns on a CPU, ns waiting for one) of the VMM's vcpu* threads, from
+    /proc/<pid>/task/<tid>/schedstat: wall time minus both is time the vCPUs slept (the guest
+    halted: nothing to do, or waiting for the VMM)."""
+    run = wait = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if not f.read().startswith("vcpu"):
+                    continue
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                fields = f.read().split()
+        except OSError:
+            continue
+        run += int(fields[0])
+        wait += int(fields[1])
+    return run, wait
+
+
+def vcpu_split(pid, transfer):
+    """Runs transfer(); returns (its result, 'run x% / runqueue y% / halted z%' of the vCPU)."""
+    run0, wait0 = vcpu_schedstat(pid)
+    started = time.monotonic_ns()
+    result = transfer()
+    wall = time.monotonic_ns() - started
+    run1, wait1 = vcpu_schedstat(pid)
+    run, wait = run1 - run0, wait1 - wait0
+    return result, f"vCPU run {100 * run / wall:.0f}% runqueue {100 * wait / wall:.0f}% halted {100 * (wall - run - wait) / wall:.0f}%"
+
+
 def matrix(uds, args, pid):
     """Diagnosis: KiB/s both ways per I/O size x connections x ring, and KiB per VMM CPU-second
     (which the load of a shared host changes much less than KiB/s)."""
@@ -254,19 +285,19 @@ def matrix(uds, args, pid):
         for conns in args.matrix_conns:
             for size in args.matrix_sizes:
                 cpu0 = cpu_seconds(pid)
-                to_kib, to_bytes = parallel(conns, lambda: hv_connect(uds, ports["sink"], args.timeout), send_for,
-                                            size, args.seconds)
+                (to_kib, to_bytes), to_split = vcpu_split(pid, lambda: parallel(
+                    conns, lambda: hv_connect(uds, ports["sink"], args.timeout), send_for, size, args.seconds))
                 cpu1 = cpu_seconds(pid)
-                from_kib, from_bytes = parallel(conns, lambda: hv_connect(uds, ports["source"], args.timeout),
-                                                receive_for, size, args.seconds)
+                (from_kib, from_bytes), from_split = vcpu_split(pid, lambda: parallel(
+                    conns, lambda: hv_connect(uds, ports["source"], args.timeout), receive_for, size, args.seconds))
                 cpu2 = cpu_seconds(pid)
                 load = os.getloadavg()[0]
                 to_eff = to_bytes / 1024 / max(cpu1 - cpu0, 0.01)
                 from_eff = from_bytes / 1024 / max(cpu2 - cpu1, 0.01)
                 rows.append((ring, conns, size, to_kib, from_kib, to_eff, from_eff, load))
                 log(f"matrix ring={ring} conns={conns} io={size}: to guest {to_kib:.1f} KiB/s ({to_bytes} B, "
-                    f"{to_eff:.0f} KiB/CPU-s), from guest {from_kib:.1f} KiB/s ({from_bytes} B, "
-                    f"{from_eff:.0f} KiB/CPU-s), load {load:.1f}")
+                    f"{to_eff:.0f} KiB/CPU-s, {to_split}), from guest {from_kib:.1f} KiB/s ({from_bytes} B, "
+                    f"{from_eff:.0f} KiB/CPU-s, {from_split}), load {load:.1f}")
     return rows
 
 
@@ -291,12 +322,21 @@ def main():
     parser.add_argument("--matrix", action="store_true", help="diagnosis table instead of the bench figures")
     parser.add_argument("--matrix-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[4096, 65536, 262144])
     parser.add_argument("--matrix-conns", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8])
+    parser.add_argument("--cmdline-extra", default="", help="diagnosis: more guest kernel parameters")
     parser.add_argument("--keep-log", help="file for the VMM's log")
+    parser.add_argument("--hold", type=float, help="diagnosis: once ready, print the socket and the VMM's pid "
+                        "and keep the guest up this many seconds (for measuring by hand)")
     args = parser.parse_args()
     if not 0 < args.size <= MAX_IO:
         parser.error(f"--size must be 1..{MAX_IO}")
     with open(args.cmdline_file) as f:
         cmdline = f.read().strip() + " microvmm.test=vsockbench"
+    for word in args.cmdline_extra.split():
+        # One clearcpuid= only: the kernel reads a single instance (cmdline_find_option()).
+        if word.startswith("clearcpuid=") and " clearcpuid=" in cmdline:
+            cmdline = cmdline.replace(" clearcpuid=", f" clearcpuid={word.split('=', 1)[1]},", 1)
+        else:
+            cmdline += " " + word
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as directory:
         uds = os.path.join(directory, "v.sock")
@@ -309,9 +349,20 @@ def main():
             f.write('[hyperv]\nenabled = true\n[vsock]\nuds_path = %s\n' % json.dumps(uds))
         guest = Guest([args.microvmm, "--config", config], args.keep_log or os.path.join(directory, "vmm.log"))
         try:
-            if not guest.wait_for(r"INIT: vsockbench ready", args.boot_timeout):
-                raise RuntimeError("the guest never got ready (INIT: vsockbench ready)")
+            # Every listener must be up: an offer to a port nobody listens on is ignored by the
+            # guest (hyperv_transport.c hvs_open_connection()) until the VMM's open timeout.
+            waiting = {"INIT: vsockbench ready"} | {f"VSOCK: listening port={p}" for p in GUEST_PORTS}
+            deadline = time.monotonic() + args.boot_timeout
+            while waiting:
+                match = guest.wait_for("|".join(re.escape(w) for w in waiting), deadline - time.monotonic())
+                if not match:
+                    raise RuntimeError(f"the guest never got ready (missing: {sorted(waiting)})")
+                waiting.discard(match.group(0))
             log("guest ready")
+            if args.hold:
+                print(json.dumps({"uds": uds, "pid": guest.proc.pid}), flush=True)
+                time.sleep(args.hold)
+                return 0
             if args.matrix:
                 matrix(uds, args, guest.proc.pid)
                 return 0

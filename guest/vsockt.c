@@ -395,8 +395,8 @@ static void source_one(int fd)
 // Serves each connection in a child, like do_echo().
 static int do_bench(unsigned port, unsigned long ring, void (*one)(int))
 {
-	bench_fill();
 	int fd = bench_listen(port, ring);
+	bench_fill();
 	for (;;) {
 		while (sys6(SYS_WAIT4, -1, 0, WNOHANG, 0, 0, 0) > 0) {
 		}
