@@ -294,7 +294,6 @@ static int do_send(unsigned port, unsigned long bytes, unsigned conns)
 	return failed ? 1 : 0;
 }
 
-
 // The pattern from offset 0 to BENCH_MAX_IO + BENCH_PERIOD: any window of `size` bytes that
 // starts at (offset % BENCH_PERIOD) is the stream's bytes at offset.
 static void bench_fill(void)
