@@ -153,11 +153,17 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
             if (stream.empty())
                 break;
             exact = false;
-            if (in.byte() & 1)
-                w.nic.send_in_section(stream, in.byte() % 3, in.byte() & 1 ? 0 : in.u16());
-            else
-                w.nic.send_paged(stream, in.byte() & 1, in.u16() % 4096, in.byte() & 1 ? NetvscGuest::REQUEST_GPN
-                                                                                         : test::VmbusRam::HOLE_GPN);
+            // One read per statement, in the order clang evaluates the arguments (g++, the corpus
+            // replay, evaluates a call's arguments in another order).
+            if (in.byte() & 1) {
+                std::uint32_t const index = in.byte() % 3;
+                std::uint32_t const size_override = in.byte() & 1 ? 0 : in.u16();
+                w.nic.send_in_section(stream, index, size_override);
+            } else {
+                std::uint32_t const channel_type = in.byte() & 1;
+                std::uint32_t const offset = in.u16() % 4096;
+                w.nic.send_paged(stream, channel_type, offset, in.byte() & 1 ? NetvscGuest::REQUEST_GPN : test::VmbusRam::HOLE_GPN);
+            }
             break;
         }
         case 3: { // An arbitrary NVSP message.
@@ -165,8 +171,10 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
             message[0] = 100 + in.byte() % 40;
             if (in.byte() % 4 == 0)
                 message[0] = in.byte();
-            for (std::size_t i = 1; i < message.size(); ++i)
-                message[i] = in.u16() | (std::uint32_t { in.byte() } << 24);
+            for (std::size_t i = 1; i < message.size(); ++i) {
+                std::uint32_t const low = in.u16();
+                message[i] = low | (std::uint32_t { in.byte() } << 24);
+            }
             exact = false;
             w.nic.send_nvsp(message, in.byte() & 1);
             break;
@@ -191,7 +199,9 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
                 for (auto const& [offset, tid] : all)
                     w.complete(tid);
             } else {
-                w.nic.complete_receive(in.u16() | (std::uint64_t { in.u16() } << 32));
+                // A made-up id may be one in flight (ids are small): then it completes that one.
+                std::uint64_t const low = in.u16();
+                w.complete(low | (std::uint64_t { in.u16() } << 32));
             }
             break;
         }
@@ -215,8 +225,9 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
             exact = false;
             break;
         case 8: { // A query or set with an arbitrary OID and info buffer.
-            RndisQuerySetRequest request { in.byte(), in.u16() | (std::uint32_t { in.u16() } << 16), in.u16() % 64,
-                in.u16() % 256, 0 };
+            std::uint32_t const id = in.byte();
+            std::uint32_t const oid_low = in.u16();
+            RndisQuerySetRequest request { id, oid_low | (std::uint32_t { in.u16() } << 16), in.u16() % 64, in.u16() % 256, 0 };
             auto info = bytes_of(in, in.byte() % 64);
             exact = false;
             w.nic.send_paged(NetvscGuest::rndis(in.byte() & 1 ? RNDIS_MSG_QUERY : RNDIS_MSG_SET, wire_bytes(request), info));
