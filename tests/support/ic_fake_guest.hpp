@@ -26,6 +26,7 @@ public:
         if (busy)
             return fail(Errc::Busy, "ring full");
         sent.push_back({ { payload.begin(), payload.end() }, transaction_id });
+        ++sent_total;
         return {};
     }
     Result<void> send(vmbus::OutboundPacket const& packet) override
@@ -40,6 +41,7 @@ public:
 
     bool busy = false;
     std::deque<Sent> sent;
+    std::uint64_t sent_total = 0; // Packets ever accepted: the newest sent_total - n are sent's last n.
 };
 
 // hv_utils' side of one IC channel.
