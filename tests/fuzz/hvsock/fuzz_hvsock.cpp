@@ -141,8 +141,12 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
             packet.assign(hvsock::PIPE_HEADER_BYTES + length, std::byte { 0 });
             std::uint32_t header[2] = { hvsock::PIPE_PKT_TYPE_DATA, static_cast<std::uint32_t>(length) };
             if (!well_formed) {
-                header[0] = in.byte() | (std::uint32_t { in.byte() } << 24);
-                header[1] = in.u16() | (std::uint32_t { in.byte() } << 16);
+                // One read per statement: the operands of | are evaluated in either order (g++,
+                // the corpus replay, and clang, the fuzzer, differ).
+                header[0] = in.byte();
+                header[0] |= std::uint32_t { in.byte() } << 24;
+                header[1] = in.u16();
+                header[1] |= std::uint32_t { in.byte() } << 16;
             }
             std::memcpy(packet.data(), header, sizeof header);
             // The script's bytes XOR their index (so zeros past the script's end still differ).

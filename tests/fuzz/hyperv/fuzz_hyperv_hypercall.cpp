@@ -89,6 +89,14 @@ std::uint64_t guest_address(FuzzedDataProvider& input)
     }
 }
 
+// A page address and its enable bit, read in that order (the operands of | may be evaluated in
+// either order: g++, the corpus replay, and clang, the fuzzer, differ).
+std::uint64_t enabled_address(FuzzedDataProvider& input)
+{
+    std::uint64_t const address = guest_address(input);
+    return address | input.ConsumeIntegralInRange<std::uint64_t>(0, 1);
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size)
@@ -112,7 +120,7 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
         case 0: { // WRMSR
             std::uint32_t msr = input.ConsumeBool() ? input.PickValueInArray(INTERESTING_MSRS)
                                                     : input.ConsumeIntegralInRange<std::uint32_t>(0x4000'0000, 0x4000'0200);
-            std::uint64_t value = input.ConsumeBool() ? guest_address(input) | input.ConsumeIntegralInRange<std::uint64_t>(0, 1)
+            std::uint64_t value = input.ConsumeBool() ? enabled_address(input)
                                                       : input.ConsumeIntegral<std::uint64_t>();
             partition.write_msr(vp, msr, value);
             break;
@@ -145,14 +153,17 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
         }
         case 4: { // Host posts a message.
             auto payload = input.ConsumeBytes<std::byte>(input.ConsumeIntegralInRange<std::size_t>(0, 241));
-            partition.post_message(input.ConsumeIntegralInRange<std::uint32_t>(0, VCPUS), input.ConsumeIntegralInRange<std::uint8_t>(0, 16),
-                input.ConsumeIntegral<std::uint32_t>(), payload);
+            std::uint32_t const target = input.ConsumeIntegralInRange<std::uint32_t>(0, VCPUS);
+            std::uint8_t const sint = input.ConsumeIntegralInRange<std::uint8_t>(0, 16);
+            partition.post_message(target, sint, input.ConsumeIntegral<std::uint32_t>(), payload);
             break;
         }
-        case 5: // Host signals an event.
-            partition.signal_event(input.ConsumeIntegralInRange<std::uint32_t>(0, VCPUS), input.ConsumeIntegralInRange<std::uint8_t>(0, 16),
-                input.ConsumeIntegralInRange<std::uint32_t>(0, 2100));
+        case 5: { // Host signals an event.
+            std::uint32_t const target = input.ConsumeIntegralInRange<std::uint32_t>(0, VCPUS);
+            std::uint8_t const sint = input.ConsumeIntegralInRange<std::uint8_t>(0, 16);
+            partition.signal_event(target, sint, input.ConsumeIntegralInRange<std::uint32_t>(0, 2100));
             break;
+        }
         case 6:
             partition.write_msr(vp, HV_X64_MSR_EOM, 0);
             break;

@@ -54,6 +54,14 @@ std::uint64_t guest_address(FuzzedDataProvider& input)
     }
 }
 
+// A page address and its enable bit, read in that order (the operands of | may be evaluated in
+// either order: g++, the corpus replay, and clang, the fuzzer, differ).
+std::uint64_t enabled_address(FuzzedDataProvider& input)
+{
+    std::uint64_t const address = guest_address(input);
+    return address | input.ConsumeIntegralInRange<std::uint64_t>(0, 1);
+}
+
 std::uint64_t stimer_config(FuzzedDataProvider& input)
 {
     if (input.ConsumeBool())
@@ -115,7 +123,7 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
         case 1: { // SynIC, TSC page, VP assist page, reset
             std::uint32_t const msr = input.PickValueInArray(SYNIC_MSRS);
             std::uint64_t const value = input.ConsumeBool()
-                ? guest_address(input) | input.ConsumeIntegralInRange<std::uint64_t>(0, 1)
+                ? enabled_address(input)
                 : input.ConsumeIntegralInRange<std::uint64_t>(0, 0x3'00FF);
             partition.write_msr(vp, msr, value);
             break;
