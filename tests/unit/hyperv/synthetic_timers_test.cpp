@@ -87,6 +87,12 @@ TEST_F(StimerTest, AutoEnableReArmsOnEveryCountWriteLikeLinuxsSetNextEvent)
         run();
     }
     EXPECT_EQ(interrupts.injected.size(), 5u);
+    // The guest's timer rate (bench/startup.py idle figures, /metrics): 5 clock events asked
+    // for (the CONFIG write with COUNT still 0 armed nothing), 5 delivered.
+    EXPECT_EQ(timers().programmed(), 5u);
+    EXPECT_EQ(timers().expirations(), 5u);
+    EXPECT_EQ(partition.stats().stimer_programmed, 5u);
+    EXPECT_EQ(partition.stats().stimer_expirations, 5u);
 }
 
 TEST_F(StimerTest, ConfigWithoutEnableStaysIdleUntilTheCountWriteWhenAutoEnableIsSet)
@@ -106,6 +112,7 @@ TEST_F(StimerTest, ConfigWithoutEnableStaysIdleUntilTheCountWriteWhenAutoEnableI
     advance(100);
     EXPECT_EQ(run(), std::nullopt);
     EXPECT_EQ(interrupts.injected.size(), 1u);
+    EXPECT_EQ(timers().programmed(), 1u); // Only the auto-enabled COUNT write armed a timer.
 }
 
 TEST_F(StimerTest, CountZeroDisablesAndAConfigWriteCancelsAnArmedTimer)
