@@ -18,8 +18,7 @@
 #    (it wakes only to deliver a synthetic-timer expiry the guest programmed) and the vCPU
 #    threads (guest work, and preempted while running it). With the API: the guest's own
 #    timer rate from /metrics (STIMER programmings and expirations per second, read just
-#    outside the window), and for the Linux guest its /proc/interrupts HVS (stimer0) and LOC
-#    (LAPIC timer) counts and /proc/softirqs TIMER/RCU/SCHED per CPU, read through its shell.
+#    outside the window).
 #    idle_wakeups_per_s is the demo machine's own threads (hv-timers not included).
 #  * boot_to_init: microvmm start -> the guest's "INIT: up" serial line, next to QEMU microvm
 #    (guest/qemu-boot.sh) on the same kernel, initramfs and command line.
@@ -231,72 +230,28 @@ def stimer_counters(sock):
     return values if len(values) == len(STIMER_METRICS) else None
 
 
-class SerialReader:
+def drain(stream):
     """Reads the guest's serial output (the VMM's stdout) on a thread so the VMM never blocks
-    on a full pipe; keeps the lines for the shell commands' answers."""
-
-    def __init__(self, stream):
-        import threading
-        self.lines = []
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
-        self.thread.start()
-
-    def _run(self, stream):
-        for raw in stream:
-            with self.lock:
-                self.lines.append(raw.decode(errors="replace").rstrip("\r\n"))
-
-    def shell(self, stdin, command, marker, timeout_s):
-        """Types `command; echo marker` into the guest's shell and returns the lines before the
-        marker line (the echoed command line excluded), or None."""
-        with self.lock:
-            start = len(self.lines)
-        stdin.write(("%s; echo %s\n" % (command, marker)).encode())
-        stdin.flush()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with self.lock:
-                new = self.lines[start:]
-            if marker in new:
-                return [line for line in new[:new.index(marker)] if marker not in line]
-            time.sleep(0.2)
-        return None
+    on a full pipe."""
+    import threading
+    threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
 
 
-def guest_timer_counts(lines):
-    """{"HVS": total, "LOC": total, "TIMER": ..., "RCU": ..., "SCHED": ...} summed over the
-    guest's CPUs from /proc/interrupts and /proc/softirqs lines."""
-    totals = {}
-    for line in lines or []:
-        fields = line.split()
-        if len(fields) >= 2 and fields[0].rstrip(":") in ("HVS", "LOC", "TIMER", "RCU", "SCHED"):
-            counts = [int(f) for f in fields[1:] if f.isdigit()]
-            totals[fields[0].rstrip(":")] = counts
-    return totals
-
-
-GUEST_TIMERS = "grep -E '^ *(HVS|LOC|TIMER|RCU|SCHED):' /proc/interrupts /proc/softirqs | sed 's/^[^:]*://'"
-
-
-def idle_wakeups(microvmm, config, ready_pattern, ready_timeout_s, settle_s, seconds, sock=None, guest_shell=False):
+def idle_wakeups(microvmm, config, ready_pattern, ready_timeout_s, settle_s, seconds, sock=None):
     """Starts the VMM, waits for `ready_pattern` on its serial output (stdout), lets it settle,
     then counts context switches per thread over `seconds`. Returns {group: (voluntary/s,
-    nonvoluntary/s)}, per-thread detail, the guest's timer rates from /metrics (per second, or
-    None) and from inside the guest (per second and CPU, or None)."""
+    nonvoluntary/s)}, per-thread detail and the guest's timer rates from /metrics (per second,
+    or None)."""
     proc = subprocess.Popen([microvmm, "--config", config, "--log-level", "warn"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
         start = time.monotonic()
         waited, _ = read_lines_until(proc, proc.stdout, ready_pattern, ready_timeout_s, start)
         if waited is None:
             raise RuntimeError("guest not idle within %d s (exit status %s)" % (ready_timeout_s, proc.poll()))
-        serial = SerialReader(proc.stdout)
+        drain(proc.stdout)
         time.sleep(settle_s)
-        guest_before = guest_after = None
-        if guest_shell:
-            guest_before = (time.monotonic(), serial.shell(proc.stdin, GUEST_TIMERS, "IDLE-MARK-1", 120))
         metrics_before = (time.monotonic(), stimer_counters(sock))
         # Let the shell command's and the API request's wake-ups end first: Asio leaves its
         # timerfd armed for a cancelled timer, so the API thread wakes once more when the
@@ -308,8 +263,6 @@ def idle_wakeups(microvmm, config, ready_pattern, ready_timeout_s, settle_s, sec
         after = context_switches(proc.pid)
         window = time.monotonic() - t0
         metrics_after = (time.monotonic(), stimer_counters(sock))
-        if guest_shell:
-            guest_after = (time.monotonic(), serial.shell(proc.stdin, GUEST_TIMERS, "IDLE-MARK-2", 120))
         groups = {"own": [0, 0], "timers": [0, 0], "vcpu": [0, 0], "kvm": [0, 0]}
         detail = {}
         for tid, (name, voluntary, nonvoluntary) in after.items():
@@ -323,12 +276,7 @@ def idle_wakeups(microvmm, config, ready_pattern, ready_timeout_s, settle_s, sec
         if metrics_before[1] and metrics_after[1]:
             took = metrics_after[0] - metrics_before[0]
             stimer = {name: (metrics_after[1][name] - metrics_before[1][name]) / took for name in STIMER_METRICS}
-        guest = None
-        if guest_before and guest_after and guest_before[1] is not None and guest_after[1] is not None:
-            took = guest_after[0] - guest_before[0]
-            b, a = guest_timer_counts(guest_before[1]), guest_timer_counts(guest_after[1])
-            guest = {key: [round((x - y) / took, 2) for x, y in zip(a[key], b[key])] for key in a if key in b}
-        return rates, detail, stimer, guest
+        return rates, detail, stimer
     finally:
         stop(proc)
 
@@ -470,10 +418,10 @@ def main():
         demo_sock = os.path.join(directory, "api.sock")
         demo_tiny_sock = os.path.join(directory, "demo-tiny", "api.sock")
         idle = {
-            "tiny": (machines["tiny"][0], lambda t: t.startswith("TINY: idle"), 30, 1, None, False),
-            "demo_tiny": (demo_tiny, lambda t: t.startswith("TINY: idle"), 30, 1, demo_tiny_sock, False),
+            "tiny": (machines["tiny"][0], lambda t: t.startswith("TINY: idle"), 30, 1, None),
+            "demo_tiny": (demo_tiny, lambda t: t.startswith("TINY: idle"), 30, 1, demo_tiny_sock),
             "demo": (machines["demo"][0], lambda t: t.startswith("INIT: shell"), args.idle_boot_timeout, 10,
-                     demo_sock, True),
+                     demo_sock),
         }
         if args.idle_cmdline_extra:
             # The same Linux guest with extra kernel options (e.g. how idle it can be made from
@@ -483,13 +431,13 @@ def main():
                                                     os.path.abspath(args.kernel), os.path.abspath(args.initrd),
                                                     cmdline + " microvmm.test=shell " + args.idle_cmdline_extra),
                                   lambda t: t.startswith("INIT: shell"), args.idle_boot_timeout, 10,
-                                  os.path.join(directory, "demo-extra", "api.sock"), True)
+                                  os.path.join(directory, "demo-extra", "api.sock"))
         for machine in args.idle_machines.split(","):
-            machine_config, ready, timeout_s, settle_s, sock, shell = idle[machine]
+            machine_config, ready, timeout_s, settle_s, sock = idle[machine]
             try:
                 log("%s: idle wake-ups over %d s" % (machine, args.idle_seconds))
-                rates, detail, stimer, guest = idle_wakeups(args.microvmm, machine_config, ready, timeout_s, settle_s,
-                                                            args.idle_seconds, sock, shell)
+                rates, detail, stimer = idle_wakeups(args.microvmm, machine_config, ready, timeout_s, settle_s,
+                                                     args.idle_seconds, sock)
                 load = open("/proc/loadavg").read().strip()
                 base = "idle.%s." % machine
                 for group, key in (("own", "vmm_threads"), ("timers", "hv_timers_thread"), ("vcpu", "vcpu_threads"),
@@ -509,14 +457,9 @@ def main():
                         "samples": [stimer["microvmm_hyperv_stimer_expirations_total"]], "unit": "/s"}
                     notes[base + "guest_stimer_expirations_per_s"] = "from /metrics, read just before and " \
                         "after the window: the clock events the guest itself asked for"
-                if guest:
-                    figures[base + "guest_irq_per_s"] = {"value": None}
-                    notes[base + "guest_irq_per_s"] = "per guest CPU per second from inside the guest over " \
-                        "the window (HVS: stimer0 interrupts, LOC: LAPIC timer, TIMER/RCU/SCHED softirqs): %s" \
-                        % json.dumps(guest)
                 log("%s idle: own threads %.2f+%.2f/s, hv-timers %.2f+%.2f/s, vCPU threads %.2f+%.2f/s "
-                    "(voluntary+involuntary); guest stimer %s; guest per CPU %s; %s; load %s"
-                    % (machine, *rates["own"], *rates["timers"], *rates["vcpu"], stimer, guest, detail, load))
+                    "(voluntary+involuntary); guest stimer %s; %s; load %s"
+                    % (machine, *rates["own"], *rates["timers"], *rates["vcpu"], stimer, detail, load))
             except (OSError, RuntimeError) as error:
                 missing("idle.%s.vmm_threads_per_s" % machine, str(error))
         # The headline is the Linux guest's; if it did not get idle in time, demo.toml's machine
