@@ -26,8 +26,10 @@ namespace vmm {
 class DeadlineGate {
 public:
     void begin() { m_armed_at.store(UNKNOWN, std::memory_order_release); }
-    // The timer now fires at `fire_at` (absolute, the owner's clock: the moment the timer was
-    // really armed for, after any minimum delay).
+    // The timer now fires at `fire_at` (absolute, the owner's clock): the deadline it was armed
+    // for, after any minimum delay, from the same clock reading the delay was computed with. A
+    // later reading would exceed the deadline by microseconds and make a channel whose deadline
+    // IS the armed one look earlier (2026-12-05: every heartbeat answer still woke the loop).
     void armed(u64 fire_at) { m_armed_at.store(std::max<u64>(fire_at, 1), std::memory_order_release); }
     void disarmed() { m_armed_at.store(NONE, std::memory_order_release); }
 

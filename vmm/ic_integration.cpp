@@ -191,7 +191,10 @@ void IcIntegration::rearm()
     if (auto armed = m_current->deadline.arm(std::chrono::nanoseconds(delay)); !armed)
         log::error("ic", "IC timer: {}", armed.error()); // The gate stays UNKNOWN: every hook posts.
     else
-        m_deadline_gate.armed(now_ns() + delay); // Read after the arm: no earlier than it fires.
+        // The deadline itself (or now + 1 ms), not a clock read after the arm: a channel whose
+        // deadline is the one armed (the heartbeat answered: its next send is the same moment)
+        // then compares equal and posts nothing. The timerfd fires at most microseconds later.
+        m_deadline_gate.armed(now + delay);
 }
 
 void IcIntegration::on_deadline()

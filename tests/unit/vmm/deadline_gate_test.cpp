@@ -37,6 +37,8 @@ TEST(DeadlineGate, UnknownUntilArmedThenOnlyAnEarlierDeadlineNeedsARearm)
     gate.begin(); // The owner is recomputing: a move now may be missed by what it read.
     EXPECT_TRUE(gate.must_rearm(std::nullopt));
     EXPECT_TRUE(gate.must_rearm(1'000 * MS));
+    gate.armed(2'000 * MS);
+    EXPECT_FALSE(gate.must_rearm(2'000 * MS)); // The armed deadline itself: the heartbeat's next send.
     gate.armed(0); // A fire time of 0 is still "armed", not UNKNOWN.
     EXPECT_FALSE(gate.must_rearm(std::nullopt));
 }
