@@ -179,14 +179,14 @@ build_gen_init_cpio() {
   fi
 }
 
-# The guest's own tools (guest/NAME.c): memdirty, the balloon mode's memory dirtier, and
-# clockprobe, the time mode's vDSO clock reader and clock_gettime benchmark. Freestanding and
-# static, so they need no loader or libc in the guest and stay ~2 KB (the emulated kernel unpacks
-# the initramfs at ~1.2 ms per KiB). Each is rebuilt when its source is newer.
+# The guest's own tools (guest/NAME.c: memdirty, nvmet, nvmeload, clockprobe, vsockt; each
+# file's head says what it does). Freestanding and static over guest/freestanding.h, so they
+# need no loader or libc in the guest and stay a few KB (the emulated kernel unpacks the
+# initramfs at ~1.2 ms per KiB). Each is rebuilt when its source or the header is newer.
 build_tool() {
-  local tool=$out/tools/$1 src=$guest/$1.c
+  local tool=$out/tools/$1 src=$guest/$1.c header=$guest/freestanding.h
   mkdir -p "$out/tools"
-  if [[ ! -x $tool || $src -nt $tool ]]; then
+  if [[ ! -x $tool || $src -nt $tool || $header -nt $tool ]]; then
     cc -std=c11 -Wall -Wextra -Werror -O2 -static -nostdlib -ffreestanding -fno-stack-protector \
       -fno-pie -no-pie -s -Wl,--build-id=none -Wl,-z,noseparate-code -o "$tool.tmp" "$src" ||
       die "cannot compile $src"

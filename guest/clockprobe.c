@@ -8,92 +8,25 @@
 //   clockprobe hctosys    sets the kernel's wall clock from the RTC, like `hwclock --hctosys`:
 //                         waits for the RTC's seconds to tick, so the set time is exact to a
 //                         poll (a few ms), then prints "CLOCK: hctosys rtc=<s> was=<s>.<ns9>"
-// Freestanding and static like memdirty (a ~800 KB static glibc would cost the emulated kernel
-// about a second of initramfs unpacking per boot). clock_gettime goes through the vDSO, found
+// Freestanding (guest/freestanding.h says why). clock_gettime goes through the vDSO, found
 // through AT_SYSINFO_EHDR and its DT_HASH symbol table (Documentation/ABI/stable/vdso,
 // tools/testing/selftests/vDSO/parse_vdso.c describes the same walk), so a TSC-page clocksource
 // is read without entering the kernel.
 #include <elf.h>
-#include <stddef.h>
-#include <stdint.h>
 
-#define SYS_READ 0
-#define SYS_WRITE 1
-#define SYS_OPEN 2
-#define SYS_PREAD64 17
-#define SYS_PWRITE64 18
-#define SYS_EXIT 60
-#define SYS_CLOCK_SETTIME 227
-#define SYS_CLOCK_GETTIME 228
+#include "freestanding.h"
+
 #define CLOCK_REALTIME 0
 #define CLOCK_MONOTONIC 1
 #define O_RDWR 2
 
-static long syscall4(long n, long a, long b, long c, long d)
+typedef struct timespec_raw ts_t;
+typedef int (*vdso_clock_gettime_t)(int, ts_t *);
+
+static _Noreturn void flush_exit(int status)
 {
-	long ret;
-	register long r10 __asm__("r10") = d;
-	__asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
-	return ret;
-}
-
-struct ts {
-	long sec;
-	long nsec;
-};
-typedef int (*vdso_clock_gettime_t)(int, struct ts *);
-
-static long syscall3(long n, long a, long b, long c)
-{
-	long ret;
-	__asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-	return ret;
-}
-
-static int str_eq(const char *a, const char *b)
-{
-	while (*a && *a == *b)
-		++a, ++b;
-	return *a == *b;
-}
-
-static char out[256];
-static unsigned long out_len;
-
-static void put(const char *s)
-{
-	while (*s && out_len < sizeof out - 1)
-		out[out_len++] = *s++;
-}
-
-static void put_uint(unsigned long v, int width)
-{
-	char digits[24];
-	int n = 0;
-	do {
-		digits[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n < width)
-		digits[n++] = '0';
-	while (n && out_len < sizeof out - 1)
-		out[out_len++] = digits[--n];
-}
-
-static void flush_exit(int status)
-{
-	out[out_len++] = '\n';
-	syscall3(SYS_WRITE, 1, (long)out, (long)out_len);
-	syscall3(SYS_EXIT, status, 0, 0);
-	__builtin_unreachable();
-}
-
-static unsigned long parse_uint(const char *s)
-{
-	unsigned long v = 0;
-	while (*s >= '0' && *s <= '9')
-		v = v * 10 + (unsigned long)(*s++ - '0');
-	return v;
+	out_line();
+	exit_now(status);
 }
 
 // Looks up "__vdso_clock_gettime" in the vDSO image at `ehdr` (0 if absent).
@@ -143,8 +76,8 @@ static vdso_clock_gettime_t find_vdso(const Elf64_Ehdr *ehdr)
 static int rtc_read(long port_fd, unsigned char index)
 {
 	unsigned char value = 0;
-	if (syscall4(SYS_PWRITE64, port_fd, (long)&index, 1, RTC_INDEX_PORT) != 1 ||
-	    syscall4(SYS_PREAD64, port_fd, (long)&value, 1, RTC_DATA_PORT) != 1)
+	if (sys4(__NR_pwrite64, port_fd, &index, 1, RTC_INDEX_PORT) != 1 ||
+	    sys4(__NR_pread64, port_fd, &value, 1, RTC_DATA_PORT) != 1)
 		return -1;
 	return value;
 }
@@ -165,7 +98,7 @@ static long days_from_civil(long y, long m, long d)
 // Century from CMOS 0x32 (the FADT's century index in microvmm's ACPI tables). -1 on error.
 static long rtc_epoch(void)
 {
-	long const fd = syscall3(SYS_OPEN, (long)"/dev/port", O_RDWR, 0);
+	long const fd = sys3(__NR_open, "/dev/port", O_RDWR, 0);
 	if (fd < 0)
 		return -1;
 	for (int attempt = 0; attempt < 1000; ++attempt) {
@@ -194,12 +127,12 @@ static long rtc_epoch(void)
 	return -1;
 }
 
-static long ns_between(struct ts a, struct ts b)
+static long ns_between(ts_t a, ts_t b)
 {
 	return (b.sec - a.sec) * 1000000000L + (b.nsec - a.nsec);
 }
 
-__attribute__((used)) void start_c(long *sp)
+__attribute__((used)) _Noreturn void start_c(long *sp)
 {
 	long argc = sp[0];
 	char **argv = (char **)(sp + 1);
@@ -211,30 +144,30 @@ __attribute__((used)) void start_c(long *sp)
 		if (aux->a_type == AT_SYSINFO_EHDR)
 			vdso_ehdr = (const Elf64_Ehdr *)aux->a_un.a_val;
 	vdso_clock_gettime_t vdso = find_vdso(vdso_ehdr);
-	put("CLOCK: ");
+	out_str("CLOCK: ");
 	if (!vdso) {
-		put("error no vDSO clock_gettime");
+		out_str("error no vDSO clock_gettime");
 		flush_exit(1);
 	}
 	if (argc >= 2 && str_eq(argv[1], "now")) {
-		struct ts real, mono;
+		ts_t real, mono;
 		vdso(CLOCK_REALTIME, &real);
 		vdso(CLOCK_MONOTONIC, &mono);
-		put("realtime=");
-		put_uint((unsigned long)real.sec, 1);
-		put(".");
-		put_uint((unsigned long)real.nsec, 9);
-		put(" monotonic=");
-		put_uint((unsigned long)mono.sec, 1);
-		put(".");
-		put_uint((unsigned long)mono.nsec, 9);
+		out_str("realtime=");
+		out_u64_width((unsigned long)real.sec, 1);
+		out_str(".");
+		out_u64_width((unsigned long)real.nsec, 9);
+		out_str(" monotonic=");
+		out_u64_width((unsigned long)mono.sec, 1);
+		out_str(".");
+		out_u64_width((unsigned long)mono.nsec, 9);
 		flush_exit(0);
 	}
 	if (argc >= 3 && str_eq(argv[1], "bench")) {
-		unsigned long calls = parse_uint(argv[2]);
+		unsigned long calls = parse_u64(argv[2]);
 		if (calls == 0)
 			calls = 1;
-		struct ts t0, t1, scratch;
+		ts_t t0, t1, scratch;
 		vdso(CLOCK_MONOTONIC, &t0);
 		for (unsigned long i = 0; i < calls; ++i)
 			vdso(CLOCK_MONOTONIC, &scratch);
@@ -243,39 +176,39 @@ __attribute__((used)) void start_c(long *sp)
 		unsigned long const sys_calls = calls / 10000 ? calls / 10000 : 1; // Syscalls are slow here.
 		vdso(CLOCK_MONOTONIC, &t0);
 		for (unsigned long i = 0; i < sys_calls; ++i)
-			syscall3(SYS_CLOCK_GETTIME, CLOCK_MONOTONIC, (long)&scratch, 0);
+			sys3(__NR_clock_gettime, CLOCK_MONOTONIC, &scratch, 0);
 		vdso(CLOCK_MONOTONIC, &t1);
-		put("bench calls=");
-		put_uint(calls, 1);
-		put(" vdso_ns=");
-		put_uint((unsigned long)vdso_ns, 1);
-		put(" syscall_ns=");
-		put_uint((unsigned long)(ns_between(t0, t1) / (long)sys_calls), 1);
+		out_str("bench calls=");
+		out_u64_width(calls, 1);
+		out_str(" vdso_ns=");
+		out_u64_width((unsigned long)vdso_ns, 1);
+		out_str(" syscall_ns=");
+		out_u64_width((unsigned long)(ns_between(t0, t1) / (long)sys_calls), 1);
 		flush_exit(0);
 	}
 	if (argc >= 2 && str_eq(argv[1], "rtc")) {
 		long const rtc = rtc_epoch();
-		struct ts real;
+		ts_t real;
 		vdso(CLOCK_REALTIME, &real);
 		if (rtc < 0) {
-			put("error RTC unreadable");
+			out_str("error RTC unreadable");
 			flush_exit(1);
 		}
-		put("rtc=");
-		put_uint((unsigned long)rtc, 1);
-		put(" realtime=");
-		put_uint((unsigned long)real.sec, 1);
-		put(".");
-		put_uint((unsigned long)real.nsec, 9);
+		out_str("rtc=");
+		out_u64_width((unsigned long)rtc, 1);
+		out_str(" realtime=");
+		out_u64_width((unsigned long)real.sec, 1);
+		out_str(".");
+		out_u64_width((unsigned long)real.nsec, 9);
 		flush_exit(0);
 	}
 	if (argc >= 2 && str_eq(argv[1], "hctosys")) {
-		long const fd = syscall3(SYS_OPEN, (long)"/dev/port", O_RDWR, 0);
+		long const fd = sys3(__NR_open, "/dev/port", O_RDWR, 0);
 		int const first = fd < 0 ? -1 : rtc_read(fd, 0x00);
 		int seconds = first;
 		// The RTC's seconds register changes at the top of each second: poll for that edge
 		// (at most ~2 s; each read is two syscalls), then read the full time just after it.
-		struct ts edge = { 0, 0 }, start, now;
+		ts_t edge = { 0, 0 }, start, now;
 		vdso(CLOCK_MONOTONIC, &start);
 		while (seconds >= 0 && seconds == first) {
 			vdso(CLOCK_MONOTONIC, &edge);
@@ -285,34 +218,29 @@ __attribute__((used)) void start_c(long *sp)
 		}
 		long const rtc = seconds >= 0 && seconds != first ? rtc_epoch() : -1;
 		if (rtc < 0) {
-			put("error RTC unreadable or not ticking");
+			out_str("error RTC unreadable or not ticking");
 			flush_exit(1);
 		}
-		struct ts was, set;
+		ts_t was, set;
 		vdso(CLOCK_REALTIME, &was);
 		vdso(CLOCK_MONOTONIC, &now);
 		long const since_edge = ns_between(edge, now); // The RTC read and this line's work.
 		set.sec = rtc + since_edge / 1000000000L;
 		set.nsec = since_edge % 1000000000L;
-		if (syscall3(SYS_CLOCK_SETTIME, CLOCK_REALTIME, (long)&set, 0) != 0) {
-			put("error clock_settime failed");
+		if (sys3(__NR_clock_settime, CLOCK_REALTIME, &set, 0) != 0) {
+			out_str("error clock_settime failed");
 			flush_exit(1);
 		}
-		put("hctosys rtc=");
-		put_uint((unsigned long)rtc, 1);
-		put(" was=");
-		put_uint((unsigned long)was.sec, 1);
-		put(".");
-		put_uint((unsigned long)was.nsec, 9);
+		out_str("hctosys rtc=");
+		out_u64_width((unsigned long)rtc, 1);
+		out_str(" was=");
+		out_u64_width((unsigned long)was.sec, 1);
+		out_str(".");
+		out_u64_width((unsigned long)was.nsec, 9);
 		flush_exit(0);
 	}
-	put("error usage: clockprobe now | bench N | rtc | hctosys");
+	out_str("error usage: clockprobe now | bench N | rtc | hctosys");
 	flush_exit(2);
 }
 
-__asm__(".globl _start\n"
-	"_start:\n"
-	"  mov %rsp, %rdi\n"
-	"  and $-16, %rsp\n"
-	"  call start_c\n"
-	"  hlt\n");
+FREESTANDING_ENTRY(start_c);

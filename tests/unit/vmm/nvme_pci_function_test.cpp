@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -161,7 +162,13 @@ TEST(NvmePciFunction, ShadowDoorbellsRegisterEventfdsWhoseKicksRunIo)
     read.prp1 = 0x50000;
     read.cdw12 = 7; // 8 LBAs.
     driver->submit(1, read, false);
-    rig.ram.write<u32>(0x30000 + 2 * 1 * 4, driver->queue(1).sq_tail);
+    // The tail in the shadow page as a guest CPU stores it: one release store, which the
+    // nvme-io thread reads with an acquire load (nvme_doorbells.cpp shadow_value). A plain copy
+    // would be a data race to ThreadSanitizer, which cannot see the kick's ordering: KVM's
+    // ioeventfd (here the test's write()) is read by the back-end through io_uring.
+    auto const shadow = rig.ram.memory().contiguous(mem::Gpa { 0x30000 + 2 * 1 * 4 }, 4);
+    ASSERT_TRUE(shadow.has_value());
+    std::atomic_ref<u32>(*reinterpret_cast<u32*>(shadow->data())).store(driver->queue(1).sq_tail, std::memory_order_release);
     u64 one = 1;
     ASSERT_EQ(::write(rig.ioevents.live[0].fd, &one, sizeof one), 8);
     std::optional<nvme::CompletionEntry> cqe;
