@@ -29,6 +29,9 @@ REQUIRED = [
     "nvme.microvmm.randread_cpu_us_per_io", "nvme.qemu.randread_cpu_us_per_io", "nvme.randread.cpu_us_per_io_ratio",
     "net.microvmm.tcp_to_guest_kib_s", "net.microvmm.tcp_from_guest_kib_s", "net.microvmm.ping_ms",
     "net.ratio.tcp_to_guest_kib_s", "net.ratio.tcp_from_guest_kib_s", "net.ratio.ping_ms",
+    "hvsock_guest.to_guest_kib_s", "hvsock_guest.from_guest_kib_s", "hvsock_guest.rtt_64b_ms",
+    "hvsock_guest.rtt_64b_p90_ms", "hvsock_guest.socketpair.to_guest_kib_s",
+    "hvsock_guest.socketpair.from_guest_kib_s", "hvsock_guest.socketpair.rtt_64b_ms",
     "auto_memory.grow_decision_s", "auto_memory.grow_s", "auto_memory.hot_add_s", "auto_memory.shrink_s",
     "auto_memory.balloon_mib_per_s", "auto_memory.unballoon_mib_per_s", "auto_memory.reporting_mib_per_s",
 ]

@@ -75,6 +75,9 @@ if [[ -x $build/microvmm && -f $kernel && -f $initrd ]]; then
   # offloads) on one TAP in a network namespace (needs root and /dev/net/tun).
   run net net python3 "$root/bench/net.py" --microvmm "$build/microvmm" \
     --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt" "${qemu[@]}"
+  # hv_sock with the real guest (host-initiated, both ways + 64-byte RTT) next to a socketpair.
+  run hvsock_guest hvsock_guest python3 "$root/bench/hvsock_guest.py" --microvmm "$build/microvmm" \
+    --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt"
   run auto_memory auto_memory python3 "$root/bench/auto_memory.py" --microvmm "$build/microvmm" \
     --kernel "$kernel" --initrd "$initrd" --cmdline-file "$root/guest/cmdline.txt"
 else
@@ -86,6 +89,7 @@ else
   missing+=(--missing "nvme=needs build/microvmm and the test guest")
   missing+=(--missing "net=needs build/microvmm and the test guest")
   missing+=(--missing "auto_memory=needs build/microvmm and the test guest")
+  missing+=(--missing "hvsock_guest=needs build/microvmm and the test guest")
 fi
 
 shopt -s nullglob

@@ -7,6 +7,15 @@
 //                                 sends BYTES of a per-connection pattern, half-closes, reads
 //                                 the echo back and compares it byte for byte; prints
 //                                 "VSOCK: send conn=I bytes=N echoed=M ok=0|1 sum=<hex>"
+//   vsockt sink PORT [RING]       (bench/hvsock_guest.py) listens on PORT; each connection sends a
+//                                 u32 read size, then the bench pattern (bench_byte()) until
+//                                 EOF; the guest reads it with that size, checks every byte and
+//                                 answers "bytes=N ok=0|1\n" before closing
+//   vsockt source PORT [RING]     listens on PORT; each connection sends a u32 write size, then
+//                                 the guest writes the bench pattern with that size until the
+//                                 host closes; prints "VSOCK: source bytes=N"
+//   RING (bytes, 0 = the kernel's default) is SO_SNDBUF/SO_RCVBUF of the listener, which the
+//   accepted connections' VMBus rings inherit (hyperv_transport.c hvs_open_connection()).
 // Freestanding and static like memdirty and clockprobe (raw x86-64 syscalls).
 #include <stddef.h>
 #include <stdint.h>
@@ -31,6 +40,9 @@
 #define VMADDR_CID_HOST 2u
 #define SO_VM_SOCKETS_CONNECT_TIMEOUT_OLD 6 // include/uapi/linux/vm_sockets.h (struct timeval)
 #define WNOHANG 1
+#define SOL_SOCKET 1
+#define SO_SNDBUF 7
+#define SO_RCVBUF 8
 
 struct sockaddr_vm { // include/uapi/linux/vm_sockets.h
 	uint16_t svm_family;
@@ -128,8 +140,23 @@ static void pattern(unsigned conn, unsigned long offset, uint8_t *p, long n)
 	}
 }
 
+// The bench streams' pattern: byte at stream offset o is bench_byte(o % BENCH_PERIOD). A prime
+// period, so no read or write size lines up with it; the host side precomputes one period.
+#define BENCH_PERIOD 65521u
+static uint8_t bench_byte(uint32_t k)
+{
+	uint32_t x = k * 2654435761u + 1;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return (uint8_t)(x >> 11);
+}
+
 static uint8_t buf[65536];
 static uint8_t expect[65536];
+// Bench I/O sizes up to 256 KiB (one read()/write() each).
+#define BENCH_MAX_IO (256 * 1024)
+static uint8_t big[BENCH_MAX_IO + BENCH_PERIOD];
 
 static long write_all(int fd, const uint8_t *p, long n)
 {
@@ -267,15 +294,136 @@ static int do_send(unsigned port, unsigned long bytes, unsigned conns)
 	return failed ? 1 : 0;
 }
 
+// The pattern from offset 0 to BENCH_MAX_IO + BENCH_PERIOD: any window of `size` bytes that
+// starts at (offset % BENCH_PERIOD) is the stream's bytes at offset.
+static void bench_fill(void)
+{
+	for (uint32_t i = 0; i < sizeof big; ++i)
+		big[i] = bench_byte(i % BENCH_PERIOD);
+}
+
+static int bench_listen(unsigned port, unsigned long ring)
+{
+	int fd = (int)sys3(SYS_SOCKET, AF_VSOCK, SOCK_STREAM, 0);
+	struct sockaddr_vm addr = { AF_VSOCK, 0, port, VMADDR_CID_ANY, 0, { 0 } };
+	if (ring) {
+		int value = (int)(ring / 2); // The kernel doubles it (net/core/sock.c sock_setsockopt).
+		sys6(SYS_SETSOCKOPT, fd, SOL_SOCKET, SO_SNDBUF, (long)&value, sizeof value, 0);
+		sys6(SYS_SETSOCKOPT, fd, SOL_SOCKET, SO_RCVBUF, (long)&value, sizeof value, 0);
+	}
+	if (fd < 0 || sys3(SYS_BIND, fd, &addr, sizeof addr) < 0 || sys3(SYS_LISTEN, fd, 64, 0) < 0) {
+		put("VSOCK: error listen port=");
+		put_uint(port);
+		flush();
+		exit_now(1);
+	}
+	put("VSOCK: listening port=");
+	put_uint(port);
+	flush();
+	return fd;
+}
+
+// The u32 I/O size the host sends first, clamped to 1..BENCH_MAX_IO; 0 if the host left.
+static unsigned long bench_io_size(int fd)
+{
+	uint32_t size = 0;
+	long got = 0;
+	while (got < 4) {
+		long r = sys3(SYS_READ, fd, (uint8_t *)&size + got, 4 - got);
+		if (r <= 0)
+			return 0;
+		got += r;
+	}
+	return size == 0 ? 1 : size > BENCH_MAX_IO ? BENCH_MAX_IO : size;
+}
+
+static uint8_t rbuf[BENCH_MAX_IO];
+
+static void sink_one(int fd)
+{
+	unsigned long size = bench_io_size(fd);
+	unsigned long total = 0;
+	int ok = size != 0;
+	while (size) {
+		long r = sys3(SYS_READ, fd, rbuf, size);
+		if (r <= 0)
+			break;
+		const uint8_t *want = big + total % BENCH_PERIOD;
+		for (long i = 0; i < r; ++i)
+			ok &= rbuf[i] == want[i];
+		total += (unsigned long)r;
+	}
+	put("bytes=");
+	put_uint(total);
+	put(" ok=");
+	put_uint((unsigned long)ok);
+	out[out_len++] = '\n';
+	write_all(fd, (const uint8_t *)out, (long)out_len);
+	out_len = 0;
+	sys3(SYS_SHUTDOWN, fd, SHUT_WR, 0);
+	while (sys3(SYS_READ, fd, rbuf, sizeof rbuf) > 0) {
+	}
+	sys3(SYS_CLOSE, fd, 0, 0);
+	put("VSOCK: sink bytes=");
+	put_uint(total);
+	put(" size=");
+	put_uint(size);
+	put(" ok=");
+	put_uint((unsigned long)ok);
+	flush();
+}
+
+static void source_one(int fd)
+{
+	unsigned long size = bench_io_size(fd);
+	unsigned long total = 0;
+	while (size) {
+		long w = sys3(SYS_WRITE, fd, big + total % BENCH_PERIOD, size);
+		if (w <= 0)
+			break;
+		total += (unsigned long)w;
+	}
+	sys3(SYS_CLOSE, fd, 0, 0);
+	put("VSOCK: source bytes=");
+	put_uint(total);
+	put(" size=");
+	put_uint(size);
+	flush();
+}
+
+// Serves each connection in a child, like do_echo().
+static int do_bench(unsigned port, unsigned long ring, void (*one)(int))
+{
+	int fd = bench_listen(port, ring);
+	bench_fill();
+	for (;;) {
+		while (sys6(SYS_WAIT4, -1, 0, WNOHANG, 0, 0, 0) > 0) {
+		}
+		int c = (int)sys3(SYS_ACCEPT, fd, 0, 0);
+		if (c < 0)
+			continue;
+		if (sys3(SYS_FORK, 0, 0, 0) == 0) {
+			sys3(SYS_CLOSE, fd, 0, 0);
+			one(c);
+			exit_now(0);
+		}
+		sys3(SYS_CLOSE, c, 0, 0);
+	}
+}
+
 __attribute__((used)) void start_c(long *sp)
 {
 	long argc = sp[0];
 	char **argv = (char **)(sp + 1);
 	if (argc >= 3 && str_eq(argv[1], "echo"))
 		exit_now(do_echo((unsigned)parse_uint(argv[2])));
+	if (argc >= 3 && str_eq(argv[1], "sink"))
+		exit_now(do_bench((unsigned)parse_uint(argv[2]), argc >= 4 ? parse_uint(argv[3]) : 0, sink_one));
+	if (argc >= 3 && str_eq(argv[1], "source"))
+		exit_now(do_bench((unsigned)parse_uint(argv[2]), argc >= 4 ? parse_uint(argv[3]) : 0, source_one));
 	if (argc >= 5 && str_eq(argv[1], "send"))
 		exit_now(do_send((unsigned)parse_uint(argv[2]), parse_uint(argv[3]), (unsigned)parse_uint(argv[4])));
-	put("VSOCK: error usage: vsockt echo PORT | send PORT BYTES CONNS");
+	put("VSOCK: error usage: vsockt echo PORT | send PORT BYTES CONNS | sink|source PORT [RING]");
 	flush();
 	exit_now(2);
 }
