@@ -13,9 +13,13 @@
 #    KVM_RUN, i.e. the VMM without guest memory (guest RAM is a shared memfd: RssShmem).
 #    rss_kib is the demo machine's.
 #  * idle.<machine>.*: voluntary + involuntary context switches of the VMM's threads over
-#    --idle-seconds once the guest is idle, no client connected: the VMM's own threads (event
-#    loop, API) and the vCPU threads (woken by the guest's own timers) apart.
-#    idle_wakeups_per_s is the demo machine's own threads.
+#    --idle-seconds once the guest is idle, no client connected, in three groups: the VMM's own
+#    threads (event loop, API, net, nvme-io: what the VMM itself wakes for), the hv-timers thread
+#    (it wakes only to deliver a synthetic-timer expiry the guest programmed) and the vCPU
+#    threads (guest work, and preempted while running it). With the API: the guest's own
+#    timer rate from /metrics (STIMER programmings and expirations per second, read just
+#    outside the window).
+#    idle_wakeups_per_s is the demo machine's own threads (hv-timers not included).
 #  * boot_to_init: microvmm start -> the guest's "INIT: up" serial line, next to QEMU microvm
 #    (guest/qemu-boot.sh) on the same kernel, initramfs and command line.
 import argparse
@@ -172,26 +176,72 @@ def startup_runs(microvmm, config, runs, jail_dir=None, extra_args=()):
 
 
 def context_switches(pid):
-    """{tid: (name, switches)} for every thread of `pid` (voluntary + nonvoluntary)."""
+    """{tid: (name, voluntary, nonvoluntary)} for every thread of `pid`."""
     out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
             with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
                 name = f.read().strip()
-            switches = 0
+            counts = {}
             with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
                 for line in f:
                     if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                        switches += int(line.split()[1])
-            out[tid] = (name, switches)
-        except OSError:
+                        counts[line.split(":")[0]] = int(line.split()[1])
+            out[tid] = (name, counts["voluntary_ctxt_switches"], counts["nonvoluntary_ctxt_switches"])
+        except (OSError, KeyError):
             pass  # The thread ended meanwhile.
     return out
 
 
-def idle_wakeups(microvmm, config, ready_pattern, ready_timeout_s, settle_s, seconds):
+def thread_group(name):
+    """vcpu: the vCPU threads; timers: hv-timers (woken only for a guest-programmed expiry);
+    kvm: KVM's own worker in the process (kvm-nx-lpage-recovery); own: everything else (main =
+    event loop, api, net, nvme-io)."""
+    if name.startswith("vcpu"):
+        return "vcpu"
+    if name.startswith("kvm-"):
+        return "kvm"
+    return "timers" if name == "hv-timers" else "own"
+
+
+STIMER_METRICS = ("microvmm_hyperv_stimer_programmed_total", "microvmm_hyperv_stimer_expirations_total")
+
+
+def stimer_counters(sock):
+    """The synthetic-timer counters from /metrics over the API socket (None without one)."""
+    if not sock or not os.path.exists(sock):
+        return None
+    import socket as socket_module
+    try:
+        with socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(sock)
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            body = b""
+            while chunk := s.recv(65536):
+                body += chunk
+    except OSError:
+        return None
+    values = {}
+    for line in body.decode(errors="replace").splitlines():
+        name, _, value = line.partition(" ")
+        if name in STIMER_METRICS:
+            values[name] = int(value)
+    return values if len(values) == len(STIMER_METRICS) else None
+
+
+def drain(stream):
+    """Reads the guest's serial output (the VMM's stdout) on a thread so the VMM never blocks
+    on a full pipe."""
+    import threading
+    threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
+
+
+def idle_wakeups(microvmm, config, ready_pattern, ready_timeout_s, settle_s, seconds, sock=None):
     """Starts the VMM, waits for `ready_pattern` on its serial output (stdout), lets it settle,
-    then counts context switches per thread over `seconds`. Returns (own/s, vcpu/s, detail)."""
+    then counts context switches per thread over `seconds`. Returns {group: (voluntary/s,
+    nonvoluntary/s)}, per-thread detail and the guest's timer rates from /metrics (per second,
+    or None)."""
     proc = subprocess.Popen([microvmm, "--config", config, "--log-level", "warn"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -200,23 +250,33 @@ def idle_wakeups(microvmm, config, ready_pattern, ready_timeout_s, settle_s, sec
         waited, _ = read_lines_until(proc, proc.stdout, ready_pattern, ready_timeout_s, start)
         if waited is None:
             raise RuntimeError("guest not idle within %d s (exit status %s)" % (ready_timeout_s, proc.poll()))
-        # Keep draining the serial output so the VMM never blocks on a full pipe.
-        drain = subprocess.Popen(["cat"], stdin=proc.stdout, stdout=subprocess.DEVNULL)
+        drain(proc.stdout)
         time.sleep(settle_s)
+        metrics_before = (time.monotonic(), stimer_counters(sock))
+        # Let the shell command's and the API request's wake-ups end first: Asio leaves its
+        # timerfd armed for a cancelled timer, so the API thread wakes once more when the
+        # request's 10 s timeout would have run out (ApiServerConfig::request_timeout).
+        time.sleep(11 if sock else 2)
         before = context_switches(proc.pid)
+        t0 = time.monotonic()
         time.sleep(seconds)
         after = context_switches(proc.pid)
-        own = vcpu = 0
+        window = time.monotonic() - t0
+        metrics_after = (time.monotonic(), stimer_counters(sock))
+        groups = {"own": [0, 0], "timers": [0, 0], "vcpu": [0, 0], "kvm": [0, 0]}
         detail = {}
-        for tid, (name, count) in after.items():
-            delta = count - before.get(tid, (name, 0))[1]
-            detail["%s/%s" % (name, tid)] = delta
-            if name.startswith("vcpu"):
-                vcpu += delta
-            else:
-                own += delta
-        drain.kill()
-        return own / seconds, vcpu / seconds, detail
+        for tid, (name, voluntary, nonvoluntary) in after.items():
+            _, v0, n0 = before.get(tid, (name, 0, 0))
+            detail["%s/%s" % (name, tid)] = [voluntary - v0, nonvoluntary - n0]
+            group = groups[thread_group(name)]
+            group[0] += voluntary - v0
+            group[1] += nonvoluntary - n0
+        rates = {group: (v / window, n / window) for group, (v, n) in groups.items()}
+        stimer = None
+        if metrics_before[1] and metrics_after[1]:
+            took = metrics_after[0] - metrics_before[0]
+            stimer = {name: (metrics_after[1][name] - metrics_before[1][name]) / took for name in STIMER_METRICS}
+        return rates, detail, stimer
     finally:
         stop(proc)
 
@@ -284,6 +344,11 @@ def main():
     parser.add_argument("--idle-seconds", type=int, default=30)
     parser.add_argument("--idle-boot-timeout", type=int, default=300,
                         help="seconds for the demo guest to reach its idle shell (2 vCPUs boot slower under load)")
+    parser.add_argument("--idle-machines", default="tiny,demo_tiny,demo",
+                        help="which idle cases to run (tiny, demo_tiny, demo, demo_extra)")
+    parser.add_argument("--idle-cmdline-extra", default="",
+                        help="kernel options for an extra idle case demo_extra (the Linux guest with them)")
+    parser.add_argument("--skip-startup", action="store_true", help="only the idle cases and boots")
     parser.add_argument("--boot-runs", type=int, default=5)
     parser.add_argument("--boot-timeout", type=int, default=150,
                         help="seconds per boot (~10 s idle, ~95 s under heavy load); a miss ends that VMM's series")
@@ -310,7 +375,7 @@ def main():
                                        os.path.abspath(args.initrd), cmdline + " microvmm.test=shell"),
                      "configs/demo.toml: test guest, 2 vCPUs, 512 MiB (max 2 GiB), Hyper-V, DM, REST API"),
         }
-        for machine, (machine_config, what) in machines.items():
+        for machine, (machine_config, what) in ({} if args.skip_startup else machines).items():
             try:
                 log("%s: %d runs: start -> first KVM_RUN, RSS" % (machine, args.runs))
                 add_startup(figures, notes, machine, *startup_runs(args.microvmm, machine_config, args.runs), what)
@@ -318,6 +383,8 @@ def main():
                 missing("startup.%s.first_run_ms" % machine, str(error))
         # The same tiny machine without its seccomp filters (SECURITY.md): what the filters cost.
         try:
+            if args.skip_startup:
+                raise RuntimeError("--skip-startup")
             log("tiny_no_seccomp: %d runs with --no-seccomp" % args.runs)
             add_startup(figures, notes, "tiny_no_seccomp", *startup_runs(
                 args.microvmm, machines["tiny"][0], args.runs, extra_args=("--no-seccomp",)),
@@ -325,7 +392,9 @@ def main():
         except (OSError, RuntimeError, ValueError, KeyError) as error:
             missing("startup.tiny_no_seccomp.first_run_ms", str(error))
         # The same tiny machine through the jailer (root only): its cost next to "tiny".
-        if os.geteuid() == 0:
+        if args.skip_startup:
+            pass
+        elif os.geteuid() == 0:
             try:
                 log("tiny_jailed: %d runs through `microvmm jail`" % args.runs)
                 add_startup(figures, notes, "tiny_jailed", *startup_runs(
@@ -346,28 +415,59 @@ def main():
         os.makedirs(os.path.join(directory, "demo-tiny"))
         demo_tiny = write_demo_config(os.path.join(directory, "demo-tiny"), args.demo_config, tiny_kernel, None,
                                       "console=ttyS0")
+        demo_sock = os.path.join(directory, "api.sock")
+        demo_tiny_sock = os.path.join(directory, "demo-tiny", "api.sock")
         idle = {
-            "tiny": (machines["tiny"][0], lambda t: t.startswith("TINY: idle"), 30, 1),
-            "demo_tiny": (demo_tiny, lambda t: t.startswith("TINY: idle"), 30, 1),
-            "demo": (machines["demo"][0], lambda t: t.startswith("INIT: shell"), args.idle_boot_timeout, 10),
+            "tiny": (machines["tiny"][0], lambda t: t.startswith("TINY: idle"), 30, 1, None),
+            "demo_tiny": (demo_tiny, lambda t: t.startswith("TINY: idle"), 30, 1, demo_tiny_sock),
+            # 30 s after the shell prompt: the guest's boot-time timers (2026-12-05: ~50 clock
+            # events/s for some seconds after the prompt, ~7/s later) have died down.
+            "demo": (machines["demo"][0], lambda t: t.startswith("INIT: shell"), args.idle_boot_timeout, 30,
+                     demo_sock),
         }
-        for machine, (machine_config, ready, timeout_s, settle_s) in idle.items():
+        if args.idle_cmdline_extra:
+            # The same Linux guest with extra kernel options (e.g. how idle it can be made from
+            # the guest side; BENCHMARKS.md §5).
+            os.makedirs(os.path.join(directory, "demo-extra"))
+            idle["demo_extra"] = (write_demo_config(os.path.join(directory, "demo-extra"), args.demo_config,
+                                                    os.path.abspath(args.kernel), os.path.abspath(args.initrd),
+                                                    cmdline + " microvmm.test=shell " + args.idle_cmdline_extra),
+                                  lambda t: t.startswith("INIT: shell"), args.idle_boot_timeout, 30,
+                                  os.path.join(directory, "demo-extra", "api.sock"))
+        for machine in args.idle_machines.split(","):
+            machine_config, ready, timeout_s, settle_s, sock = idle[machine]
             try:
                 log("%s: idle wake-ups over %d s" % (machine, args.idle_seconds))
-                own, vcpu, detail = idle_wakeups(args.microvmm, machine_config, ready, timeout_s, settle_s,
-                                                 args.idle_seconds)
-                figures["idle.%s.vmm_threads_per_s" % machine] = {"samples": [own], "unit": "/s"}
-                figures["idle.%s.vcpu_threads_per_s" % machine] = {"samples": [vcpu], "unit": "/s"}
-                notes["idle.%s.vmm_threads_per_s" % machine] = "context switches of the event loop and API threads " \
-                    "over %d s, idle guest, no client; per thread: %s; load %s" % (
-                        args.idle_seconds, json.dumps(detail), open("/proc/loadavg").read().strip())
-                log("%s idle: own threads %.2f/s, vCPU threads %.2f/s %s" % (machine, own, vcpu, detail))
+                rates, detail, stimer = idle_wakeups(args.microvmm, machine_config, ready, timeout_s, settle_s,
+                                                     args.idle_seconds, sock)
+                load = open("/proc/loadavg").read().strip()
+                base = "idle.%s." % machine
+                for group, key in (("own", "vmm_threads"), ("timers", "hv_timers_thread"), ("vcpu", "vcpu_threads"),
+                                   ("kvm", "kvm_worker")):
+                    voluntary, nonvoluntary = rates[group]
+                    figures[base + key + "_per_s"] = {"samples": [voluntary + nonvoluntary], "unit": "/s"}
+                    figures[base + key + "_voluntary_per_s"] = {"samples": [voluntary], "unit": "/s"}
+                notes[base + "vmm_threads_per_s"] = "context switches (voluntary + involuntary) of the VMM's own " \
+                    "threads (event loop, API, net, nvme-io) over %d s, idle guest, no client; per thread " \
+                    "[voluntary, involuntary]: %s; load %s" % (args.idle_seconds, json.dumps(detail), load)
+                notes[base + "hv_timers_thread_per_s"] = "the hv-timers thread: it wakes only to deliver a " \
+                    "synthetic-timer expiry the guest programmed"
+                if stimer:
+                    figures[base + "guest_stimer_programmed_per_s"] = {
+                        "samples": [stimer["microvmm_hyperv_stimer_programmed_total"]], "unit": "/s"}
+                    figures[base + "guest_stimer_expirations_per_s"] = {
+                        "samples": [stimer["microvmm_hyperv_stimer_expirations_total"]], "unit": "/s"}
+                    notes[base + "guest_stimer_expirations_per_s"] = "from /metrics, read just before and " \
+                        "after the window: the clock events the guest itself asked for"
+                log("%s idle: own threads %.2f+%.2f/s, hv-timers %.2f+%.2f/s, vCPU threads %.2f+%.2f/s "
+                    "(voluntary+involuntary); guest stimer %s; %s; load %s"
+                    % (machine, *rates["own"], *rates["timers"], *rates["vcpu"], stimer, detail, load))
             except (OSError, RuntimeError) as error:
                 missing("idle.%s.vmm_threads_per_s" % machine, str(error))
         # The headline is the Linux guest's; if it did not get idle in time, demo.toml's machine
         # with the tiny kernel (the note says which).
         idle_key = "idle.demo.vmm_threads_per_s"
-        if figures.get(idle_key, {}).get("value", 0) is None:
+        if figures.get(idle_key, {"value": None}).get("value", 0) is None:
             idle_key = "idle.demo_tiny.vmm_threads_per_s"
         figures["idle_wakeups_per_s"] = {"same_as": idle_key}
 

@@ -16,23 +16,9 @@
 //                                 host closes; prints "VSOCK: source bytes=N"
 //   RING (bytes, 0 = the kernel's default) is SO_SNDBUF/SO_RCVBUF of the listener, which the
 //   accepted connections' VMBus rings inherit (hyperv_transport.c hvs_open_connection()).
-// Freestanding and static like memdirty and clockprobe (raw x86-64 syscalls).
-#include <stddef.h>
-#include <stdint.h>
+// Freestanding (guest/freestanding.h says why).
+#include "freestanding.h"
 
-#define SYS_READ 0
-#define SYS_WRITE 1
-#define SYS_CLOSE 3
-#define SYS_SOCKET 41
-#define SYS_CONNECT 42
-#define SYS_ACCEPT 43
-#define SYS_SHUTDOWN 48
-#define SYS_BIND 49
-#define SYS_LISTEN 50
-#define SYS_SETSOCKOPT 54
-#define SYS_FORK 57
-#define SYS_EXIT 60
-#define SYS_WAIT4 61
 #define AF_VSOCK 40
 #define SOCK_STREAM 1
 #define SHUT_WR 1
@@ -53,71 +39,11 @@ struct sockaddr_vm { // include/uapi/linux/vm_sockets.h
 	uint8_t svm_zero[3];
 };
 
-static long sys6(long n, long a, long b, long c, long d, long e, long f)
-{
-	long ret;
-	register long r10 __asm__("r10") = d;
-	register long r8 __asm__("r8") = e;
-	register long r9 __asm__("r9") = f;
-	__asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9) : "rcx", "r11", "memory");
-	return ret;
-}
-#define sys3(n, a, b, c) sys6(n, (long)(a), (long)(b), (long)(c), 0, 0, 0)
-
-static int str_eq(const char *a, const char *b)
-{
-	while (*a && *a == *b)
-		++a, ++b;
-	return *a == *b;
-}
-
-static unsigned long parse_uint(const char *s)
-{
-	unsigned long v = 0;
-	while (*s >= '0' && *s <= '9')
-		v = v * 10 + (unsigned long)(*s++ - '0');
-	return v;
-}
-
-static char out[256];
-static unsigned long out_len;
-
-static void put(const char *s)
-{
-	while (*s && out_len < sizeof out - 1)
-		out[out_len++] = *s++;
-}
-
-static void put_uint(unsigned long v)
-{
-	char digits[24];
-	int n = 0;
-	do {
-		digits[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n && out_len < sizeof out - 1)
-		out[out_len++] = digits[--n];
-}
-
 static void put_hex(uint64_t v)
 {
 	for (int shift = 60; shift >= 0; shift -= 4)
-		if (out_len < sizeof out - 1)
-			out[out_len++] = "0123456789abcdef"[(v >> shift) & 15];
-}
-
-static void flush(void)
-{
-	out[out_len++] = '\n';
-	sys3(SYS_WRITE, 1, out, out_len);
-	out_len = 0;
-}
-
-static __attribute__((noreturn)) void exit_now(int status)
-{
-	sys3(SYS_EXIT, status, 0, 0);
-	__builtin_unreachable();
+		if (out_len < sizeof out_text - 1)
+			out_text[out_len++] = "0123456789abcdef"[(v >> shift) & 15];
 }
 
 static uint64_t fnv1a(uint64_t hash, const uint8_t *p, long n)
@@ -162,7 +88,7 @@ static long write_all(int fd, const uint8_t *p, long n)
 {
 	long done = 0;
 	while (done < n) {
-		long w = sys3(SYS_WRITE, fd, p + done, n - done);
+		long w = sys3(__NR_write, fd, p + done, n - done);
 		if (w <= 0)
 			return -1;
 		done += w;
@@ -175,7 +101,7 @@ static void echo_one(int fd)
 	uint64_t sum = FNV_BASIS;
 	unsigned long total = 0;
 	for (;;) {
-		long r = sys3(SYS_READ, fd, buf, sizeof buf);
+		long r = sys3(__NR_read, fd, buf, sizeof buf);
 		if (r <= 0)
 			break;
 		sum = fnv1a(sum, buf, r);
@@ -183,57 +109,57 @@ static void echo_one(int fd)
 		if (write_all(fd, buf, r) < 0)
 			break;
 	}
-	sys3(SYS_SHUTDOWN, fd, SHUT_WR, 0);
-	sys3(SYS_CLOSE, fd, 0, 0);
-	put("VSOCK: echo bytes=");
-	put_uint(total);
-	put(" sum=");
+	sys3(__NR_shutdown, fd, SHUT_WR, 0);
+	sys3(__NR_close, fd, 0, 0);
+	out_str("VSOCK: echo bytes=");
+	out_u64(total);
+	out_str(" sum=");
 	put_hex(sum);
-	flush();
+	out_line();
 }
 
 static int do_echo(unsigned port)
 {
-	int fd = (int)sys3(SYS_SOCKET, AF_VSOCK, SOCK_STREAM, 0);
+	int fd = (int)sys3(__NR_socket, AF_VSOCK, SOCK_STREAM, 0);
 	struct sockaddr_vm addr = { AF_VSOCK, 0, port, VMADDR_CID_ANY, 0, { 0 } };
-	if (fd < 0 || sys3(SYS_BIND, fd, &addr, sizeof addr) < 0 || sys3(SYS_LISTEN, fd, 64, 0) < 0) {
-		put("VSOCK: error listen port=");
-		put_uint(port);
-		flush();
+	if (fd < 0 || sys3(__NR_bind, fd, &addr, sizeof addr) < 0 || sys3(__NR_listen, fd, 64, 0) < 0) {
+		out_str("VSOCK: error listen port=");
+		out_u64(port);
+		out_line();
 		return 1;
 	}
-	put("VSOCK: listening port=");
-	put_uint(port);
-	flush();
+	out_str("VSOCK: listening port=");
+	out_u64(port);
+	out_line();
 	for (;;) {
-		while (sys6(SYS_WAIT4, -1, 0, WNOHANG, 0, 0, 0) > 0) {
+		while (sys6(__NR_wait4, -1, 0, WNOHANG, 0, 0, 0) > 0) {
 		}
-		int c = (int)sys3(SYS_ACCEPT, fd, 0, 0);
+		int c = (int)sys3(__NR_accept, fd, 0, 0);
 		if (c < 0)
 			continue;
-		if (sys3(SYS_FORK, 0, 0, 0) == 0) {
-			sys3(SYS_CLOSE, fd, 0, 0);
+		if (sys3(__NR_fork, 0, 0, 0) == 0) {
+			sys3(__NR_close, fd, 0, 0);
 			echo_one(c);
 			exit_now(0);
 		}
-		sys3(SYS_CLOSE, c, 0, 0);
+		sys3(__NR_close, c, 0, 0);
 	}
 }
 
 static int send_one(unsigned port, unsigned long bytes, unsigned conn)
 {
-	int fd = (int)sys3(SYS_SOCKET, AF_VSOCK, SOCK_STREAM, 0);
+	int fd = (int)sys3(__NR_socket, AF_VSOCK, SOCK_STREAM, 0);
 	long timeout[2] = { 120, 0 }; // The emulated guest kernel is slow; the default is 2 s.
-	sys6(SYS_SETSOCKOPT, fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT_OLD, (long)timeout, sizeof timeout, 0);
+	sys6(__NR_setsockopt, fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT_OLD, (long)timeout, sizeof timeout, 0);
 	struct sockaddr_vm addr = { AF_VSOCK, 0, port, VMADDR_CID_HOST, 0, { 0 } };
-	if (fd < 0 || sys3(SYS_CONNECT, fd, &addr, sizeof addr) < 0) {
-		put("VSOCK: send conn=");
-		put_uint(conn);
-		put(" error connect");
-		flush();
+	if (fd < 0 || sys3(__NR_connect, fd, &addr, sizeof addr) < 0) {
+		out_str("VSOCK: send conn=");
+		out_u64(conn);
+		out_str(" error connect");
+		out_line();
 		return 1;
 	}
-	if (sys3(SYS_FORK, 0, 0, 0) == 0) { // Writer: the parent reads the echo meanwhile.
+	if (sys3(__NR_fork, 0, 0, 0) == 0) { // Writer: the parent reads the echo meanwhile.
 		unsigned long sent = 0;
 		while (sent < bytes) {
 			long n = bytes - sent < sizeof buf ? (long)(bytes - sent) : (long)sizeof buf;
@@ -242,14 +168,14 @@ static int send_one(unsigned port, unsigned long bytes, unsigned conn)
 				exit_now(1);
 			sent += (unsigned long)n;
 		}
-		sys3(SYS_SHUTDOWN, fd, SHUT_WR, 0);
+		sys3(__NR_shutdown, fd, SHUT_WR, 0);
 		exit_now(0);
 	}
 	unsigned long got = 0;
 	int ok = 1;
 	uint64_t sum = FNV_BASIS;
 	for (;;) {
-		long r = sys3(SYS_READ, fd, buf, sizeof buf);
+		long r = sys3(__NR_read, fd, buf, sizeof buf);
 		if (r <= 0)
 			break;
 		pattern(conn, got, expect, r);
@@ -259,38 +185,38 @@ static int send_one(unsigned port, unsigned long bytes, unsigned conn)
 		got += (unsigned long)r;
 	}
 	int status = 0;
-	sys6(SYS_WAIT4, -1, (long)&status, 0, 0, 0, 0);
+	sys6(__NR_wait4, -1, (long)&status, 0, 0, 0, 0);
 	ok &= got == bytes && status == 0;
-	put("VSOCK: send conn=");
-	put_uint(conn);
-	put(" bytes=");
-	put_uint(bytes);
-	put(" echoed=");
-	put_uint(got);
-	put(" ok=");
-	put_uint((unsigned long)ok);
-	put(" sum=");
+	out_str("VSOCK: send conn=");
+	out_u64(conn);
+	out_str(" bytes=");
+	out_u64(bytes);
+	out_str(" echoed=");
+	out_u64(got);
+	out_str(" ok=");
+	out_u64((unsigned long)ok);
+	out_str(" sum=");
 	put_hex(sum);
-	flush();
+	out_line();
 	return ok ? 0 : 1;
 }
 
 static int do_send(unsigned port, unsigned long bytes, unsigned conns)
 {
 	for (unsigned i = 0; i < conns; ++i)
-		if (sys3(SYS_FORK, 0, 0, 0) == 0)
+		if (sys3(__NR_fork, 0, 0, 0) == 0)
 			exit_now(send_one(port, bytes, i));
 	int failed = 0;
 	for (unsigned i = 0; i < conns; ++i) {
 		int status = 0;
-		if (sys6(SYS_WAIT4, -1, (long)&status, 0, 0, 0, 0) < 0 || status != 0)
+		if (sys6(__NR_wait4, -1, (long)&status, 0, 0, 0, 0) < 0 || status != 0)
 			++failed;
 	}
-	put("VSOCK: send done conns=");
-	put_uint(conns);
-	put(" failed=");
-	put_uint((unsigned long)failed);
-	flush();
+	out_str("VSOCK: send done conns=");
+	out_u64(conns);
+	out_str(" failed=");
+	out_u64((unsigned long)failed);
+	out_line();
 	return failed ? 1 : 0;
 }
 
@@ -304,22 +230,22 @@ static void bench_fill(void)
 
 static int bench_listen(unsigned port, unsigned long ring)
 {
-	int fd = (int)sys3(SYS_SOCKET, AF_VSOCK, SOCK_STREAM, 0);
+	int fd = (int)sys3(__NR_socket, AF_VSOCK, SOCK_STREAM, 0);
 	struct sockaddr_vm addr = { AF_VSOCK, 0, port, VMADDR_CID_ANY, 0, { 0 } };
 	if (ring) {
 		int value = (int)(ring / 2); // The kernel doubles it (net/core/sock.c sock_setsockopt).
-		sys6(SYS_SETSOCKOPT, fd, SOL_SOCKET, SO_SNDBUF, (long)&value, sizeof value, 0);
-		sys6(SYS_SETSOCKOPT, fd, SOL_SOCKET, SO_RCVBUF, (long)&value, sizeof value, 0);
+		sys6(__NR_setsockopt, fd, SOL_SOCKET, SO_SNDBUF, (long)&value, sizeof value, 0);
+		sys6(__NR_setsockopt, fd, SOL_SOCKET, SO_RCVBUF, (long)&value, sizeof value, 0);
 	}
-	if (fd < 0 || sys3(SYS_BIND, fd, &addr, sizeof addr) < 0 || sys3(SYS_LISTEN, fd, 64, 0) < 0) {
-		put("VSOCK: error listen port=");
-		put_uint(port);
-		flush();
+	if (fd < 0 || sys3(__NR_bind, fd, &addr, sizeof addr) < 0 || sys3(__NR_listen, fd, 64, 0) < 0) {
+		out_str("VSOCK: error listen port=");
+		out_u64(port);
+		out_line();
 		exit_now(1);
 	}
-	put("VSOCK: listening port=");
-	put_uint(port);
-	flush();
+	out_str("VSOCK: listening port=");
+	out_u64(port);
+	out_line();
 	return fd;
 }
 
@@ -329,7 +255,7 @@ static unsigned long bench_io_size(int fd)
 	uint32_t size = 0;
 	long got = 0;
 	while (got < 4) {
-		long r = sys3(SYS_READ, fd, (uint8_t *)&size + got, 4 - got);
+		long r = sys3(__NR_read, fd, (uint8_t *)&size + got, 4 - got);
 		if (r <= 0)
 			return 0;
 		got += r;
@@ -345,7 +271,7 @@ static void sink_one(int fd)
 	unsigned long total = 0;
 	int ok = size != 0;
 	while (size) {
-		long r = sys3(SYS_READ, fd, rbuf, size);
+		long r = sys3(__NR_read, fd, rbuf, size);
 		if (r <= 0)
 			break;
 		const uint8_t *want = big + total % BENCH_PERIOD;
@@ -353,24 +279,24 @@ static void sink_one(int fd)
 			ok &= rbuf[i] == want[i];
 		total += (unsigned long)r;
 	}
-	put("bytes=");
-	put_uint(total);
-	put(" ok=");
-	put_uint((unsigned long)ok);
-	out[out_len++] = '\n';
-	write_all(fd, (const uint8_t *)out, (long)out_len);
+	out_str("bytes=");
+	out_u64(total);
+	out_str(" ok=");
+	out_u64((unsigned long)ok);
+	out_text[out_len++] = '\n';
+	write_all(fd, (const uint8_t *)out_text, (long)out_len);
 	out_len = 0;
-	sys3(SYS_SHUTDOWN, fd, SHUT_WR, 0);
-	while (sys3(SYS_READ, fd, rbuf, sizeof rbuf) > 0) {
+	sys3(__NR_shutdown, fd, SHUT_WR, 0);
+	while (sys3(__NR_read, fd, rbuf, sizeof rbuf) > 0) {
 	}
-	sys3(SYS_CLOSE, fd, 0, 0);
-	put("VSOCK: sink bytes=");
-	put_uint(total);
-	put(" size=");
-	put_uint(size);
-	put(" ok=");
-	put_uint((unsigned long)ok);
-	flush();
+	sys3(__NR_close, fd, 0, 0);
+	out_str("VSOCK: sink bytes=");
+	out_u64(total);
+	out_str(" size=");
+	out_u64(size);
+	out_str(" ok=");
+	out_u64((unsigned long)ok);
+	out_line();
 }
 
 static void source_one(int fd)
@@ -378,17 +304,17 @@ static void source_one(int fd)
 	unsigned long size = bench_io_size(fd);
 	unsigned long total = 0;
 	while (size) {
-		long w = sys3(SYS_WRITE, fd, big + total % BENCH_PERIOD, size);
+		long w = sys3(__NR_write, fd, big + total % BENCH_PERIOD, size);
 		if (w <= 0)
 			break;
 		total += (unsigned long)w;
 	}
-	sys3(SYS_CLOSE, fd, 0, 0);
-	put("VSOCK: source bytes=");
-	put_uint(total);
-	put(" size=");
-	put_uint(size);
-	flush();
+	sys3(__NR_close, fd, 0, 0);
+	out_str("VSOCK: source bytes=");
+	out_u64(total);
+	out_str(" size=");
+	out_u64(size);
+	out_line();
 }
 
 // Serves each connection in a child, like do_echo().
@@ -397,40 +323,35 @@ static int do_bench(unsigned port, unsigned long ring, void (*one)(int))
 	int fd = bench_listen(port, ring);
 	bench_fill();
 	for (;;) {
-		while (sys6(SYS_WAIT4, -1, 0, WNOHANG, 0, 0, 0) > 0) {
+		while (sys6(__NR_wait4, -1, 0, WNOHANG, 0, 0, 0) > 0) {
 		}
-		int c = (int)sys3(SYS_ACCEPT, fd, 0, 0);
+		int c = (int)sys3(__NR_accept, fd, 0, 0);
 		if (c < 0)
 			continue;
-		if (sys3(SYS_FORK, 0, 0, 0) == 0) {
-			sys3(SYS_CLOSE, fd, 0, 0);
+		if (sys3(__NR_fork, 0, 0, 0) == 0) {
+			sys3(__NR_close, fd, 0, 0);
 			one(c);
 			exit_now(0);
 		}
-		sys3(SYS_CLOSE, c, 0, 0);
+		sys3(__NR_close, c, 0, 0);
 	}
 }
 
-__attribute__((used)) void start_c(long *sp)
+__attribute__((used)) _Noreturn void start_c(long *sp)
 {
 	long argc = sp[0];
 	char **argv = (char **)(sp + 1);
 	if (argc >= 3 && str_eq(argv[1], "echo"))
-		exit_now(do_echo((unsigned)parse_uint(argv[2])));
+		exit_now(do_echo((unsigned)parse_u64(argv[2])));
 	if (argc >= 3 && str_eq(argv[1], "sink"))
-		exit_now(do_bench((unsigned)parse_uint(argv[2]), argc >= 4 ? parse_uint(argv[3]) : 0, sink_one));
+		exit_now(do_bench((unsigned)parse_u64(argv[2]), argc >= 4 ? parse_u64(argv[3]) : 0, sink_one));
 	if (argc >= 3 && str_eq(argv[1], "source"))
-		exit_now(do_bench((unsigned)parse_uint(argv[2]), argc >= 4 ? parse_uint(argv[3]) : 0, source_one));
+		exit_now(do_bench((unsigned)parse_u64(argv[2]), argc >= 4 ? parse_u64(argv[3]) : 0, source_one));
 	if (argc >= 5 && str_eq(argv[1], "send"))
-		exit_now(do_send((unsigned)parse_uint(argv[2]), parse_uint(argv[3]), (unsigned)parse_uint(argv[4])));
-	put("VSOCK: error usage: vsockt echo PORT | send PORT BYTES CONNS | sink|source PORT [RING]");
-	flush();
+		exit_now(do_send((unsigned)parse_u64(argv[2]), parse_u64(argv[3]), (unsigned)parse_u64(argv[4])));
+	out_str("VSOCK: error usage: vsockt echo PORT | send PORT BYTES CONNS | sink|source PORT [RING]");
+	out_line();
 	exit_now(2);
 }
 
-__asm__(".globl _start\n"
-	"_start:\n"
-	"  mov %rsp, %rdi\n"
-	"  and $-16, %rsp\n"
-	"  call start_c\n"
-	"  hlt\n");
+FREESTANDING_ENTRY(start_c);

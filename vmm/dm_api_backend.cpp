@@ -503,6 +503,10 @@ std::string DmApiBackend::extra_metrics()
         h.messages_refused);
     counter("microvmm_hyperv_synic_events_signalled_total", "SynIC event flags newly set.", h.events_signalled);
     counter("microvmm_hyperv_ipis_sent_total", "IPIs sent by the IPI hypercalls.", h.ipis_sent);
+    counter("microvmm_hyperv_stimer_programmed_total", "Synthetic timer MSR writes that armed a timer (guest clock events).",
+        h.stimer_programmed);
+    counter("microvmm_hyperv_stimer_expirations_total", "Synthetic timer expirations delivered to the guest.",
+        h.stimer_expirations);
     return out;
 }
 

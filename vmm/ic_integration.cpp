@@ -54,6 +54,7 @@ void IcIntegration::attach(Machine& machine)
 {
     if (!m_config.integration.enabled || machine.vmbus() == nullptr)
         return;
+    m_deadline_gate.begin(); // A new machine: nothing armed for it yet.
     auto per = std::make_unique<PerMachine>();
     if (auto built = build(*per, machine); !built) {
         // The guest still boots; it just has no integration services this time.
@@ -93,7 +94,13 @@ Result<void> IcIntegration::build(PerMachine& per, Machine& machine)
     }
     for (ic::IcChannel* channel : per.channels()) {
         channel->set_clock(&IcIntegration::now_ns);
-        channel->set_deadline_hook([this] { post_rearm(); });
+        // A guest answer that only moves its channel's deadline later (every heartbeat and time
+        // sample an idle guest answers) needs no loop wake-up: the armed timer comes first and
+        // on_deadline() recomputes every channel then.
+        channel->set_deadline_hook([this](std::optional<u64> next) {
+            if (m_deadline_gate.must_rearm(next))
+                post_rearm();
+        });
     }
     // Engine callbacks run under the VMBus host lock: publish and post only.
     per.heartbeat->set_late_handler([this, heartbeat = per.heartbeat.get()] {
@@ -138,6 +145,7 @@ void IcIntegration::detach(Machine& machine)
     }
     per->deadline = {};
     per->force = {};
+    m_deadline_gate.begin();
     // Rescind first: the host never calls a device again after rescind() returns.
     machine.vmbus()->with_host([&](vmbus::VmbusHost& host) {
         for (ic::IcChannel* channel : per->channels())
@@ -159,6 +167,9 @@ void IcIntegration::post_rearm()
 void IcIntegration::rearm()
 {
     std::lock_guard guard { m_lock };
+    // Before the channels are read (under the VMBus host lock, as the hooks run): a hook that
+    // runs after that read sees UNKNOWN or what is armed below (vmm/deadline_gate.hpp).
+    m_deadline_gate.begin();
     if (!m_current)
         return;
     std::optional<u64> deadline;
@@ -170,14 +181,20 @@ void IcIntegration::rearm()
         }
     });
     if (!deadline) {
-        (void)m_current->deadline.disarm();
+        if (m_current->deadline.disarm())
+            m_deadline_gate.disarmed();
         return;
     }
     u64 now = now_ns();
     // At least 1 ms: a zero delay would disarm the timerfd.
     u64 delay = *deadline > now + 1'000'000 ? *deadline - now : 1'000'000;
     if (auto armed = m_current->deadline.arm(std::chrono::nanoseconds(delay)); !armed)
-        log::error("ic", "IC timer: {}", armed.error());
+        log::error("ic", "IC timer: {}", armed.error()); // The gate stays UNKNOWN: every hook posts.
+    else
+        // The deadline itself (or now + 1 ms), not a clock read after the arm: a channel whose
+        // deadline is the one armed (the heartbeat answered: its next send is the same moment)
+        // then compares equal and posts nothing. The timerfd fires at most microseconds later.
+        m_deadline_gate.armed(now + delay);
 }
 
 void IcIntegration::on_deadline()

@@ -27,6 +27,7 @@
 #include "vmm/api/api_backend.hpp"
 #include "vmm/api/event_hub.hpp"
 #include "vmm/config.hpp"
+#include "vmm/deadline_gate.hpp"
 #include "vmm/event_loop.hpp"
 #include "vmm/machine.hpp"
 
@@ -81,6 +82,7 @@ private:
     RankedMutex<LockRank::IcServices> m_lock; // Guards m_current (API vs loop thread); before VmbusGlue.
     std::unique_ptr<PerMachine> m_current;
     std::atomic<bool> m_rearm_posted { false };
+    DeadlineGate m_deadline_gate; // What `deadline` is armed for: hooks post only for an earlier one.
 };
 
 } // namespace vmm

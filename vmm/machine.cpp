@@ -223,7 +223,7 @@ Result<void> Machine::create_partition()
         m_callbacks.on_guest_crash);
     m_partition->set_platform_sink(m_platform.get());
     if (auto* timers = m_partition->synthetic_timers()) {
-        m_timer_thread = std::make_unique<hyperv::TimerThread>(*timers, *m_partition->reference_clock());
+        m_timer_thread = VMM_TRY(hyperv::TimerThread::create(*timers, *m_partition->reference_clock()));
         timers->set_rearm([thread = m_timer_thread.get()](std::optional<u64> earliest) { thread->rearm(earliest); });
     }
     m_vmbus = std::make_unique<VmbusGlue>(m_memory, *m_partition, m_config.machine.vcpus);

@@ -61,7 +61,7 @@ void IcChannel::on_open(vmbus::ChannelPort& port)
     m_framework = FRAMEWORK_VERSIONS.front();
     send_message(IcMessageType::Negotiate, body, m_service_versions.front());
     if (m_deadline_hook)
-        m_deadline_hook();
+        m_deadline_hook(next_deadline());
 }
 
 void IcChannel::on_close()
@@ -161,7 +161,7 @@ void IcChannel::on_packet(vmbus::InboundPacket const& packet)
     else
         on_response(body, header.status());
     if (m_deadline_hook)
-        m_deadline_hook();
+        m_deadline_hook(next_deadline());
 }
 
 void IcChannel::on_negotiate_response(std::span<std::byte const> body)

@@ -63,8 +63,10 @@ public:
     // Time source (steady nanoseconds) for request ages and service timers; set before use.
     void set_clock(Clock clock) { m_clock = std::move(clock); }
     // Called (with whatever lock the caller of on_open/on_packet holds) after the guest moved
-    // next_deadline(), so the owner re-arms its timer; it must only post work.
-    void set_deadline_hook(std::function<void()> hook) { m_deadline_hook = std::move(hook); }
+    // next_deadline(), with its new value, so the owner re-arms its timer if that comes before
+    // what it armed (vmm/deadline_gate.hpp); it must only post work.
+    using DeadlineHook = std::function<void(std::optional<u64> next_deadline)>;
+    void set_deadline_hook(DeadlineHook hook) { m_deadline_hook = std::move(hook); }
     // The earliest moment on_timer() has work (a request timing out, or the service's own
     // deadline); nullopt when idle.
     std::optional<u64> next_deadline() const;
@@ -121,7 +123,7 @@ private:
     u64 m_next_transaction { 1 };
     u8 m_ic_transaction { 0 };
     Clock m_clock;
-    std::function<void()> m_deadline_hook;
+    DeadlineHook m_deadline_hook;
     IcCounters m_counters;
 };
 

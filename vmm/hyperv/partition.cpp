@@ -514,6 +514,8 @@ PartitionStats Partition::stats() const
         .messages_refused = m_synic->messages_refused(),
         .events_signalled = m_synic->events_signalled(),
         .ipis_sent = m_dispatcher->ipis_sent(),
+        .stimer_programmed = m_timers ? m_timers->programmed() : 0,
+        .stimer_expirations = m_timers ? m_timers->expirations() : 0,
     };
 }
 

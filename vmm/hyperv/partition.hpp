@@ -109,6 +109,8 @@ struct PartitionStats {
     std::uint64_t messages_refused;     // post_message() returned false (busy or not enabled)
     std::uint64_t events_signalled;     // event flags newly set
     std::uint64_t ipis_sent;            // IPI injections from the IPI hypercalls
+    std::uint64_t stimer_programmed;    // synthetic timer MSR writes that armed a timer
+    std::uint64_t stimer_expirations;   // synthetic timer expirations delivered
 
     PartitionStats& operator+=(PartitionStats const& other)
     {
@@ -119,6 +121,8 @@ struct PartitionStats {
         messages_refused += other.messages_refused;
         events_signalled += other.events_signalled;
         ipis_sent += other.ipis_sent;
+        stimer_programmed += other.stimer_programmed;
+        stimer_expirations += other.stimer_expirations;
         return *this;
     }
 };

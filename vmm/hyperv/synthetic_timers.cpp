@@ -100,6 +100,8 @@ bool SyntheticTimers::write_msr(u32 vp, u32 msr, u64 value)
             write_count(timer, value, now);
         else
             ok = write_config(timer, value, now);
+        if (ok && timer.armed)
+            m_programmed.fetch_add(1, std::memory_order_relaxed);
     }
     if (!ok) {
         VMM_GUEST_WARN("hyperv", "vp {}: STIMER{}_CONFIG = {:#x} refused", vp, index, value);

@@ -64,6 +64,9 @@ public:
     void reset();
 
     u64 expirations() const { return m_expirations.load(std::memory_order_relaxed); }
+    // MSR writes that left a timer armed: the clock events the guest programmed (Linux: one
+    // STIMER0_COUNT write per hv_ce_set_next_event).
+    u64 programmed() const { return m_programmed.load(std::memory_order_relaxed); }
     u64 late_coalesced() const { return m_coalesced.load(std::memory_order_relaxed); }
 
 private:
@@ -94,6 +97,7 @@ private:
     std::function<void(std::optional<u64>)> m_rearm; // Set before the vCPUs start.
     std::atomic<u64> m_expirations { 0 };
     std::atomic<u64> m_coalesced { 0 };
+    std::atomic<u64> m_programmed { 0 };
 };
 
 } // namespace vmm::hyperv

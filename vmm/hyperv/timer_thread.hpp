@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// TimerThread: the one host timer source behind every VP's synthetic timers. It sleeps on a
-// condition variable until the earliest armed expiration (CLOCK_MONOTONIC through
-// std::chrono::steady_clock, so no busy loop and no per-timer host timer), delivers what
-// expired, and recomputes. MSR writes wake it through rearm().
+// TimerThread: the one host timer source behind every VP's synthetic timers. It blocks in
+// read() on one timerfd (CLOCK_MONOTONIC) armed for the earliest STIMER expiration of any VP,
+// delivers what expired, re-arms the timerfd for the next one, and blocks again: no busy loop
+// and no per-timer host timer.
 //
 // Why a thread of its own and KVM_SIGNAL_MSI: an expiry must reach a vCPU that may be halted
 // inside KVM_RUN. KVM_SIGNAL_MSI (fixed delivery, physical destination = the VP's APIC id) sets
@@ -10,14 +10,22 @@
 // touching the vCPU thread (KVM kvm_set_msi -> kvm_irq_delivery_to_apic -> kvm_vcpu_kick). A
 // vCPU-thread timer (e.g. via immediate_exit) would need a signal per expiry and a userspace
 // KVM_INTERRUPT, which does not exist with an in-kernel irqchip. The event loop is not used:
-// a 100 ms DM tick or an API burst there must not delay a guest's clock tick.
+// a DM deadline or an API burst there must not delay a guest's clock tick.
+//
+// Why a timerfd rather than a condition variable: Linux writes STIMER0_COUNT for every clock
+// event it programs (drivers/clocksource/hyperv_timer.c hv_ce_set_next_event), and an idle
+// guest's one-shot timer is usually disarmed when it programs the next. With a condition
+// variable the sleeping thread had to wake to learn each earlier expiration (two host wake-ups
+// per guest clock event: BENCHMARKS.md §5, idle); the vCPU thread that wrote the MSR now re-arms
+// the timerfd itself, so the timer thread wakes once per expiry and never for a programming.
 #pragma once
 
-#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <thread>
 
+#include "base/error.hpp"
+#include "base/fd.hpp"
 #include "base/types.hpp"
 
 namespace vmm::hyperv {
@@ -27,32 +35,34 @@ class SyntheticTimers;
 
 class TimerThread {
 public:
-    TimerThread(SyntheticTimers&, ReferenceClock const&);
+    static Result<std::unique_ptr<TimerThread>> create(SyntheticTimers&, ReferenceClock const&);
     ~TimerThread(); // Stops and joins.
     TimerThread(TimerThread const&) = delete;
     TimerThread& operator=(TimerThread const&) = delete;
 
     void start();
-    void stop();  // Idempotent; joins.
-    // Any thread: the earliest expiration may have moved; `earliest` is it (reference time),
-    // when known. The thread is woken only if that comes before the expiration it already
-    // sleeps until: Linux writes STIMER0_COUNT for every clock event it programs
-    // (drivers/clocksource/hyperv_timer.c hv_ce_set_next_event), mostly further out than the
-    // expiration pending, and an idle guest's timer thread then wakes once per expiry instead
-    // of twice. A later or cancelled expiration is found at the old wake-up (one recompute).
-    void rearm(std::optional<u64> earliest = std::nullopt);
+    void stop(); // Idempotent; joins.
+    // Any thread: the earliest expiration may have moved; `earliest` is it (reference time;
+    // nullopt: no timer armed). An earlier one than the timerfd is armed for re-arms it from
+    // the calling thread; a later or cancelled one is found when the timerfd fires (one
+    // recompute). While the thread is delivering, it is told to recompute before it blocks.
+    void rearm(std::optional<u64> earliest);
 
-    u64 wakeups() const; // Loop iterations (for tests: no busy loop).
+    u64 wakeups() const; // Loop iterations (for tests: one per expiry, none per programming).
 
 private:
+    TimerThread(SyntheticTimers&, ReferenceClock const&, Fd timerfd);
     void run();
+    // m_mutex held: arms the timerfd for `expiration` (reference time), or disarms it.
+    void arm_locked(std::optional<u64> expiration, u64 now);
 
     SyntheticTimers& m_timers;
     ReferenceClock const& m_clock;
-    mutable std::mutex m_mutex; // Leaf lock: nothing is called while it is held.
-    std::condition_variable m_cv;
-    bool m_dirty { true };
-    u64 m_sleep_until { 0 }; // Reference time the thread sleeps until; 0: not asleep, ~0: no deadline.
+    Fd m_timerfd;
+    mutable std::mutex m_mutex; // Leaf lock: only the timerfd syscall runs under it.
+    bool m_delivering { true };  // The thread is between a wake-up and its next arm.
+    bool m_dirty { false };      // A rearm() came while delivering: recompute before blocking.
+    u64 m_armed_at { 0 };        // Reference time the timerfd fires at; 0: disarmed.
     bool m_stop { false };
     u64 m_wakeups { 0 };
     std::thread m_thread;

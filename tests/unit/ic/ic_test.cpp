@@ -29,7 +29,10 @@ struct Rig {
         , guest(device, port, std::move(guest_versions))
     {
         device.set_clock([this] { return clock.now; });
-        device.set_deadline_hook([this] { ++deadline_hooks; });
+        device.set_deadline_hook([this](std::optional<u64> next) {
+            ++deadline_hooks;
+            EXPECT_EQ(next, device.next_deadline()); // The hook gets the channel's new deadline.
+        });
     }
     void open_and_negotiate()
     {
