@@ -118,6 +118,25 @@ static void echo_one(int fd)
 	out_line();
 }
 
+// Accepts on the listening `fd` forever, each connection served by `one` in a child process;
+// finished children are reaped before each accept.
+static _Noreturn void serve(int fd, void (*one)(int))
+{
+	for (;;) {
+		while (sys6(__NR_wait4, -1, 0, WNOHANG, 0, 0, 0) > 0) {
+		}
+		int c = (int)sys3(__NR_accept, fd, 0, 0);
+		if (c < 0)
+			continue;
+		if (sys3(__NR_fork, 0, 0, 0) == 0) {
+			sys3(__NR_close, fd, 0, 0);
+			one(c);
+			exit_now(0);
+		}
+		sys3(__NR_close, c, 0, 0);
+	}
+}
+
 static int do_echo(unsigned port)
 {
 	int fd = (int)sys3(__NR_socket, AF_VSOCK, SOCK_STREAM, 0);
@@ -131,19 +150,7 @@ static int do_echo(unsigned port)
 	out_str("VSOCK: listening port=");
 	out_u64(port);
 	out_line();
-	for (;;) {
-		while (sys6(__NR_wait4, -1, 0, WNOHANG, 0, 0, 0) > 0) {
-		}
-		int c = (int)sys3(__NR_accept, fd, 0, 0);
-		if (c < 0)
-			continue;
-		if (sys3(__NR_fork, 0, 0, 0) == 0) {
-			sys3(__NR_close, fd, 0, 0);
-			echo_one(c);
-			exit_now(0);
-		}
-		sys3(__NR_close, c, 0, 0);
-	}
+	serve(fd, echo_one);
 }
 
 static int send_one(unsigned port, unsigned long bytes, unsigned conn)
@@ -317,24 +324,11 @@ static void source_one(int fd)
 	out_line();
 }
 
-// Serves each connection in a child, like do_echo().
 static int do_bench(unsigned port, unsigned long ring, void (*one)(int))
 {
 	int fd = bench_listen(port, ring);
 	bench_fill();
-	for (;;) {
-		while (sys6(__NR_wait4, -1, 0, WNOHANG, 0, 0, 0) > 0) {
-		}
-		int c = (int)sys3(__NR_accept, fd, 0, 0);
-		if (c < 0)
-			continue;
-		if (sys3(__NR_fork, 0, 0, 0) == 0) {
-			sys3(__NR_close, fd, 0, 0);
-			one(c);
-			exit_now(0);
-		}
-		sys3(__NR_close, c, 0, 0);
-	}
+	serve(fd, one);
 }
 
 __attribute__((used)) _Noreturn void start_c(long *sp)
